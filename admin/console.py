@@ -1,0 +1,188 @@
+"""The operator console (Flask-Admin): tenants, their domains, staff users, the audit log.
+Every write goes through the same services the CLI and the staff area use."""
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.theme import Bootstrap4Theme
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Optional
+
+import sqlalchemy as sa
+
+from core.audit import AuditEvent, record
+from core.db import db
+from core.errors import ServiceError
+from core.identity import PlatformAdmin, StaffUser, current_principal
+from core.tenancy import Tenant, TenantDomain
+from core.tenants import add_domain, create_tenant, normalize_hostname, set_tenant_status
+from core.web import csp_nonce
+
+
+class OperatorOnly:
+    """Visible only to a signed-in super admin on the platform host."""
+
+    def is_accessible(self):
+        return g.get("tenant") is None and isinstance(current_principal(), PlatformAdmin)
+
+    def inaccessible_callback(self, name, **kwargs):
+        if g.get("tenant") is not None:
+            abort(404)
+        return redirect(url_for("platform.login", next=request.full_path.rstrip("?")))
+
+
+class ConsoleHome(OperatorOnly, AdminIndexView):
+    @expose("/")
+    def index(self):
+        counts = {
+            "tenants": db.session.scalar(sa.select(sa.func.count()).select_from(Tenant)),
+            "suspended": db.session.scalar(
+                sa.select(sa.func.count()).select_from(Tenant).where(Tenant.status == Tenant.SUSPENDED)),
+            "staff": db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)),
+        }
+        recent = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).all()
+        return self.render("admin/console_home.html", counts=counts, recent=recent)
+
+
+class ConsoleModelView(OperatorOnly, ModelView):
+    page_size = 50
+    can_view_details = True
+
+
+class TenantView(ConsoleModelView):
+    can_delete = False
+    column_list = ("slug", "name", "status", "domains", "created_at")
+    column_searchable_list = ("slug", "name")
+    column_filters = ("status",)
+    column_default_sort = ("created_at", True)
+    column_details_exclude_list = ("logo",)
+    form_columns = ("name", "display_name", "primary_color")
+    column_labels = {"slug": "Address", "primary_color": "Primary colour"}
+
+    def get_create_form(self):
+        class CreateTenantForm(self.form_base_class):
+            slug = StringField("Address (sub-domain)", validators=[DataRequired()],
+                               description="Lowercase letters, digits and hyphens, e.g. acme")
+            name = StringField("Business name", validators=[DataRequired()])
+            owner_email = EmailField("Owner's e-mail", validators=[DataRequired()])
+            owner_name = StringField("Owner's name", validators=[Optional()])
+            owner_password = PasswordField(
+                "Owner's password", validators=[Optional()],
+                description="Leave empty to e-mail the owner an invitation to choose one.")
+
+        return CreateTenantForm
+
+    def create_model(self, form):
+        try:
+            tenant, owner = create_tenant(form.slug.data, form.name.data, form.owner_email.data,
+                                          form.owner_password.data or None, form.owner_name.data or "",
+                                          actor=current_principal())
+            db.session.commit()
+        except (ServiceError, ValueError) as exc:
+            db.session.rollback()
+            flash(getattr(exc, "message", str(exc)), "error")
+            return False
+        flash(f"Created {tenant.slug} with owner {owner.email}.", "success")
+        return tenant
+
+    def on_model_change(self, form, model, is_created):
+        if not is_created:
+            record("tenant.updated", model, actor=current_principal(), tenant_id=model.id,
+                   details={"name": model.name, "display_name": model.display_name})
+
+    @action("suspend", "Suspend", "Suspend the selected tenants? Their staff are signed out and cannot sign in.")
+    def action_suspend(self, ids):
+        self._set_status(ids, Tenant.SUSPENDED)
+
+    @action("reactivate", "Reactivate", "Reactivate the selected tenants?")
+    def action_reactivate(self, ids):
+        self._set_status(ids, Tenant.ACTIVE)
+
+    def _set_status(self, ids, status):
+        tenants = db.session.scalars(sa.select(Tenant).where(Tenant.id.in_([int(i) for i in ids]))).all()
+        for tenant in tenants:
+            set_tenant_status(tenant, status, actor=current_principal())
+        db.session.commit()
+        flash(f"{len(tenants)} tenant(s) {'suspended' if status == Tenant.SUSPENDED else 'reactivated'}.", "success")
+
+
+class TenantDomainView(ConsoleModelView):
+    column_list = ("hostname", "tenant")
+    column_searchable_list = ("hostname",)
+    form_columns = ("tenant", "hostname")
+    can_edit = False
+
+    def create_model(self, form):
+        try:
+            domain = add_domain(form.tenant.data, form.hostname.data, actor=current_principal())
+            db.session.commit()
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return False
+        return domain
+
+    def on_model_delete(self, model):
+        record("tenant.domain_removed", model.tenant, actor=current_principal(), tenant_id=model.tenant_id,
+               details={"hostname": model.hostname})
+
+
+class StaffUserView(ConsoleModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("tenant", "email", "name", "role", "active", "last_login_at", "created_at")
+    column_searchable_list = ("email", "name")
+    column_filters = ("role", "active", "tenant.slug")
+    column_details_exclude_list = ("password_hash", "session_token")
+    column_exclude_list = ("password_hash", "session_token")
+
+    @action("deactivate", "Deactivate", "Deactivate the selected staff users? They are signed out at once.")
+    def action_deactivate(self, ids):
+        users = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_([int(i) for i in ids]))).all()
+        for user in users:
+            if user.active:
+                user.active = False
+                user.rotate_session_token()
+                record("staff.deactivated", user, actor=current_principal())
+        db.session.commit()
+        flash(f"{len(users)} staff user(s) deactivated.", "success")
+
+    @action("reactivate", "Reactivate", "Reactivate the selected staff users?")
+    def action_reactivate(self, ids):
+        users = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_([int(i) for i in ids]))).all()
+        for user in users:
+            if not user.active:
+                user.active = True
+                record("staff.reactivated", user, actor=current_principal())
+        db.session.commit()
+        flash(f"{len(users)} staff user(s) reactivated.", "success")
+
+
+class AuditEventView(ConsoleModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_default_sort = ("id", True)
+    column_list = ("created_at", "tenant_id", "action", "actor_label", "real_actor_label", "target_type",
+                   "target_label", "ip_address")
+    column_filters = ("action", "tenant_id", "actor_type", "actor_label")
+    column_searchable_list = ("action", "actor_label", "target_label")
+    column_labels = {"tenant_id": "Tenant", "actor_label": "Actor", "real_actor_label": "Real actor",
+                     "target_label": "Target"}
+
+
+def init_console(app) -> Admin:
+    console = Admin(
+        app, name="Portico operator console", url="/admin",
+        index_view=ConsoleHome(name="Overview", url="/admin"),
+        theme=Bootstrap4Theme(swatch="default", fluid=True),
+        csp_nonce_generator=csp_nonce,
+    )
+    console.add_view(TenantView(Tenant, db, name="Tenants"))
+    console.add_view(TenantDomainView(TenantDomain, db, name="Custom domains", endpoint="tenantdomain"))
+    console.add_view(StaffUserView(StaffUser, db, name="Staff users", endpoint="staffuser"))
+    console.add_view(AuditEventView(AuditEvent, db, name="Audit log", endpoint="auditevent"))
+    return console

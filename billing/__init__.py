@@ -1,0 +1,1 @@
+"""Stripe: access plans, checkout, webhooks, entitlements. Arrives with the billing issue."""

@@ -1,0 +1,94 @@
+"""The audit log: one table, written by one helper, `record()`."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import TenantScoped, UTCDateTime, db, utcnow
+
+
+class AuditEvent(TenantScoped, db.Model):
+    """Who did what to what, and when.
+
+    `tenant_id` is NULL only for platform events (an operator creating a tenant, a super
+    admin signing in). `actor_*` is whom the action was done as; `real_actor_*` is the person
+    who really did it: the same principal, except while an admin impersonates someone.
+    Labels are copied in so the log still reads well after the actor or target is gone.
+    """
+
+    __tablename__ = "audit_event"
+    __tenant_optional__ = True
+    # The staff audit page filters by action within a tenant, newest first.
+    __tenant_table_args__ = (sa.Index("ix_audit_event_tenant_id_action_id", "tenant_id", "action", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(sa.String(80))
+    actor_type: Mapped[str] = mapped_column(sa.String(30))
+    actor_id: Mapped[int | None]
+    actor_label: Mapped[str] = mapped_column(sa.String(320))
+    real_actor_type: Mapped[str] = mapped_column(sa.String(30))
+    real_actor_id: Mapped[int | None]
+    real_actor_label: Mapped[str] = mapped_column(sa.String(320))
+    target_type: Mapped[str | None] = mapped_column(sa.String(50))
+    target_id: Mapped[int | None]
+    target_label: Mapped[str | None] = mapped_column(sa.String(320))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    ip_address: Mapped[str | None] = mapped_column(sa.String(45))
+
+    @property
+    def impersonated(self) -> bool:
+        return (self.actor_type, self.actor_id) != (self.real_actor_type, self.real_actor_id)
+
+
+SYSTEM = ("system", None, "system")
+
+
+def _describe(principal) -> tuple[str, int | None, str]:
+    if principal is None:
+        return SYSTEM
+    if isinstance(principal, tuple):
+        return principal
+    return principal.principal_type, principal.id, principal.audit_label
+
+
+def record(action: str, target=None, *, details: dict | None = None, actor=None,
+           real_actor=None, tenant_id: int | None = None) -> AuditEvent:
+    """Add an audit event to the current transaction; it commits (or rolls back) with the
+    change it describes, so the log never claims what did not happen.
+
+    `actor` defaults to the signed-in principal, `real_actor` to the person behind it
+    (core.identity knows about impersonation); `target` is any model with an `id`.
+    """
+    from core.identity import current_principal, real_principal
+
+    if actor is None:
+        actor = current_principal()
+    if real_actor is None:
+        real_actor = real_principal() if actor is current_principal() else actor
+    actor_type, actor_id, actor_label = _describe(actor)
+    real_type, real_id, real_label = _describe(real_actor)
+
+    event = AuditEvent(
+        action=action,
+        actor_type=actor_type, actor_id=actor_id, actor_label=actor_label,
+        real_actor_type=real_type, real_actor_id=real_id, real_actor_label=real_label,
+        details=details or {},
+        ip_address=request.remote_addr if has_request_context() else None,
+    )
+    if tenant_id is not None:
+        event.tenant_id = tenant_id
+    elif target is not None and isinstance(target, TenantScoped):
+        event.tenant_id = target.tenant_id
+    if target is not None:
+        if target.id is None:
+            db.session.flush()
+        event.target_type = getattr(target, "audit_type", type(target).__name__)
+        event.target_id = target.id
+        event.target_label = str(target)[:320]
+    db.session.add(event)
+    return event

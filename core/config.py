@@ -1,0 +1,98 @@
+"""Configuration, read from environment variables only (README lists them)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _instance_secret_key(instance_path: Path) -> str:
+    """Development convenience: a random key kept in instance/ so sessions survive restarts."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: Path) -> dict:
+    env = os.environ.get("PORTICO_ENV", "development")
+    production = env == "production"
+    secret_key = os.environ.get("SECRET_KEY")
+    if not secret_key:
+        if production:
+            raise RuntimeError("SECRET_KEY must be set when PORTICO_ENV=production")
+        secret_key = _instance_secret_key(instance_path)
+
+    redis_url = os.environ.get("REDIS_URL") or None
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'portico.sqlite'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    return {
+        "PORTICO_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PLATFORM_DOMAIN": os.environ.get("PLATFORM_DOMAIN", "localhost:5000"),
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "REDIS_URL": redis_url,
+        # Jobs: Redis when configured, otherwise a SQLite file beside the database.
+        "JOBS_SQLITE_PATH": os.environ.get("JOBS_SQLITE_PATH", str(instance_path / "jobs.sqlite")),
+        "JOBS_WORKERS": _int("JOBS_WORKERS", 2),
+        # Mail: with no MAIL_SERVER, messages are written to the log (development).
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER") or None,
+        "MAIL_PORT": _int("MAIL_PORT", 25),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS"),
+        "MAIL_USE_SSL": _bool("MAIL_USE_SSL"),
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "Portico <no-reply@localhost>"),
+        "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 10),
+        # Rate limits (Flask-Limiter); Redis-backed when REDIS_URL is set.
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_LOGIN": os.environ.get("RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
+        "RATELIMIT_LOGIN_PER_EMAIL": os.environ.get("RATELIMIT_LOGIN_PER_EMAIL", "20 per hour"),
+        # Tokens
+        "PASSWORD_RESET_MAX_AGE": _int("PASSWORD_RESET_MAX_AGE", 60 * 60),
+        "INVITATION_MAX_AGE": _int("INVITATION_MAX_AGE", 7 * 24 * 60 * 60),
+        # Password hashing cost (argon2id); the defaults are argon2-cffi's RFC 9106 low-memory profile.
+        "ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3),
+        "ARGON2_MEMORY_COST": _int("ARGON2_MEMORY_COST", 65536),
+        "ARGON2_PARALLELISM": _int("ARGON2_PARALLELISM", 4),
+        "PASSWORD_MIN_LENGTH": _int("PASSWORD_MIN_LENGTH", 10),
+        # Cookies
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_DURATION": _int("REMEMBER_COOKIE_DAYS", 30) * 24 * 60 * 60,
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
+        "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "FLASK_ADMIN_SWATCH": "cerulean",
+    }

@@ -1,0 +1,95 @@
+"""The SQLAlchemy handle, the declarative base and the column helpers shared by every model."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+# Stable constraint names, so Alembic can find and change them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use core.db.utcnow()")
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class TenantScoped:
+    """Mixin for every tenant-owned table.
+
+    Gives the table `tenant_id NOT NULL` and a unique `(tenant_id, id)` so that other tenant
+    tables can point at it with a composite foreign key that carries the tenant: the
+    database itself then refuses a reference into another tenant. Reads of these models are
+    filtered to the current tenant and inserts stamped with it (core.tenancy).
+    Subclasses add their own constraints through `__tenant_table_args__`.
+    """
+
+    __tenant_table_args__: tuple = ()
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:
+        # No index of its own: the unique (tenant_id, id) below leads with tenant_id.
+        return mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False)
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        return (sa.UniqueConstraint("tenant_id", "id"), *cls.__tenant_table_args__)
+
+
+def tenant_fk(column: str, target: str, ondelete: str | None = None) -> sa.ForeignKeyConstraint:
+    """A composite foreign key `(tenant_id, column)` → `target(tenant_id, id)`."""
+    return sa.ForeignKeyConstraint(
+        ["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"], ondelete=ondelete
+    )
+
+
+def tenant_tables(metadata: sa.MetaData = Base.metadata) -> list[sa.Table]:
+    """Every table that holds a tenant_id: each must be filtered and carry an RLS policy."""
+    return [t for t in metadata.sorted_tables if "tenant_id" in t.c]
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """SQLite enforces foreign keys only when asked, per connection; WAL lets the web server
+    and the job worker read while the other writes."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

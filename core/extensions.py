@@ -1,0 +1,25 @@
+"""Flask extensions that are not the database (core.db) or the login manager (core.identity)."""
+from flask import g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+
+migrate = Migrate(compare_type=True, render_as_batch=True)
+csrf = CSRFProtect()
+
+
+def _client_key() -> str:
+    # Limits are per client address and per host, so one tenant's abuse does not lock
+    # another tenant's users out.
+    return f"{get_remote_address()}|{request.host.lower()}"
+
+
+limiter = Limiter(key_func=_client_key, default_limits=[], strategy="moving-window")
+
+
+def login_email_key() -> str:
+    """A second limit on sign-in, per target account, against distributed guessing."""
+    tenant = g.get("tenant")
+    email = (request.form.get("email") or "").strip().lower()
+    return f"login-email|{tenant.id if tenant else 'platform'}|{email}"

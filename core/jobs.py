@@ -1,0 +1,113 @@
+"""Background jobs: durable and retried, with huey.
+
+Embedded default: a SQLite file in instance/ holds the queue, and `flask --app wsgi worker`
+(started by `make run` beside the web server) runs it; no other server needed. With
+REDIS_URL set the queue lives in Redis and any number of workers run anywhere.
+
+Side effects are queued with `on_commit(...)`: they are enqueued only once the transaction
+that caused them has committed, and dropped if it rolls back, so a job never sees data that
+was not saved, and a failing job never undoes the data it follows.
+"""
+from __future__ import annotations
+
+import functools
+
+from flask import Flask, current_app
+from huey import Huey
+from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from core.db import db
+from core.tenancy import tenant_context
+
+huey = Huey("portico", results=False, storage_class=MemoryStorage)
+_app: Flask | None = None
+
+
+def init_app(app: Flask) -> None:
+    global _app
+    _app = app
+    if app.config.get("REDIS_URL"):
+        huey.storage_class = RedisStorage
+        huey.storage_kwargs = {"url": app.config["REDIS_URL"]}
+    else:
+        huey.storage_class = SqliteStorage
+        huey.storage_kwargs = {"filename": app.config["JOBS_SQLITE_PATH"]}
+    huey.storage = huey.create_storage()
+
+
+def job(*, retries: int = 8, retry_delay: int = 30, retry_backoff: float = 2.0):
+    """Declare a background job. It runs inside the app, as the tenant given by its
+    `tenant_id` keyword (when given), and commits its own transaction. Failures retry with
+    exponential backoff: 30 s, 1 min, 2 min, … about 2 hours in all with the defaults."""
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def run_in_app(*args, tenant_id: int | None = None, **kwargs):
+            with _app.app_context():
+                try:
+                    if tenant_id is None:
+                        result = fn(*args, **kwargs)
+                    else:
+                        with tenant_context(tenant_id):
+                            result = fn(*args, **kwargs)
+                    db.session.commit()
+                    return result
+                except BaseException:
+                    db.session.rollback()
+                    raise
+
+        return huey.task(
+            retries=retries, retry_delay=retry_delay, retry_backoff=retry_backoff,
+            name=f"{fn.__module__}.{fn.__name__}",
+        )(run_in_app)
+
+    return decorator
+
+
+_PENDING = "portico_jobs_on_commit"
+
+
+def on_commit(task, *args, **kwargs) -> None:
+    """Enqueue `task(*args, **kwargs)` once the current transaction commits."""
+    db.session().info.setdefault(_PENDING, []).append((task, args, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_pending(session):
+    pending = session.info.pop(_PENDING, [])
+    for task, args, kwargs in pending:
+        task(*args, **kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session):
+    session.info.pop(_PENDING, None)
+
+
+def pending_count() -> int:
+    return huey.pending_count() + huey.scheduled_count()
+
+
+def run_worker(workers: int | None = None) -> None:
+    """The worker process: `flask --app wsgi worker`."""
+    consumer = huey.create_consumer(
+        workers=workers or current_app.config["JOBS_WORKERS"], worker_type="thread",
+        periodic=True, check_worker_health=True,
+    )
+    consumer.run()
+
+
+def run_pending_jobs(now=None) -> int:
+    """Run every job that is due, in this process, until none is left; returns how many ran.
+    For tests and the operator's `flask --app wsgi jobs run-pending`."""
+    ran = 0
+    while True:
+        for task in huey.read_schedule(now) if now is not None else huey.read_schedule():
+            huey.enqueue(task)
+        task = huey.dequeue()
+        if task is None:
+            return ran
+        huey.execute(task)
+        ran += 1

@@ -1,0 +1,54 @@
+"""Outgoing e-mail. One helper, `send_mail`, queues a job that delivers over SMTP (or, with
+no MAIL_SERVER configured, writes the message to the log for development)."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from flask import current_app, render_template
+from jinja2 import TemplateNotFound
+
+from core.jobs import job, on_commit
+
+
+def send_mail(to: str, subject: str, template: str, *, tenant_id: int | None = None, **context) -> None:
+    """Render `templates/email/<template>.txt` (and `.html` when it exists) now, deliver after
+    commit. Rendering now means the job carries the finished message and needs no data that
+    might change before it runs."""
+    text = render_template(f"email/{template}.txt", **context)
+    try:
+        html = render_template(f"email/{template}.html", **context)
+    except TemplateNotFound:
+        html = None
+    on_commit(deliver_mail, {"to": to, "subject": subject, "text": text, "html": html}, tenant_id=tenant_id)
+
+
+def build_message(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="portico")
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+@job(retries=10, retry_delay=30)
+def deliver_mail(payload: dict) -> None:
+    cfg = current_app.config
+    message = build_message(payload["to"], payload["subject"], payload["text"], payload.get("html"))
+    if not cfg["MAIL_SERVER"]:
+        current_app.logger.info("E-mail (no MAIL_SERVER set, not sent):\n%s", message.as_string())
+        return
+    smtp_class = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
+    with smtp_class(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
+        if cfg["MAIL_USE_TLS"]:
+            smtp.starttls(context=ssl.create_default_context())
+        if cfg["MAIL_USERNAME"]:
+            smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
+        smtp.send_message(message)

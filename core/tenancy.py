@@ -1,0 +1,320 @@
+"""Tenants, and the rule everything rests on: a request sees only its own tenant's rows.
+
+Three walls keep tenants apart:
+  1. composite foreign keys `(tenant_id, x_id)` (core.db.tenant_fk), so the database refuses
+     a row pointing into another tenant;
+  2. the ORM: reads of TenantScoped models are filtered to the current tenant, inserts are
+     stamped with it, and a query on a tenant table with no tenant set raises (fail closed);
+  3. PostgreSQL row-level security (core.rls), fed by `app.tenant_id`, which is set with
+     set_config(..., is_local => true) at the start of every transaction.
+
+Code that must cross tenants (operator console, CLI, migrations) goes through
+`cross_tenant()`, which is explicit and audited.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+import sqlalchemy as sa
+from flask import abort, current_app, g, request
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
+
+from core.db import TenantScoped, UTCDateTime, db, utcnow
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
+RESERVED_SLUGS = frozenset(
+    {"www", "admin", "api", "app", "static", "mail", "smtp", "portal", "staff", "help",
+     "support", "status", "docs", "billing", "platform", "assets", "cdn"}
+)
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_PRIMARY_COLOR = "#1f6feb"
+
+
+class TenantError(Exception):
+    pass
+
+
+class TenantNotSet(TenantError):
+    """A tenant-owned table was touched with no tenant in context: refuse rather than leak."""
+
+
+class CrossTenantWrite(TenantError):
+    """A row of one tenant was about to be written while another tenant is current."""
+
+
+class Tenant(db.Model):
+    """A business using Portico. Platform-wide: it is what the other tables are scoped by."""
+
+    __tablename__ = "tenant"
+    ACTIVE, SUSPENDED = "active", "suspended"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(20), default=ACTIVE, server_default=ACTIVE)
+    suspended_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    # Branding
+    display_name: Mapped[str | None] = mapped_column(sa.String(200))
+    primary_color: Mapped[str] = mapped_column(
+        sa.String(7), default=DEFAULT_PRIMARY_COLOR, server_default=DEFAULT_PRIMARY_COLOR
+    )
+    logo: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    logo_mimetype: Mapped[str | None] = mapped_column(sa.String(50))
+    logo_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    domains: Mapped[list["TenantDomain"]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", order_by="TenantDomain.hostname"
+    )
+
+    __table_args__ = (sa.CheckConstraint("status in ('active', 'suspended')", name="status"),)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.ACTIVE
+
+    @property
+    def brand_name(self) -> str:
+        return self.display_name or self.name
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+
+class TenantDomain(db.Model):
+    """A custom host name served as a tenant. Platform-wide: it is read before any tenant is
+    known, to find the tenant."""
+
+    __tablename__ = "tenant_domain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(sa.String(253), unique=True)
+    tenant: Mapped[Tenant] = relationship(back_populates="domains")
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+# --- the current tenant -------------------------------------------------------------------
+
+_current_tenant_id: ContextVar[int | None] = ContextVar("portico_tenant_id", default=None)
+_crossing_tenants: ContextVar[bool] = ContextVar("portico_cross_tenant", default=False)
+
+
+def current_tenant_id() -> int | None:
+    return _current_tenant_id.get()
+
+
+def current_tenant() -> Tenant | None:
+    return g.get("tenant")
+
+
+def is_crossing_tenants() -> bool:
+    return _crossing_tenants.get()
+
+
+def _sync_database_settings() -> None:
+    """Hand the current tenant to PostgreSQL for the transaction in progress (RLS)."""
+    session = db.session()
+    if session.in_transaction():
+        _apply_settings(session.connection())
+
+
+def _apply_settings(connection) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    tenant_id = _current_tenant_id.get()
+    connection.exec_driver_sql(
+        "SELECT set_config('app.tenant_id', %(t)s, true), set_config('app.cross_tenant', %(c)s, true)",
+        {"t": "" if tenant_id is None else str(tenant_id), "c": "on" if _crossing_tenants.get() else "off"},
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _set_transaction_tenant(session, transaction, connection):
+    _apply_settings(connection)
+
+
+def set_current_tenant(tenant: Tenant | None):
+    """Make `tenant` current for this request or job; returns a token for reset_current_tenant."""
+    g.tenant = tenant
+    token = _current_tenant_id.set(tenant.id if tenant is not None else None)
+    _sync_database_settings()
+    return token
+
+
+def reset_current_tenant(token) -> None:
+    _current_tenant_id.reset(token)
+    g.pop("tenant", None)
+
+
+@contextmanager
+def tenant_context(tenant: Tenant | int) -> Iterator[Tenant]:
+    """Run a block (a job, a CLI step, a test) as one tenant."""
+    if isinstance(tenant, int):
+        with cross_tenant("load tenant for tenant_context", audit=False):
+            tenant = db.session.get(Tenant, tenant)
+        if tenant is None:
+            raise TenantError("no such tenant")
+    previous = g.get("tenant")
+    token = _current_tenant_id.set(tenant.id)
+    g.tenant = tenant
+    _sync_database_settings()
+    try:
+        yield tenant
+    finally:
+        _current_tenant_id.reset(token)
+        g.tenant = previous
+        _sync_database_settings()
+
+
+@contextmanager
+def cross_tenant(reason: str, *, audit: bool = True, actor=None) -> Iterator[None]:
+    """The one way to read or write across tenants. Audited unless told it is bookkeeping
+    (`audit=False` is for resolving a tenant by id or host, which reveals nothing)."""
+    token = _crossing_tenants.set(True)
+    _sync_database_settings()
+    try:
+        if audit:
+            from core.audit import record
+
+            record("platform.cross_tenant", details={"reason": reason}, actor=actor)
+        yield
+    finally:
+        _crossing_tenants.reset(token)
+        _sync_database_settings()
+
+
+# --- the ORM wall --------------------------------------------------------------------------
+
+def _touches_tenant_tables(state) -> bool:
+    return any(issubclass(m.class_, TenantScoped) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _filter_to_current_tenant(state):
+    if state.is_column_load or state.is_relationship_load:
+        return  # the criteria of the parent query travel with these loads
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if _crossing_tenants.get() or not _touches_tenant_tables(state):
+        return
+    tenant_id = _current_tenant_id.get()
+    if tenant_id is None:
+        raise TenantNotSet("query on a tenant table with no tenant set")
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_and_guard_tenant(session, flush_context, instances):
+    if _crossing_tenants.get():
+        return
+    tenant_id = _current_tenant_id.get()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if not isinstance(obj, TenantScoped):
+            continue
+        if tenant_id is None:
+            if getattr(obj, "__tenant_optional__", False) and obj.tenant_id is None:
+                continue  # a platform row of a table that also holds tenant rows
+            raise TenantNotSet(f"writing {type(obj).__name__} with no tenant set")
+        if obj.tenant_id is None and obj in session.new:
+            obj.tenant_id = tenant_id
+        elif obj.tenant_id != tenant_id:
+            raise CrossTenantWrite(f"{type(obj).__name__} belongs to another tenant")
+
+
+def get_or_404(model, ident):
+    """Load one row of the current tenant, or answer 404 (never 403: no existence leak)."""
+    obj = db.session.get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+# --- resolving the tenant from the request ---------------------------------------------------
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def platform_hostname() -> str:
+    return _hostname(current_app.config["PLATFORM_DOMAIN"])
+
+
+def resolve_host(host: str) -> tuple[str, Tenant | None]:
+    """Classify a Host header: ("platform", None), ("tenant", t) or ("unknown", None).
+
+    Ports are ignored: a tenant is a host name, whatever port the app is served on.
+    """
+    hostname = _hostname(host)
+    platform = platform_hostname()
+    with cross_tenant("resolve tenant from host", audit=False):
+        if hostname == platform:
+            return "platform", None
+        if hostname.endswith("." + platform):
+            slug = hostname[: -len(platform) - 1]
+            tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        else:
+            tenant = db.session.scalar(
+                sa.select(Tenant).join(TenantDomain).where(TenantDomain.hostname == hostname)
+            )
+    return ("tenant", tenant) if tenant is not None else ("unknown", None)
+
+
+def tenant_url(tenant: Tenant, path: str = "/") -> str:
+    """An absolute URL on the tenant's platform subdomain (for e-mails, CLI output)."""
+    scheme = current_app.config["PREFERRED_URL_SCHEME"]
+    return f"{scheme}://{tenant.slug}.{current_app.config['PLATFORM_DOMAIN']}{path}"
+
+
+def platform_url(path: str = "/") -> str:
+    scheme = current_app.config["PREFERRED_URL_SCHEME"]
+    return f"{scheme}://{current_app.config['PLATFORM_DOMAIN']}{path}"
+
+
+def validate_slug(slug: str) -> str | None:
+    """Return a plain-words problem with the slug, or None when it is usable."""
+    if not SLUG_RE.match(slug or ""):
+        return "Use 3 to 40 lowercase letters, digits or hyphens, starting and ending with a letter or digit."
+    if slug in RESERVED_SLUGS:
+        return f"“{slug}” is reserved; choose another."
+    return None
+
+
+def init_app(app) -> None:
+    @app.before_request
+    def _resolve_tenant():
+        kind, tenant = resolve_host(request.host)
+        g.host_kind = kind
+        g._tenant_token = set_current_tenant(tenant)
+        if kind == "unknown" and request.endpoint != "static":
+            abort(404)
+        if tenant is not None and not tenant.is_active and request.endpoint not in ("static",):
+            from flask import render_template
+
+            return render_template("errors/suspended.html", tenant=tenant), 403
+
+    @app.teardown_request
+    def _forget_tenant(exc):
+        token = g.pop("_tenant_token", None)
+        if token is not None:
+            _current_tenant_id.reset(token)
+
+
+def tenant_link(tenant: Tenant, endpoint: str, **values) -> str:
+    """Absolute URL of an endpoint on the tenant's host, from a request, a job or the CLI."""
+    cfg = current_app.config
+    adapter = current_app.url_map.bind(
+        f"{tenant.slug}.{cfg['PLATFORM_DOMAIN']}", url_scheme=cfg["PREFERRED_URL_SCHEME"]
+    )
+    return adapter.build(endpoint, values, force_external=True)

@@ -1,0 +1,33 @@
+"""The tenant's public face and client portal. Today: the tenant home page and its logo; the
+portal sign-in for prospects and clients comes with the portal issue."""
+from flask import Blueprint, Response, abort, g, render_template
+
+bp = Blueprint("portal", __name__)
+
+
+@bp.before_request
+def _tenant_hosts_only():
+    if g.get("tenant") is None:
+        abort(404)
+
+
+def tenant_home():
+    """`/` on a tenant host (routed by the composition root)."""
+    if g.get("tenant") is None:
+        abort(404)
+    return render_template("portal/home.html")
+
+
+@bp.get("/branding/logo")
+def logo():
+    tenant = g.tenant
+    if not tenant.logo_mimetype:
+        abort(404)
+    response = Response(tenant.logo, mimetype=tenant.logo_mimetype)
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400  # the URL carries ?v=<logo_version>
+    return response
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,70 @@
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+
+from core.identity import StaffRole
+
+ROLE_CHOICES = [(role, StaffRole.LABELS[role]) for role in StaffRole.ALL]
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address.")],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Password", validators=[DataRequired("Enter your password.")],
+                             render_kw={"autocomplete": "current-password"})
+    remember = BooleanField("Keep me signed in on this device")
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."),
+                                             Email("Enter a valid e-mail address.")],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired("Choose a password.")],
+                             render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Repeat the new password",
+                            validators=[EqualTo("password", "The two passwords differ.")],
+                            render_kw={"autocomplete": "new-password"})
+
+
+class AcceptInvitationForm(NewPasswordForm):
+    name = StringField("Your name", validators=[DataRequired("Enter your name."), Length(max=200)],
+                       render_kw={"autocomplete": "name"})
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField("Current password", validators=[DataRequired("Enter your current password.")],
+                                     render_kw={"autocomplete": "current-password"})
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired("Enter your name."), Length(max=200)],
+                       render_kw={"autocomplete": "name"})
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired("Enter their e-mail address."),
+                                             Email("Enter a valid e-mail address.")])
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default=StaffRole.STAFF)
+
+
+class MemberForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    active = BooleanField("Can sign in")
+
+
+class BrandingForm(FlaskForm):
+    display_name = StringField("Name shown to your users", validators=[Optional(), Length(max=200)],
+                               description="Leave empty to use the business name.")
+    primary_color = StringField(
+        "Primary colour", validators=[DataRequired("Choose a colour."),
+                                      Regexp(r"^#[0-9a-fA-F]{6}$", message="Use a colour like #1f6feb.")],
+        render_kw={"type": "color"})
+    logo = FileField("Logo", validators=[FileAllowed(["png", "jpg", "jpeg", "gif", "webp"],
+                                                     "Upload a PNG, JPEG, GIF or WebP image.")],
+                     description="PNG, JPEG, GIF or WebP, 512 KB at most.")
+    remove_logo = BooleanField("Remove the current logo")

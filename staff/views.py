@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import login_user, logout_user
+
+from core.accounts import (accept_invitation, change_own_password, complete_invitation,
+                           invite_staff, request_password_reset, reset_password, send_invitation,
+                           update_profile, update_staff_member, user_for_reset_token)
+from core.audit import AuditEvent, record
+from core.db import db, utcnow
+from core.errors import ServiceError
+from core.extensions import limiter, login_email_key
+from core.identity import StaffUser, authenticate_staff, current_principal
+from core.permissions import require, staff_login_required
+from core.tenancy import current_tenant, get_or_404
+from core.tenants import update_branding
+from core.web import apply_service_error, safe_next_url
+from staff import bp
+from staff.forms import (AcceptInvitationForm, BrandingForm, ChangePasswordForm, ForgotPasswordForm,
+                         InviteForm, LoginForm, MemberForm, NewPasswordForm, ProfileForm)
+
+SIGN_IN_FAILED = "That e-mail and password do not match an account here."
+AUDIT_PAGE_SIZE = 50
+
+
+def _login_limit():
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+def _login_email_limit():
+    return current_app.config["RATELIMIT_LOGIN_PER_EMAIL"]
+
+
+# --- signing in and out ----------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_email_limit, methods=["POST"], key_func=login_email_key)
+def login():
+    if isinstance(current_principal(), StaffUser):
+        return redirect(url_for("staff.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user, password_ok = authenticate_staff(form.email.data, form.password.data)
+        if password_ok and not user.active:
+            form.form_errors.append(
+                f"This account has been deactivated. Ask an administrator of {current_tenant().brand_name} to restore it."
+            )
+        elif password_ok:
+            user.last_login_at = utcnow()
+            record("staff.login", user, actor=user)
+            db.session.commit()
+            login_user(user, remember=form.remember.data)
+            return redirect(safe_next_url(request.args.get("next"), url_for("staff.dashboard")))
+        else:
+            if user is not None:
+                record("staff.login_failed", user, actor=user)
+                db.session.commit()
+            form.form_errors.append(SIGN_IN_FAILED)
+    return render_template("staff/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    principal = current_principal()
+    if isinstance(principal, StaffUser):
+        record("staff.logout", principal)
+        db.session.commit()
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("staff.login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        request_password_reset(form.email.data)
+        db.session.commit()
+        flash("If an account exists for that address, we have e-mailed it a link to choose a new "
+              "password. The link works once, for one hour.", "info")
+        return redirect(url_for("staff.login"))
+    return render_template("staff/forgot_password.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"], endpoint="reset_password")
+def reset_password_page(token):
+    user = user_for_reset_token(token)
+    if user is None:
+        return render_template("staff/token_invalid.html", what="password reset link"), 400
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            reset_password(user, form.password.data)
+        except ServiceError as exc:
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Your password is changed. Sign in with it now.", "success")
+            return redirect(url_for("staff.login"))
+    return render_template("staff/reset_password.html", form=form, user=user)
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"], endpoint="accept_invitation")
+def accept_invitation_page(token):
+    user = accept_invitation(token)
+    if user is None:
+        return render_template("staff/token_invalid.html", what="invitation"), 400
+    form = AcceptInvitationForm(name=user.name)
+    if form.validate_on_submit():
+        try:
+            complete_invitation(user, form.name.data, form.password.data)
+        except ServiceError as exc:
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            login_user(user)
+            flash(f"Welcome to {current_tenant().brand_name}, {user.name}.", "success")
+            return redirect(url_for("staff.dashboard"))
+    return render_template("staff/accept_invitation.html", form=form, user=user)
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+@bp.get("/")
+@staff_login_required
+def dashboard():
+    require("dashboard.view")
+    team_size = db.session.scalar(
+        sa.select(sa.func.count()).select_from(StaffUser).where(StaffUser.active.is_(True)))
+    return render_template("staff/dashboard.html", team_size=team_size)
+
+
+# --- team ----------------------------------------------------------------------------------------
+
+@bp.get("/team")
+@staff_login_required
+def team():
+    require("staff.manage")
+    members = db.session.scalars(
+        sa.select(StaffUser).order_by(StaffUser.active.desc(), sa.func.lower(StaffUser.name))).all()
+    return render_template("staff/team.html", members=members)
+
+
+@bp.route("/team/invite", methods=["GET", "POST"])
+@staff_login_required
+def invite():
+    require("staff.manage")
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            member = invite_staff(current_principal(), form.email.data, form.name.data, form.role.data)
+        except ServiceError as exc:
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Invitation sent to {member.email}.", "success")
+            return redirect(url_for("staff.team"))
+    return render_template("staff/invite.html", form=form)
+
+
+@bp.route("/team/<int:member_id>", methods=["GET", "POST"])
+@staff_login_required
+def member(member_id):
+    member = get_or_404(StaffUser, member_id)
+    require("staff.manage")
+    form = MemberForm(obj=member)
+    if form.validate_on_submit():
+        try:
+            changes = update_staff_member(current_principal(), member, role=form.role.data,
+                                          active=form.active.data)
+        except ServiceError as exc:
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Saved {member.display_name}." if changes else "Nothing to change.", "success")
+            return redirect(url_for("staff.team"))
+    return render_template("staff/member.html", form=form, member=member)
+
+
+@bp.post("/team/<int:member_id>/resend-invitation")
+@staff_login_required
+def resend_invitation(member_id):
+    member = get_or_404(StaffUser, member_id)
+    require("staff.manage")
+    try:
+        send_invitation(member, current_principal())
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    else:
+        record("staff.invitation_resent", member)
+        db.session.commit()
+        flash(f"Invitation sent again to {member.email}.", "success")
+    return redirect(url_for("staff.member", member_id=member.id))
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+@bp.get("/audit")
+@staff_login_required
+def audit_log():
+    require("audit.view")
+    query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE + 1)
+    before = request.args.get("before", type=int)
+    if before:
+        query = query.where(AuditEvent.id < before)
+    action = request.args.get("action", "").strip()
+    if action:
+        query = query.where(AuditEvent.action == action)
+    events = db.session.scalars(query).all()
+    more = len(events) > AUDIT_PAGE_SIZE
+    events = events[:AUDIT_PAGE_SIZE]
+    actions = db.session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    return render_template("staff/audit.html", events=events, actions=actions, action=action,
+                           next_before=events[-1].id if more else None, first_page=not before)
+
+
+# --- settings and account ---------------------------------------------------------------------
+
+@bp.route("/settings/branding", methods=["GET", "POST"])
+@staff_login_required
+def branding():
+    require("settings.manage")
+    tenant = current_tenant()
+    form = BrandingForm(obj=tenant)
+    if form.validate_on_submit():
+        upload = form.logo.data
+        try:
+            update_branding(tenant, display_name=form.display_name.data, primary_color=form.primary_color.data,
+                            logo=upload.read() if upload else None, remove_logo=form.remove_logo.data)
+        except ServiceError as exc:
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Branding saved.", "success")
+            return redirect(url_for("staff.branding"))
+    return render_template("staff/branding.html", form=form)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@staff_login_required
+def account():
+    user = current_principal()
+    profile = ProfileForm(obj=user, prefix="profile")
+    password = ChangePasswordForm(prefix="password")
+    if request.method == "POST" and request.form.get("form") == "profile" and profile.validate():
+        try:
+            update_profile(user, profile.name.data)
+        except ServiceError as exc:
+            apply_service_error(profile, exc)
+        else:
+            db.session.commit()
+            flash("Your name is saved.", "success")
+            return redirect(url_for("staff.account"))
+    if request.method == "POST" and request.form.get("form") == "password" and password.validate():
+        try:
+            change_own_password(user, password.current_password.data, password.password.data)
+        except ServiceError as exc:
+            apply_service_error(password, exc)
+        else:
+            db.session.commit()
+            login_user(user)  # the session token rotated; keep this browser signed in
+            flash("Your password is changed. Other devices have been signed out.", "success")
+            return redirect(url_for("staff.account"))
+    return render_template("staff/account.html", profile=profile, password=password)
