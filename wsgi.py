@@ -10,7 +10,9 @@ from pathlib import Path
 from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import cli, jobs, tenancy, web
+import sqlalchemy as sa
+
+from core import cli, jobs, rls, tenancy, web
 from core.config import ROOT, load_config
 from core.db import db
 from core.errors import register_error_handlers
@@ -31,10 +33,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.jinja_env.add_extension("jinja2.ext.do")
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    tenancy.init_app(app)  # first before_request: everything after it knows the tenant
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
-    tenancy.init_app(app)  # first before_request: everything after it knows the tenant
     jobs.init_app(app)
     web.init_app(app)
     register_error_handlers(app)
@@ -48,6 +50,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     portal.init_app(app)
     admin.init_app(app)
 
+    _warn_if_rls_is_bypassed(app)
+
     @app.get("/")
     def root():
         """One address, two sites: the platform landing page, or the tenant's home."""
@@ -56,6 +60,21 @@ def create_app(overrides: dict | None = None) -> Flask:
         return portal.tenant_home()
 
     return app
+
+
+def _warn_if_rls_is_bypassed(app: Flask) -> None:
+    """Row-level security does not bind a superuser or BYPASSRLS role: say so loudly."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    try:
+        with app.app_context(), db.engine.connect() as connection:
+            bypasses = rls.connection_bypasses_rls(connection)
+    except sa.exc.OperationalError:
+        return  # the database is not up yet; nothing to say about it
+    if bypasses:
+        app.logger.warning(
+            "The database role bypasses row-level security (superuser or BYPASSRLS): the third "
+            "wall between tenants is down. Connect the app as an ordinary role (see README).")
 
 
 def __getattr__(name: str):

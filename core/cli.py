@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from core import demo as demo_data
 from core.accounts import create_staff_user
@@ -68,6 +68,7 @@ def create_superadmin_command(email, password, name):
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command():
     """Create (or refresh) the demo tenant with sample data, and print how to sign in."""
     with cross_tenant("demo set-up (CLI)", audit=False):
@@ -95,6 +96,7 @@ def demo_command():
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--workers", type=int, default=None, help="Worker threads (default JOBS_WORKERS).")
 def worker_command(workers):
     """Run background jobs until stopped (Ctrl-C finishes the jobs in hand first)."""

@@ -76,9 +76,14 @@ def tenant_fk(column: str, target: str, ondelete: str | None = None) -> sa.Forei
     )
 
 
+def platform_wide(reason: str) -> dict:
+    """`__table_args__` entry for a table that is deliberately not tenant-scoped."""
+    return {"info": {"platform_wide": reason}}
+
+
 def tenant_tables(metadata: sa.MetaData = Base.metadata) -> list[sa.Table]:
-    """Every table that holds a tenant_id: each must be filtered and carry an RLS policy."""
-    return [t for t in metadata.sorted_tables if "tenant_id" in t.c]
+    """Every tenant-owned table: each is filtered by the ORM and carries an RLS policy."""
+    return [t for t in metadata.sorted_tables if "tenant_id" in t.c and "platform_wide" not in t.info]
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

@@ -17,7 +17,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from zxcvbn import zxcvbn
 
-from core.db import TenantScoped, UTCDateTime, db, tenant_fk, utcnow
+from core.db import TenantScoped, UTCDateTime, db, platform_wide, tenant_fk, utcnow
 from core.tenancy import Tenant, cross_tenant, current_tenant_id
 
 login_manager = LoginManager()
@@ -123,6 +123,7 @@ class PlatformAdmin(Principal, db.Model):
     """A platform operator (super admin). Platform-wide: belongs to no tenant."""
 
     __tablename__ = "platform_admin"
+    __table_args__ = (platform_wide("operators of the whole platform belong to no tenant"),)
     principal_type = "platform_admin"
     id_prefix = "p"
     is_platform_admin = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from huey import Huey
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from sqlalchemy import event
@@ -28,12 +28,17 @@ _app: Flask | None = None
 def init_app(app: Flask) -> None:
     global _app
     _app = app
-    if app.config.get("REDIS_URL"):
+    configure_queue(redis_url=app.config.get("REDIS_URL"), sqlite_path=app.config["JOBS_SQLITE_PATH"])
+
+
+def configure_queue(*, redis_url: str | None, sqlite_path: str) -> None:
+    """Where the queue lives: Redis when given, else the SQLite file."""
+    if redis_url:
         huey.storage_class = RedisStorage
-        huey.storage_kwargs = {"url": app.config["REDIS_URL"]}
+        huey.storage_kwargs = {"url": redis_url}
     else:
         huey.storage_class = SqliteStorage
-        huey.storage_kwargs = {"filename": app.config["JOBS_SQLITE_PATH"]}
+        huey.storage_kwargs = {"filename": sqlite_path}
     huey.storage = huey.create_storage()
 
 
@@ -45,7 +50,10 @@ def job(*, retries: int = 8, retry_delay: int = 30, retry_backoff: float = 2.0):
     def decorator(fn):
         @functools.wraps(fn)
         def run_in_app(*args, tenant_id: int | None = None, **kwargs):
-            with _app.app_context():
+            # Worker threads have no app context of their own; the app that queued the job
+            # in this process (tests, run-pending) does.
+            app = current_app._get_current_object() if has_app_context() else _app
+            with app.app_context():
                 try:
                     if tenant_id is None:
                         result = fn(*args, **kwargs)
@@ -104,10 +112,10 @@ def run_pending_jobs(now=None) -> int:
     For tests and the operator's `flask --app wsgi jobs run-pending`."""
     ran = 0
     while True:
-        for task in huey.read_schedule(now) if now is not None else huey.read_schedule():
+        for task in huey.read_schedule(now):
             huey.enqueue(task)
         task = huey.dequeue()
         if task is None:
             return ran
-        huey.execute(task)
+        huey.execute(task, timestamp=now)  # the same clock decides what is due
         ran += 1

@@ -23,7 +23,7 @@ from flask import abort, current_app, g, request
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 
-from core.db import TenantScoped, UTCDateTime, db, utcnow
+from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
 RESERVED_SLUGS = frozenset(
@@ -71,7 +71,10 @@ class Tenant(db.Model):
         back_populates="tenant", cascade="all, delete-orphan", order_by="TenantDomain.hostname"
     )
 
-    __table_args__ = (sa.CheckConstraint("status in ('active', 'suspended')", name="status"),)
+    __table_args__ = (
+        sa.CheckConstraint("status in ('active', 'suspended')", name="status"),
+        platform_wide("the tenants themselves"),
+    )
 
     @property
     def is_active(self) -> bool:
@@ -90,6 +93,7 @@ class TenantDomain(db.Model):
     known, to find the tenant."""
 
     __tablename__ = "tenant_domain"
+    __table_args__ = (platform_wide("read to find the tenant, before any tenant is known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
@@ -163,11 +167,16 @@ def tenant_context(tenant: Tenant | int) -> Iterator[Tenant]:
             raise TenantError("no such tenant")
     previous = g.get("tenant")
     token = _current_tenant_id.set(tenant.id)
+    # The innermost context wins: one tenant's block inside a cross-tenant one (the console
+    # creating a tenant's owner) is scoped to that tenant again.
+    crossing_token = _crossing_tenants.set(False)
     g.tenant = tenant
     _sync_database_settings()
     try:
         yield tenant
+        db.session.flush()  # this tenant's writes go out while it is still current
     finally:
+        _crossing_tenants.reset(crossing_token)
         _current_tenant_id.reset(token)
         g.tenant = previous
         _sync_database_settings()
@@ -185,6 +194,9 @@ def cross_tenant(reason: str, *, audit: bool = True, actor=None) -> Iterator[Non
 
             record("platform.cross_tenant", details={"reason": reason}, actor=actor)
         yield
+        # Writes made while crossing are sent while crossing: after it, the ORM guard and
+        # row-level security would rightly refuse them.
+        db.session.flush()
     finally:
         _crossing_tenants.reset(token)
         _sync_database_settings()

@@ -1,11 +1,11 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from core.identity import StaffRole
 
-ROLE_CHOICES = [(role, StaffRole.LABELS[role]) for role in StaffRole.ALL]
+ROLE_CHOICES = [SelectChoice(role, StaffRole.LABELS[role]) for role in StaffRole.ALL]
 
 
 class LoginForm(FlaskForm):

@@ -224,7 +224,8 @@ def audit_log():
 def branding():
     require("settings.manage")
     tenant = current_tenant()
-    form = BrandingForm(obj=tenant)
+    # Not obj=tenant: the form's logo field would take the stored image bytes as its value.
+    form = BrandingForm(data={"display_name": tenant.display_name, "primary_color": tenant.primary_color})
     if form.validate_on_submit():
         upload = form.logo.data
         try:

@@ -1,0 +1,261 @@
+"""The test world: one app per session, on SQLite or (TEST_DATABASE_URL) a real PostgreSQL,
+a real SMTP sink, and two tenants with the same shape of data in every test.
+
+On PostgreSQL the schema is created and used by a role that owns the tables but is neither
+superuser nor BYPASSRLS, as in production: row-level security binds every test.
+
+Each test starts from empty tables (truncated after the previous one) rather than rolling
+back a transaction, because tests cross real commits: a live server thread for the browser
+tests, and background jobs running in their own transactions.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
+
+from core.db import Base, db
+from core.extensions import limiter
+from core.jobs import huey, run_pending_jobs
+from core.tenancy import tenant_context
+from tests.support import PASSWORD, PLATFORM, Mailbox, Member, TenantWorld, host_of
+
+PG_APP_ROLE = "portico_test_app"
+PG_APP_PASSWORD = "portico-test-app"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _postgres_app_url(admin_url: str) -> tuple[str, callable]:
+    """Give this test session its own schema, owned by a role that is neither superuser nor
+    BYPASSRLS, and return a URL that connects as that role into that schema (so parallel
+    runs never meet), with a function that drops the schema afterwards."""
+    if admin_url.startswith("postgresql://"):
+        admin_url = "postgresql+psycopg://" + admin_url[len("postgresql://"):]
+    schema = f"portico_t_{os.getpid()}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": PG_APP_ROLE}):
+            conn.execute(sa.text(
+                f"CREATE ROLE {PG_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
+                f"PASSWORD '{PG_APP_PASSWORD}'"))
+        for (stale,) in conn.execute(sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'portico\\_t\\_%'")):
+            if stale == schema or not _pid_alive(int(stale.rsplit("_", 1)[1])):
+                conn.execute(sa.text(f"DROP SCHEMA {stale} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema} AUTHORIZATION {PG_APP_ROLE}"))
+    parts = urlsplit(admin_url)
+    netloc = f"{PG_APP_ROLE}:{PG_APP_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    query = (parts.query + "&" if parts.query else "") + f"options=-csearch_path%3D{schema}"
+
+    def drop():
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'portico-test.sqlite'}"
+        return
+    app_url, drop_schema = _postgres_app_url(url)
+    yield app_url
+    drop_schema()
+
+
+@pytest.fixture(scope="session")
+def mailbox():
+    box = Mailbox()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            box.receive(envelope.original_content or envelope.content)
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def app(database_url, mailbox, tmp_path_factory):
+    from flask_migrate import upgrade
+
+    from wsgi import create_app
+
+    application = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PLATFORM_DOMAIN": PLATFORM,
+        "SECRET_KEY": "test-secret-key",
+        "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"),
+        "REDIS_URL": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": mailbox.port,
+        # Cheap hashing keeps the suite fast; production keeps argon2's defaults.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 1024,
+        "ARGON2_PARALLELISM": 1,
+    })
+    with application.app_context():
+        upgrade()
+        db.session.remove()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _empty_all_tables() -> None:
+    tables = Base.metadata.sorted_tables
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(t.name for t in tables)
+        db.session.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    else:
+        for table in reversed(tables):
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture(autouse=True)
+def _clean_slate(app, mailbox):
+    yield
+    with app.app_context():
+        db.session.remove()
+        _empty_all_tables()
+        db.session.remove()
+    huey.flush()
+    limiter.reset()
+    mailbox.messages.clear()
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def deliver(app, mailbox):
+    """Run the queued background jobs (e-mail delivery included); returns the mailbox."""
+
+    def run() -> Mailbox:
+        with app.app_context():
+            run_pending_jobs()
+        return mailbox
+
+    return run
+
+
+ROLES = ("owner", "admin", "staff")
+
+
+class HostClient(FlaskClient):
+    """A test client that talks to one host, as a browser on that site would."""
+
+    host: str | None = None
+
+    def open(self, *args, **kwargs):
+        if self.host and "base_url" not in kwargs and args and isinstance(args[0], str):
+            kwargs["base_url"] = f"http://{self.host}"
+        return super().open(*args, **kwargs)
+
+
+def _seed_tenant(slug: str, name: str, people: dict[str, tuple[str, str]]) -> TenantWorld:
+    from core.accounts import create_staff_user
+    from core.identity import StaffRole
+    from core.tenants import create_tenant
+
+    owner_email, owner_name = people["owner"]
+    tenant, owner = create_tenant(slug, name, owner_email, PASSWORD, owner_name)
+    world = TenantWorld(id=tenant.id, slug=slug, name=name)
+    world.members["owner"] = Member(owner.id, owner.email, owner.name, StaffRole.OWNER)
+    with tenant_context(tenant):
+        for role in ("admin", "staff"):
+            email, person = people[role]
+            user = create_staff_user(email, person, role, password=PASSWORD)
+            world.members[role] = Member(user.id, user.email, user.name, role)
+    return world
+
+
+@pytest.fixture
+def world(app):
+    """Two tenants with the same shape. Everything of B's carries the canary CANARY-B, so a
+    leak into A's pages, exports or e-mails is easy to spot."""
+    with app.app_context():
+        a = _seed_tenant("acme", "Acme Corp", {
+            "owner": ("olivia@acme.example", "Olivia Owner"),
+            "admin": ("adam@acme.example", "Adam Admin"),
+            "staff": ("sam@acme.example", "Sam Staff"),
+        })
+        b = _seed_tenant("globex", "Globex CANARY-B", {
+            "owner": ("canary-b-owner@globex.example", "CANARY-B Owner"),
+            "admin": ("canary-b-admin@globex.example", "CANARY-B Admin"),
+            "staff": ("canary-b-staff@globex.example", "CANARY-B Staff"),
+        })
+        db.session.commit()
+        db.session.remove()
+    # Setting up the world sends nothing worth asserting on.
+    huey.flush()
+
+    class World:
+        pass
+
+    w = World()
+    w.a, w.b = a, b
+    return w
+
+
+@pytest.fixture
+def client_for(app):
+    """A test client whose requests go to a tenant's host (or the platform's, with None)."""
+
+    app.test_client_class = HostClient
+
+    def make(slug: str | None):
+        client = app.test_client()
+        client.host = host_of(slug)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def staff_client(client_for, world):
+    """A client signed in as one of tenant A's members: staff_client("admin")."""
+    from tests.support import login_staff
+
+    def make(role: str = "owner", tenant: str = "a"):
+        t = getattr(world, tenant)
+        client = client_for(t.slug)
+        response = login_staff(client, t.members[role].email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return make

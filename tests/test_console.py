@@ -1,0 +1,123 @@
+"""The operator console: super admins only, on the platform host only, audited."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core.audit import AuditEvent
+from core.db import db
+from core.identity import create_platform_admin
+from core.tenancy import Tenant, cross_tenant
+from tests.support import PASSWORD, login_staff, post_form
+
+OPERATOR = "ops@portico.example"
+
+
+@pytest.fixture
+def operator(app, world):
+    with app.app_context():
+        create_platform_admin(OPERATOR, PASSWORD, name="Ops")
+        db.session.commit()
+
+
+@pytest.fixture
+def console(operator, client_for):
+    client = client_for(None)
+    response = post_form(client, "/admin/login", {"email": OPERATOR, "password": PASSWORD})
+    assert response.headers["Location"] == "/admin/"
+    return client
+
+
+def _platform_events(app, action):
+    with app.app_context(), cross_tenant("test reads audit", audit=False):
+        return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)).all()
+
+
+def test_console_needs_a_super_admin(operator, client_for):
+    anonymous = client_for(None)
+    assert anonymous.get("/admin/").headers["Location"].startswith("/admin/login")
+    assert anonymous.get("/admin/tenant/").headers["Location"].startswith("/admin/login")
+    wrong = post_form(anonymous, "/admin/login", {"email": OPERATOR, "password": "nope-nope-nope"})
+    assert "do not match an operator account" in wrong.get_data(as_text=True)
+
+
+def test_console_does_not_exist_on_tenant_hosts(operator, world, staff_client, client_for):
+    for client in (client_for("acme"), staff_client("owner")):
+        for path in ("/admin/", "/admin/login", "/admin/tenant/"):
+            assert client.get(path).status_code == 404
+
+
+def test_staff_password_does_not_open_the_console(world, client_for):
+    response = post_form(client_for(None), "/admin/login", {"email": "olivia@acme.example", "password": PASSWORD})
+    assert "do not match an operator account" in response.get_data(as_text=True)
+
+
+def test_overview_lists_every_tenant_and_is_audited(console, app):
+    overview = console.get("/admin/").get_data(as_text=True)
+    assert "Platform overview" in overview
+    tenants = console.get("/admin/tenant/").get_data(as_text=True)
+    assert "acme" in tenants and "globex" in tenants
+    reasons = [e.details["reason"] for e in _platform_events(app, "platform.cross_tenant")]
+    assert "operator console: GET /admin/tenant/" in reasons
+    assert all(e.actor_label == OPERATOR for e in _platform_events(app, "platform.cross_tenant")
+               if e.details["reason"].startswith("operator console"))
+
+
+def test_staff_users_and_audit_log_across_tenants(console):
+    staff = console.get("/admin/staffuser/").get_data(as_text=True)
+    assert "olivia@acme.example" in staff and "canary-b-owner@globex.example" in staff
+    assert "password_hash" not in staff and "$argon2" not in staff
+    audit = console.get("/admin/auditevent/").get_data(as_text=True)
+    assert "tenant.created" in audit
+
+
+def test_create_tenant_from_console_invites_the_owner(console, app, deliver, client_for):
+    response = post_form(console, "/admin/tenant/new/", {
+        "slug": "initech", "name": "Initech", "owner_email": "bill@initech.example", "owner_name": "Bill",
+        "owner_password": ""}, follow_redirects=True)
+    assert "Created initech with owner bill@initech.example." in response.get_data(as_text=True)
+    box = deliver()
+    (mail,) = box.to("bill@initech.example")
+    assert box.links(mail)[0].startswith("http://initech.localhost/staff/invitation/")
+    assert "Initech" in client_for("initech").get("/").get_data(as_text=True)
+    (created,) = [e for e in _platform_events(app, "tenant.created") if e.details["slug"] == "initech"]
+    assert created.actor_label == OPERATOR
+
+
+def test_create_tenant_refuses_taken_or_bad_slug(console, app):
+    for slug, message in (("acme", "already taken"), ("Bad Slug!", "lowercase letters"), ("admin", "reserved")):
+        response = post_form(console, "/admin/tenant/new/", {
+            "slug": slug, "name": "X", "owner_email": "x@x.example", "owner_password": ""}, follow_redirects=True)
+        assert message in response.get_data(as_text=True)
+    with app.app_context(), cross_tenant("count", audit=False):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Tenant)) == 2
+
+
+def test_suspend_action_closes_the_tenant(console, world, app, client_for):
+    response = post_form(console, "/admin/tenant/action/", {"action": "suspend", "rowid": [str(world.a.id)]},
+                         follow_redirects=True)
+    assert "1 tenant(s) suspended." in response.get_data(as_text=True)
+    page = client_for("acme").get("/staff/login")
+    assert page.status_code == 403 and "Acme Corp is suspended" in page.get_data(as_text=True)
+    assert client_for("globex").get("/staff/login").status_code == 200
+    (event,) = _platform_events(app, "tenant.suspended")
+    assert (event.tenant_id, event.actor_label) == (world.a.id, OPERATOR)
+    post_form(console, "/admin/tenant/action/", {"action": "reactivate", "rowid": [str(world.a.id)]})
+    assert login_staff(client_for("acme"), "olivia@acme.example").status_code == 302
+
+
+def test_add_custom_domain(console, world, app):
+    response = post_form(console, "/admin/tenantdomain/new/", {"tenant": str(world.a.id), "hostname": "crm.acme.example"},
+                         follow_redirects=True)
+    assert response.status_code == 200
+    page = app.test_client().get("/", base_url="http://crm.acme.example").get_data(as_text=True)
+    assert "Acme Corp" in page
+    bad = post_form(console, "/admin/tenantdomain/new/", {"tenant": str(world.a.id), "hostname": "no spaces"},
+                    follow_redirects=True)
+    assert "Enter a host name like portal.example.com." in bad.get_data(as_text=True)
+
+
+def test_operator_sign_out(console):
+    response = post_form(console, "/admin/logout", follow_redirects=True)
+    assert "You are signed out." in response.get_data(as_text=True)
+    assert console.get("/admin/").status_code == 302

@@ -1,0 +1,189 @@
+"""The tenancy rule, wall by wall: host resolution, the ORM filter, composite foreign keys,
+and (on PostgreSQL) row-level security, each shown to hold on its own."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from core import tenancy
+from core.audit import AuditEvent
+from core.db import db, tenant_tables
+from core.identity import StaffUser
+from core.rls import POLICY, connection_bypasses_rls
+from core.tenancy import (CrossTenantWrite, Tenant, TenantNotSet, cross_tenant, tenant_context)
+from core.tenants import add_domain
+
+
+
+def _is_postgres(app) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+@pytest.fixture
+def postgres(app):
+    if not _is_postgres(app):
+        pytest.skip("row-level security exists only on PostgreSQL (set TEST_DATABASE_URL)")
+
+
+# --- hosts ---------------------------------------------------------------------------------
+
+def test_tenant_subdomain_serves_that_tenant(world, client_for):
+    page = client_for("acme").get("/").get_data(as_text=True)
+    assert "Acme Corp" in page
+    assert "CANARY-B" not in page
+
+
+def test_port_does_not_change_the_tenant(world, app):
+    client = app.test_client()
+    page = client.get("/", base_url="http://acme.localhost:8123").get_data(as_text=True)
+    assert "Acme Corp" in page
+
+
+def test_platform_host_shows_landing_and_no_tenant_pages(world, client_for):
+    platform = client_for(None)
+    assert "Operator sign-in" in platform.get("/").get_data(as_text=True)
+    response = platform.get("/staff/login")
+    assert response.status_code == 404
+    assert "Page not found" in response.get_data(as_text=True)
+
+
+def test_unknown_host_is_a_plain_404(world, client_for):
+    response = client_for("nobody").get("/")
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "Page not found" in body and "Acme" not in body
+
+
+def test_custom_domain_serves_its_tenant(world, app):
+    with app.app_context():
+        tenant = db.session.get(Tenant, world.a.id)
+        add_domain(tenant, "Portal.Acme-Example.com")
+        db.session.commit()
+    page = app.test_client().get("/", base_url="http://portal.acme-example.com").get_data(as_text=True)
+    assert "Acme Corp" in page
+
+
+# --- wall 2: the ORM -------------------------------------------------------------------------
+
+def test_orm_reads_only_the_current_tenant(world, app_ctx):
+    with tenant_context(world.a.id):
+        emails = set(db.session.scalars(sa.select(StaffUser.email)))
+        assert emails == {m.email for m in world.a.members.values()}
+        assert db.session.get(StaffUser, world.b.members["owner"].id) is None
+
+
+def test_query_without_tenant_fails_closed(world, app_ctx):
+    with pytest.raises(TenantNotSet):
+        db.session.scalars(sa.select(StaffUser)).all()
+
+
+def test_insert_is_stamped_with_current_tenant(world, app_ctx):
+    with tenant_context(world.a.id):
+        user = StaffUser(email="new@acme.example", name="New", role="staff")
+        db.session.add(user)
+        db.session.flush()
+        assert user.tenant_id == world.a.id
+        db.session.rollback()
+
+
+def test_writing_another_tenants_row_is_refused(world, app_ctx):
+    with tenant_context(world.a.id):
+        intruder = StaffUser(tenant_id=world.b.id, email="x@acme.example", name="X", role="staff")
+        db.session.add(intruder)
+        with pytest.raises(CrossTenantWrite):
+            db.session.flush()
+        db.session.rollback()
+
+
+def test_cross_tenant_helper_sees_all_and_is_audited(world, app_ctx):
+    with cross_tenant("count staff for a test"):
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser))
+        db.session.commit()
+    assert total == 6
+    with cross_tenant("read audit", audit=False):
+        event = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "platform.cross_tenant")
+            .order_by(AuditEvent.id.desc())).first()
+    assert event.details == {"reason": "count staff for a test"}
+    assert event.tenant_id is None
+
+
+# --- wall 1: composite foreign keys ------------------------------------------------------------
+
+def test_database_refuses_a_reference_into_another_tenant(world, app_ctx):
+    """Raw SQL, past the ORM and (inside cross_tenant) past RLS: the composite key still holds."""
+    with cross_tenant("prove the composite foreign key", audit=False):
+        with pytest.raises(IntegrityError):
+            db.session.execute(sa.text(
+                "INSERT INTO staff_user (tenant_id, email, name, role, active, session_token, created_at,"
+                " invited_by_id) VALUES (:t, 'spy@acme.example', 'Spy', 'staff', :yes, 'tok-spy', :now, :b)"),
+                {"t": world.a.id, "b": world.b.members["owner"].id, "yes": True,
+                 "now": "2026-01-01 00:00:00+00:00"})
+            db.session.flush()
+        db.session.rollback()
+
+
+# --- wall 3: row-level security (PostgreSQL) -------------------------------------------------------
+
+@pytest.fixture
+def orm_filter_off():
+    event.remove(Session, "do_orm_execute", tenancy._filter_to_current_tenant)
+    yield
+    event.listen(Session, "do_orm_execute", tenancy._filter_to_current_tenant)
+
+
+def test_rls_hides_other_tenant_with_orm_filter_off(world, app_ctx, postgres, orm_filter_off):
+    with tenant_context(world.a.id):
+        emails = set(db.session.scalars(sa.select(StaffUser.email)))
+        counted = db.session.scalar(sa.text("SELECT count(*) FROM staff_user"))
+    assert emails == {m.email for m in world.a.members.values()}
+    assert counted == 3
+
+
+def test_rls_shows_nothing_when_no_tenant_is_set(world, app_ctx, postgres, orm_filter_off):
+    assert db.session.scalar(sa.text("SELECT count(*) FROM staff_user")) == 0
+    db.session.rollback()
+
+
+def test_rls_refuses_writing_into_another_tenant(world, app_ctx, postgres):
+    with tenant_context(world.a.id):
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            db.session.execute(sa.text(
+                "UPDATE staff_user SET name = 'hacked' WHERE tenant_id = :b"), {"b": world.b.id})
+            db.session.execute(sa.text(
+                "INSERT INTO staff_user (tenant_id, email, name, role, active, session_token, created_at)"
+                " VALUES (:b, 'spy@globex.example', 'Spy', 'staff', true, 'tok-spy2', now())"),
+                {"b": world.b.id})
+        db.session.rollback()
+    with cross_tenant("check", audit=False):
+        names = set(db.session.scalars(sa.select(StaffUser.name).where(StaffUser.tenant_id == world.b.id)))
+    assert "hacked" not in names
+
+
+def test_every_tenant_table_has_its_rls_policy(app_ctx, postgres):
+    for table in tenant_tables():
+        row = db.session.execute(sa.text(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity,"
+            " (SELECT count(*) FROM pg_policies p WHERE p.schemaname = current_schema()"
+            "  AND p.tablename = c.relname AND p.policyname = :policy)"
+            " FROM pg_class c WHERE c.relname = :table AND c.relnamespace = current_schema()::regnamespace"),
+            {"table": table.name, "policy": POLICY}).one()
+        assert tuple(row) == (True, True, 1), f"{table.name} lacks forced row-level security or its policy"
+
+
+def test_app_role_does_not_bypass_rls(app_ctx, postgres):
+    assert connection_bypasses_rls(db.session.connection()) is False
+
+
+def test_every_table_is_tenant_scoped_or_declared_platform_wide():
+    from core.db import Base
+
+    scoped = {t.name for t in tenant_tables()}
+    for table in Base.metadata.sorted_tables:
+        assert table.name in scoped or table.info.get("platform_wide"), (
+            f"{table.name}: add TenantScoped, or platform_wide('why') to its __table_args__")
+        if table.name in scoped:
+            assert table.c.tenant_id.nullable is False or table.name == "audit_event", table.name
