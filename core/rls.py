@@ -18,12 +18,15 @@ _CROSSING = "current_setting('app.cross_tenant', true) = 'on'"
 def policy_sql(table: str, *, platform_rows: bool = False) -> list[str]:
     """`platform_rows`: the table also holds rows of no tenant (tenant_id NULL), written
     outside any tenant, e.g. platform audit events."""
-    using = f"tenant_id = {_TENANT} OR {_CROSSING}"
-    check = using + (f" OR (tenant_id IS NULL AND {_TENANT} IS NULL)" if platform_rows else "")
+    rule = f"tenant_id = {_TENANT} OR {_CROSSING}"
+    if platform_rows:
+        # Outside any tenant, platform rows are in reach (INSERT … RETURNING needs to see
+        # what it wrote); inside a tenant they stay hidden.
+        rule += f" OR (tenant_id IS NULL AND {_TENANT} IS NULL)"
     return [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-        f"CREATE POLICY {POLICY} ON {table} USING ({using}) WITH CHECK ({check})",
+        f"CREATE POLICY {POLICY} ON {table} USING ({rule}) WITH CHECK ({rule})",
     ]
 
 

@@ -21,6 +21,7 @@ from typing import Iterator
 import sqlalchemy as sa
 from flask import abort, current_app, g, request
 from sqlalchemy import event
+from sqlalchemy.sql import visitors
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 
 from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
@@ -204,24 +205,95 @@ def cross_tenant(reason: str, *, audit: bool = True, actor=None) -> Iterator[Non
 
 # --- the ORM wall --------------------------------------------------------------------------
 
-def _touches_tenant_tables(state) -> bool:
-    return any(issubclass(m.class_, TenantScoped) for m in state.all_mappers)
+class TenantFilterUnreachable(TenantError):
+    """A statement reaches a tenant table through plain SQL constructs the ORM filter cannot
+    rewrite (a bare Table, `sa.exists()`); write it with the model (`select(Model)`,
+    `select(Model.id).where(...).exists()`) or inside cross_tenant()."""
+
+
+def _is_tenant_table(from_clause) -> bool:
+    return isinstance(from_clause, sa.Table) and "tenant_id" in from_clause.c and \
+        "platform_wide" not in from_clause.info
+
+
+def _tables_of(from_clause):
+    """Tables a FROM item reads directly (through joins, not into subqueries)."""
+    if isinstance(from_clause, sa.Join):
+        yield from _tables_of(from_clause.left)
+        yield from _tables_of(from_clause.right)
+    elif isinstance(from_clause, sa.Table):
+        yield from_clause
+
+
+def _entity_tables(entity) -> set[str]:
+    return {t.name for t in sa.inspect(entity).mapper.tables} if entity is not None else set()
+
+
+def _orm_entity_tables(element) -> set[str]:
+    """Names of the tables the ORM knows as entities of this statement: with_loader_criteria
+    rewrites these, and nothing else."""
+    if isinstance(element, sa.Select):
+        names = set()
+        try:
+            entities = [d.get("entity") for d in element.column_descriptions]
+        except AttributeError:  # no ORM view of the columns (`sa.exists()`'s "*")
+            entities = [c._annotations.get("parententity") for c in element.selected_columns]
+        for entity in entities:
+            names |= _entity_tables(entity)
+        for from_clause in element.get_final_froms():
+            for table in _tables_of(from_clause):
+                names |= _entity_tables(table._annotations.get("parententity"))
+        return names
+    return _entity_tables(element.entity_description.get("entity"))
+
+
+def _classify(statement) -> tuple[bool, bool]:
+    """(touches a tenant table, some of it out of the ORM filter's reach)."""
+    touches = unreachable = False
+    for element in visitors.iterate(statement):
+        if isinstance(element, sa.Select):
+            froms = element.get_final_froms()
+        elif isinstance(element, (sa.Update, sa.Delete, sa.Insert)):
+            froms = [element.table]
+        else:
+            continue
+        tenant_names = {t.name for f in froms for t in _tables_of(f) if _is_tenant_table(t)}
+        if tenant_names:
+            touches = True
+            if tenant_names - _orm_entity_tables(element):
+                unreachable = True
+    return touches, unreachable
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _filter_to_current_tenant(state):
     if state.is_column_load or state.is_relationship_load:
         return  # the criteria of the parent query travel with these loads
-    if not (state.is_select or state.is_update or state.is_delete):
+    if _crossing_tenants.get():
         return
-    if _crossing_tenants.get() or not _touches_tenant_tables(state):
+    touches, unreachable = _classify(state.statement)
+    if not touches:
         return
     tenant_id = _current_tenant_id.get()
     if tenant_id is None:
         raise TenantNotSet("query on a tenant table with no tenant set")
+    if unreachable:
+        raise TenantFilterUnreachable(str(state.statement)[:200])
+    if state.is_insert:
+        _stamp_bulk_parameters(state.parameters, tenant_id)
+        return
     state.statement = state.statement.options(
         with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
     )
+
+
+def _stamp_bulk_parameters(parameters, tenant_id: int) -> None:
+    """`session.execute(insert(Model), [rows])`: rows get the current tenant, or are refused
+    when they name another."""
+    rows = parameters if isinstance(parameters, list) else [parameters or {}]
+    for row in rows:
+        if row.setdefault("tenant_id", tenant_id) != tenant_id:
+            raise CrossTenantWrite("bulk insert of a row of another tenant")
 
 
 @event.listens_for(Session, "before_flush")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -20,59 +19,16 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 
 from core.db import Base, db
+from core.dbtools import isolated_schema
 from core.extensions import limiter
 from core.jobs import huey, run_pending_jobs
 from core.tenancy import tenant_context
 from tests.support import PASSWORD, PLATFORM, Mailbox, Member, TenantWorld, host_of
 
-PG_APP_ROLE = "portico_test_app"
-PG_APP_PASSWORD = "portico-test-app"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _postgres_app_url(admin_url: str) -> tuple[str, callable]:
-    """Give this test session its own schema, owned by a role that is neither superuser nor
-    BYPASSRLS, and return a URL that connects as that role into that schema (so parallel
-    runs never meet), with a function that drops the schema afterwards."""
-    if admin_url.startswith("postgresql://"):
-        admin_url = "postgresql+psycopg://" + admin_url[len("postgresql://"):]
-    schema = f"portico_t_{os.getpid()}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if not conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": PG_APP_ROLE}):
-            conn.execute(sa.text(
-                f"CREATE ROLE {PG_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
-                f"PASSWORD '{PG_APP_PASSWORD}'"))
-        for (stale,) in conn.execute(sa.text(
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'portico\\_t\\_%'")):
-            if stale == schema or not _pid_alive(int(stale.rsplit("_", 1)[1])):
-                conn.execute(sa.text(f"DROP SCHEMA {stale} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {schema} AUTHORIZATION {PG_APP_ROLE}"))
-    parts = urlsplit(admin_url)
-    netloc = f"{PG_APP_ROLE}:{PG_APP_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    query = (parts.query + "&" if parts.query else "") + f"options=-csearch_path%3D{schema}"
-
-    def drop():
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        engine.dispose()
-
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), drop
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +37,8 @@ def database_url(tmp_path_factory):
     if not url:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'portico-test.sqlite'}"
         return
-    app_url, drop_schema = _postgres_app_url(url)
-    yield app_url
-    drop_schema()
+    with isolated_schema(url) as app_url:
+        yield app_url
 
 
 @pytest.fixture(scope="session")
@@ -132,14 +87,14 @@ def app(database_url, mailbox, tmp_path_factory):
 
 
 def _empty_all_tables() -> None:
+    """On a raw connection: the test harness, not the app, so tenancy does not apply."""
     tables = Base.metadata.sorted_tables
-    if db.engine.dialect.name == "postgresql":
-        names = ", ".join(t.name for t in tables)
-        db.session.execute(sa.text(f"TRUNCATE {names} CASCADE"))
-    else:
-        for table in reversed(tables):
-            db.session.execute(table.delete())
-    db.session.commit()
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(t.name for t in tables)} CASCADE")
+        else:
+            for table in reversed(tables):
+                connection.execute(table.delete())
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +103,6 @@ def _clean_slate(app, mailbox):
     with app.app_context():
         db.session.remove()
         _empty_all_tables()
-        db.session.remove()
     huey.flush()
     limiter.reset()
     mailbox.messages.clear()

@@ -187,3 +187,53 @@ def test_every_table_is_tenant_scoped_or_declared_platform_wide():
             f"{table.name}: add TenantScoped, or platform_wide('why') to its __table_args__")
         if table.name in scoped:
             assert table.c.tenant_id.nullable is False or table.name == "audit_event", table.name
+
+
+@pytest.mark.parametrize("build", [
+    lambda: sa.select(sa.func.count()).select_from(StaffUser),
+    lambda: sa.select(sa.func.count()).select_from(sa.select(StaffUser.id).subquery()),
+    lambda: sa.select(StaffUser.email).subquery().select(),
+    lambda: sa.select(sa.literal(1)).where(sa.select(StaffUser.id).where(StaffUser.email.like("canary%")).exists()),
+    lambda: sa.select(sa.func.count()).select_from(StaffUser).join(
+        AuditEvent, AuditEvent.target_id == StaffUser.id, isouter=True),
+], ids=["count-select-from", "count-of-subquery", "select-from-subquery", "orm-exists", "join"])
+def test_every_orm_shape_is_filtered(world, app_ctx, build):
+    """Counts, subqueries and EXISTS see one tenant (the dashboard once counted every tenant)."""
+    with tenant_context(world.a.id):
+        rows = db.session.execute(build()).all()
+        with cross_tenant("compare", audit=False):
+            unfiltered = db.session.execute(build()).all()
+    assert rows != unfiltered, "the same answer with and without the tenant filter"
+    assert "canary" not in str(rows).lower()
+
+
+@pytest.mark.parametrize("build", [
+    lambda: sa.select(sa.literal(1)).where(sa.exists().where(StaffUser.id > 0)),
+    lambda: sa.select(sa.text("count(*)")).select_from(StaffUser.__table__),
+    lambda: sa.update(StaffUser.__table__).values(name="x"),
+], ids=["core-exists", "bare-table", "core-update"])
+def test_plain_sql_constructs_on_tenant_tables_are_refused(world, app_ctx, build):
+    from core.tenancy import TenantFilterUnreachable
+
+    with tenant_context(world.a.id):
+        with pytest.raises(TenantFilterUnreachable):
+            db.session.execute(build())
+        db.session.rollback()
+
+
+def test_bulk_insert_is_stamped_and_guarded(world, app_ctx):
+    with tenant_context(world.a.id):
+        row = {"email": "bulk@acme.example", "name": "Bulk", "role": "staff", "session_token": "tok-bulk",
+               "active": True, "created_at": tenancy.utcnow()}
+        db.session.execute(sa.insert(StaffUser), [row])
+        assert row["tenant_id"] == world.a.id
+        with pytest.raises(CrossTenantWrite):
+            db.session.execute(sa.insert(StaffUser), [{**row, "email": "b2@x.example", "session_token": "t2",
+                                                       "tenant_id": world.b.id}])
+        db.session.rollback()
+
+
+def test_function_of_a_model_column_is_filtered(world, app_ctx):
+    with tenant_context(world.a.id):
+        assert db.session.scalar(sa.select(sa.func.count(StaffUser.id))) == 3
+        assert db.session.scalar(sa.select(sa.func.max(StaffUser.email))) == "sam@acme.example"
