@@ -36,11 +36,13 @@ def create_tenant_command(slug, name, owner_email, owner_password, owner_name):
     """Create a tenant with its first Owner."""
     try:
         tenant, owner = create_tenant(slug, name, owner_email, owner_password, owner_name)
+        # Read before commit: afterwards no tenant is current, and the owner's row is out of sight.
+        report = [f"Created tenant {tenant.slug}: {tenant_url(tenant, '/staff')}",
+                  f"Owner: {owner.email}" + ("" if owner_password else " (invitation e-mailed)")]
         db.session.commit()
     except (ServiceError, ValueError) as exc:
         _fail(exc)
-    click.echo(f"Created tenant {tenant.slug}: {tenant_url(tenant, '/staff')}")
-    click.echo(f"Owner: {owner.email}" + ("" if owner_password else " (invitation e-mailed)"))
+    click.echo("\n".join(report))
 
 
 @tenant_cli.command("list")
