@@ -5,6 +5,7 @@ import create_app without building a second app from the environment.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Flask, g
@@ -26,6 +27,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if overrides:
         app.config.update(overrides)
+    # Our own log lines (jobs, e-mails in development) at LOG_LEVEL, unless the host process
+    # (gunicorn, pytest) has configured logging already.
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.logger.setLevel(app.config["LOG_LEVEL"])
     if app.config["PROXY_FIX_X_FOR"]:
         hops = app.config["PROXY_FIX_X_FOR"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -51,6 +51,7 @@ def load_config(instance_path: Path) -> dict:
 
     return {
         "PORTICO_ENV": env,
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

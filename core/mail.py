@@ -41,10 +41,12 @@ def build_message(to: str, subject: str, text: str, html: str | None = None) -> 
 @job(retries=10, retry_delay=30)
 def deliver_mail(payload: dict) -> None:
     cfg = current_app.config
-    message = build_message(payload["to"], payload["subject"], payload["text"], payload.get("html"))
     if not cfg["MAIL_SERVER"]:
-        current_app.logger.info("E-mail (no MAIL_SERVER set, not sent):\n%s", message.as_string())
+        # Plain text, not the encoded message, so links can be copied from the log.
+        current_app.logger.info("E-mail (no MAIL_SERVER set, not sent)\nTo: %s\nSubject: %s\n\n%s",
+                                payload["to"], payload["subject"], payload["text"])
         return
+    message = build_message(payload["to"], payload["subject"], payload["text"], payload.get("html"))
     smtp_class = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
     with smtp_class(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
         if cfg["MAIL_USE_TLS"]:
