@@ -23,7 +23,7 @@ def test_branding_shows_on_the_tenants_pages_only(world, staff_client, client_fo
                   logo=(io.BytesIO(PNG), "logo.png"))
     assert "Branding saved." in saved.get_data(as_text=True)
     home = client_for("acme").get("/").get_data(as_text=True)
-    assert "Acme Client Hub" in home and "--brand: #aa3300" in home
+    assert "Acme Client Hub" in home and "--brand: #aa3300;" in home
     assert 'src="/branding/logo?v=1"' in home
     logo = client_for("acme").get("/branding/logo?v=1")
     assert logo.status_code == 200 and logo.mimetype == "image/png" and logo.data == PNG
