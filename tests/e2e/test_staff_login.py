@@ -188,6 +188,13 @@ def test_phone_navigation_is_usable(new_context, live_server, demo, screenshot):
         _within_viewport(page, cell)
     screenshot(page, "team", sizes=("phone",))
 
+    nav.get_by_role("link", name="Audit log").tap()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
+    _no_sideways_scroll(page)
+    for cell in page.get_by_role("table").get_by_role("cell").all():
+        _within_viewport(page, cell)
+    screenshot(page, "audit-log", sizes=("phone",))
+
     account_menu(page, demo.owner_name).tap()
     page.get_by_role("button", name="Sign out").tap()
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
