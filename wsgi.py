@@ -48,6 +48,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     cli.init_app(app)
 
     import admin
+    import crm  # noqa: F401  (models and tenant set-up)
     import portal
     import staff
 

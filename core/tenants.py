@@ -13,6 +13,15 @@ LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", 
               b"GIF89a": "image/gif", b"RIFF": "image/webp"}
 LOGO_MAX_BYTES = 512 * 1024
 
+_tenant_created_hooks: list = []
+
+
+def on_tenant_created(fn):
+    """Register `fn(tenant)`, run as the new tenant inside its creating transaction: each
+    domain package sets up what a new tenant needs (the CRM's default pipeline, …)."""
+    _tenant_created_hooks.append(fn)
+    return fn
+
 
 def create_tenant(slug: str, name: str, owner_email: str, owner_password: str | None = None,
                   owner_name: str = "", actor=None) -> tuple[Tenant, StaffUser]:
@@ -38,6 +47,8 @@ def create_tenant(slug: str, name: str, owner_email: str, owner_password: str | 
         record("staff.created", owner, actor=actor, details={"role": StaffRole.OWNER})
         if owner_password is None:
             send_invitation(owner)
+        for hook in _tenant_created_hooks:
+            hook(tenant)
     return tenant, owner
 
 

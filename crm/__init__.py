@@ -1,2 +1,11 @@
 """The CRM domain (contacts, companies, circles, tags, notes, tasks, events, import/export):
-models and services with no HTTP in them. Arrives with the CRM core issue."""
+models and services with no HTTP in them."""
+from core.tenants import on_tenant_created
+from crm import models  # noqa: F401  (the tables belong to the app's metadata)
+
+
+@on_tenant_created
+def _set_up_crm(tenant) -> None:
+    from crm.setup import set_up_tenant
+
+    set_up_tenant(tenant)
