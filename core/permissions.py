@@ -4,6 +4,7 @@ ROLE_PERMISSIONS later without touching a view."""
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 from flask import abort, g, redirect, request, url_for
 
@@ -14,27 +15,56 @@ PERMISSIONS = {
     "staff.manage": "Invite, deactivate and change the role of staff",
     "audit.view": "Read the audit log",
     "settings.manage": "Change the tenant's name and branding",
+    "contacts.view": "See contacts and companies (those visible to them)",
+    "contacts.create": "Add contacts and companies",
+    "contacts.edit": "Change contacts and companies (Staff: their own)",
+    "contacts.delete": "Delete or archive contacts and companies (Staff: their own)",
+    "contacts.demote": "Move a contact back a role (Client → Prospect → Lead)",
+    "contacts.export": "Export lists of contacts",
+    "contacts.merge": "Merge duplicate contacts",
+    "crm.configure": "Manage Circles, the status pipeline, custom fields and CRM settings",
 }
 
+_EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",
+                       "contacts.delete", "contacts.export"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     StaffRole.OWNER: frozenset(PERMISSIONS),
     StaffRole.ADMIN: frozenset(PERMISSIONS),
-    StaffRole.STAFF: frozenset({"dashboard.view"}),
+    StaffRole.STAFF: _EVERYONE,
 }
 
+# Object-level rules, registered by the domain packages that own the objects (the CRM says
+# which contacts a staff member may see or edit). `can()` stays the one place that decides.
+_object_rules: dict[str, Callable] = {}
 
-def can(principal, permission: str) -> bool:
+
+def object_rule(permission: str):
+    """Register `rule(staff, obj) -> bool`, consulted by can(principal, permission, obj)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
-    if isinstance(principal, StaffUser):
-        return principal.active and permission in ROLE_PERMISSIONS[principal.role]
-    return False
+
+    def register(rule: Callable) -> Callable:
+        _object_rules[permission] = rule
+        return rule
+
+    return register
 
 
-def require(permission: str) -> None:
-    """Abort with 403 unless the current principal may do this. Call it after loading the
-    objects named in the URL, so another tenant's ids are a 404 first."""
-    if not can(current_principal(), permission):
+def can(principal, permission: str, obj=None) -> bool:
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+    if not isinstance(principal, StaffUser) or not principal.active:
+        return False
+    if permission not in ROLE_PERMISSIONS[principal.role]:
+        return False
+    rule = _object_rules.get(permission) if obj is not None else None
+    return rule(principal, obj) if rule is not None else True
+
+
+def require(permission: str, obj=None) -> None:
+    """Abort with 403 unless the current principal may do this (to `obj`, when given). Call
+    it after loading the objects named in the URL, so another tenant's ids are a 404 first."""
+    if not can(current_principal(), permission, obj):
         abort(403)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import g, request
+from flask import current_app, g, request
 
 from core.identity import current_principal, real_principal
 from core.permissions import can
@@ -43,7 +43,8 @@ def init_app(app) -> None:
             "tenant": g.get("tenant"),
             "principal": current_principal(),
             "real_principal": real_principal(),
-            "can": lambda permission: can(current_principal(), permission),
+            "can": lambda permission, obj=None: can(current_principal(), permission, obj),
+            "has_endpoint": lambda endpoint: endpoint in current_app.view_functions,
         }
 
 

@@ -1,7 +1,13 @@
-"""The staff area (/staff on a tenant host): sign-in, dashboard, team, audit log, settings."""
+"""The staff area (/staff on a tenant host): sign-in, dashboard, team, audit log, settings,
+and the CRM's pages, one module per area."""
+from importlib import import_module
+
 from flask import Blueprint, abort, g
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# Each module registers its routes on `bp` when imported.
+VIEW_MODULES = ("views", "contacts", "companies", "circles", "tags", "tasks", "events", "crm_settings")
 
 
 @bp.before_request
@@ -11,6 +17,10 @@ def _tenant_hosts_only():
 
 
 def init_app(app) -> None:
-    from staff import views  # noqa: F401  (registers the routes)
-
+    for name in VIEW_MODULES:
+        try:
+            import_module(f"staff.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"staff.{name}":
+                raise
     app.register_blueprint(bp)

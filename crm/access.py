@@ -1,0 +1,82 @@
+"""Which contacts and companies a staff member may see and change.
+
+Owners and Admins: all. Staff: they see every contact and edit or delete only those they
+own, unless the tenant restricts Staff to the contacts they own or that belong to Circles
+assigned to them; then the others do not exist for them (404), in lists, search, counts,
+exports and bulk actions too. The rules plug into core.permissions.can().
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core.db import db
+from core.identity import StaffRole, StaffUser
+from core.permissions import object_rule
+from crm.models import CircleMember, CircleStaff, Contact, CrmSettings
+
+
+def _sees_everything(staff: StaffUser) -> bool:
+    return staff.role in (StaffRole.OWNER, StaffRole.ADMIN)
+
+
+def _restricted(staff: StaffUser) -> bool:
+    if _sees_everything(staff):
+        return False
+    mode = db.session.scalar(sa.select(CrmSettings.staff_visibility))
+    return mode == CrmSettings.OWN_OR_CIRCLES
+
+
+def visible_contacts_clause(staff: StaffUser):
+    """A WHERE clause on Contact: the contacts this staff member may see."""
+    if not _restricted(staff):
+        return sa.true()
+    in_assigned_circle = (
+        sa.select(CircleMember.id)
+        .join(CircleStaff, sa.and_(CircleStaff.circle_id == CircleMember.circle_id,
+                                   CircleStaff.tenant_id == CircleMember.tenant_id))
+        .where(CircleStaff.staff_id == staff.id, CircleMember.contact_id == Contact.id,
+               CircleMember.removed_at.is_(None))
+        .exists()
+    )
+    return sa.or_(Contact.owner_id == staff.id, in_assigned_circle)
+
+
+def contact_visible_to(staff: StaffUser, contact: Contact) -> bool:
+    if not _restricted(staff):
+        return True
+    if contact.owner_id == staff.id:
+        return True
+    return db.session.scalar(
+        sa.select(sa.literal(True)).where(visible_contacts_clause(staff), Contact.id == contact.id)) is True
+
+
+def _owns_or_manages(staff: StaffUser, record) -> bool:
+    return _sees_everything(staff) or record.owner_id == staff.id
+
+
+@object_rule("contacts.view")
+def _may_view(staff, record) -> bool:
+    return contact_visible_to(staff, record) if isinstance(record, Contact) else True
+
+
+@object_rule("contacts.edit")
+def _may_edit(staff, record) -> bool:
+    return _may_view(staff, record) and _owns_or_manages(staff, record)
+
+
+@object_rule("contacts.delete")
+def _may_delete(staff, record) -> bool:
+    return _may_view(staff, record) and _owns_or_manages(staff, record)
+
+
+def get_visible_contact_or_404(contact_id: int) -> Contact:
+    """A contact of this tenant that the signed-in staff member may see; otherwise 404,
+    exactly as if it did not exist. Merged contacts answer with their survivor."""
+    from flask import abort
+
+    from core.identity import current_principal
+
+    contact = db.session.get(Contact, contact_id)
+    if contact is None or not contact_visible_to(current_principal(), contact):
+        abort(404)
+    return contact

@@ -1,0 +1,68 @@
+"""What makes two values "the same" in the CRM: e-mails, phones, company names, search text."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+
+from core.identity import normalize_email  # one definition of a normalised e-mail
+
+__all__ = ["normalize_email", "normalize_phone", "company_name_key", "fold", "search_text"]
+
+_LEGAL_SUFFIXES = {
+    "inc", "incorporated", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh",
+    "ag", "sa", "sas", "sarl", "bv", "nv", "plc", "pty", "oy", "ab", "as", "srl", "spa", "kg", "lp", "llp",
+}
+
+
+def normalize_phone(raw: str, region: str = "US") -> str:
+    """E.164 (+14155550123); raises ValueError with a readable message."""
+    text = (raw or "").strip()
+    try:
+        number = phonenumbers.parse(text, region.upper() if region else None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"“{text}” is not a phone number.") from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        raise ValueError(f"“{text}” is not a valid phone number. Include the country code, e.g. +44 20 7946 0958.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def display_phone(e164: str | None) -> str:
+    if not e164:
+        return ""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+def fold(text: str | None) -> str:
+    """Lower-case, accents removed, white space collapsed: "Ágata  Ñúñez" → "agata nunez"."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", stripped.casefold()).strip()
+
+
+def company_name_key(name: str) -> str:
+    """"ACME, Inc." and "Acme Inc" and "acme" are one company."""
+    words = re.findall(r"[a-z0-9]+", fold(name).replace("&", " and "))
+    while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
+        words.pop()
+    return " ".join(words)
+
+
+def search_text(*parts) -> str:
+    """The text a contact is found by: names, e-mails, phone digits (with and without the
+    country code), company."""
+    pieces = []
+    for part in parts:
+        if not part:
+            continue
+        if isinstance(part, (list, tuple)):
+            pieces.extend(str(p) for p in part if p)
+        else:
+            pieces.append(str(part))
+    words = [fold(p) for p in pieces]
+    digits = [re.sub(r"\D", "", p) for p in pieces if p.startswith("+")]
+    return " ".join(words + digits)
