@@ -36,6 +36,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     app.jinja_env.add_extension("jinja2.ext.do")
+    app.url_map.converters["int"] = web.BoundedIntConverter  # before any route is added
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     tenancy.init_app(app)  # first before_request: everything after it knows the tenant

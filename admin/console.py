@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from core.audit import AuditEvent, record
 from core.db import db
+from core.accounts import set_staff_active_by_operator
 from core.errors import ServiceError
 from core.identity import PlatformAdmin, StaffUser, current_principal
 from core.tenancy import Tenant, TenantDomain
-from core.tenants import add_domain, create_tenant, normalize_hostname, set_tenant_status
+from core.tenants import add_domain, create_tenant, set_tenant_status, update_tenant_profile
 from core.web import csp_nonce
 
 
@@ -87,10 +88,17 @@ class TenantView(ConsoleModelView):
         flash(f"Created {tenant.slug} with owner {owner.email}.", "success")
         return tenant
 
-    def on_model_change(self, form, model, is_created):
-        if not is_created:
-            record("tenant.updated", model, actor=current_principal(), tenant_id=model.id,
-                   details={"name": model.name, "display_name": model.display_name})
+    def update_model(self, form, model):
+        """Through the same checks as the tenant's own settings page, audited with what changed."""
+        try:
+            update_tenant_profile(model, name=form.name.data, display_name=form.display_name.data,
+                                  primary_color=form.primary_color.data, actor=current_principal())
+            db.session.commit()
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return False
+        return True
 
     @action("suspend", "Suspend", "Suspend the selected tenants? Their staff are signed out and cannot sign in.")
     def action_suspend(self, ids):
@@ -136,29 +144,28 @@ class StaffUserView(ConsoleModelView):
     column_list = ("tenant", "email", "name", "role", "active", "last_login_at", "created_at")
     column_searchable_list = ("email", "name")
     column_filters = ("role", "active", "tenant.slug")
-    column_details_exclude_list = ("password_hash", "session_token")
-    column_exclude_list = ("password_hash", "session_token")
+    column_details_exclude_list = ("password_hash",)
+    column_exclude_list = ("password_hash",)
 
     @action("deactivate", "Deactivate", "Deactivate the selected staff users? They are signed out at once.")
     def action_deactivate(self, ids):
-        users = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_([int(i) for i in ids]))).all()
-        for user in users:
-            if user.active:
-                user.active = False
-                user.rotate_session_token()
-                record("staff.deactivated", user, actor=current_principal())
-        db.session.commit()
-        flash(f"{len(users)} staff user(s) deactivated.", "success")
+        self._set_active(ids, False)
 
     @action("reactivate", "Reactivate", "Reactivate the selected staff users?")
     def action_reactivate(self, ids):
+        self._set_active(ids, True)
+
+    def _set_active(self, ids, active: bool):
         users = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_([int(i) for i in ids]))).all()
+        done = 0
         for user in users:
-            if not user.active:
-                user.active = True
-                record("staff.reactivated", user, actor=current_principal())
+            try:
+                set_staff_active_by_operator(user, active, current_principal())
+                done += 1
+            except ServiceError as exc:
+                flash(exc.message, "error")
         db.session.commit()
-        flash(f"{len(users)} staff user(s) reactivated.", "success")
+        flash(f"{done} staff user(s) {'reactivated' if active else 'deactivated'}.", "success")
 
 
 class AuditEventView(ConsoleModelView):

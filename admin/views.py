@@ -1,13 +1,12 @@
 """Super-admin sign-in on the platform host."""
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
 
 from admin import bp
 from admin.forms import OperatorLoginForm
 from core.audit import record
 from core.db import db
 from core.extensions import limiter, login_email_key
-from core.identity import PlatformAdmin, authenticate_platform_admin, current_principal
+from core.identity import PlatformAdmin, authenticate_platform_admin, current_principal, sign_in, sign_out
 from core.web import safe_next_url
 
 
@@ -24,8 +23,7 @@ def login():
             form.form_errors.append("That e-mail and password do not match an operator account.")
         else:
             record("platform.login", actor=admin)
-            db.session.commit()
-            login_user(admin)
+            sign_in(admin)
             return redirect(safe_next_url(request.args.get("next"), url_for("admin.index")))
     return render_template("platform/login.html", form=form)
 
@@ -35,7 +33,7 @@ def logout():
     admin = current_principal()
     if isinstance(admin, PlatformAdmin):
         record("platform.logout", actor=admin)
-        db.session.commit()
-    logout_user()
+    sign_out()
+    db.session.commit()
     flash("You are signed out.", "info")
     return redirect(url_for("platform.login"))

@@ -8,11 +8,12 @@ from flask import current_app
 from core.audit import record
 from core.db import db, utcnow
 from core.errors import ServiceError
-from core.identity import (StaffRole, StaffUser, hash_password, load_token, make_token,
+from core.identity import (StaffRole, StaffUser, end_sessions, hash_password, load_token, make_token,
                            normalize_email, password_problem, verify_password)
 from core.mail import send_mail
 from core.permissions import can, staff_change_problem
 from core.tenancy import current_tenant, tenant_link
+from core.text import clean_line
 
 RESET, INVITE = "staff-password-reset", "staff-invite"
 
@@ -31,11 +32,13 @@ def _checked_password(password: str, email: str, name: str = "") -> str:
     return hash_password(password)
 
 
-def active_owner_count() -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(StaffUser)
-        .where(StaffUser.role == StaffRole.OWNER, StaffUser.active.is_(True))
-    )
+def active_owner_count(tenant_id: int | None = None) -> int:
+    """Active Owners of the current tenant (or, from the console, of `tenant_id`)."""
+    query = sa.select(sa.func.count()).select_from(StaffUser).where(
+        StaffUser.role == StaffRole.OWNER, StaffUser.active.is_(True))
+    if tenant_id is not None:
+        query = query.where(StaffUser.tenant_id == tenant_id)
+    return db.session.scalar(query)
 
 
 def find_staff_by_email(email: str) -> StaffUser | None:
@@ -46,7 +49,7 @@ def create_staff_user(email: str, name: str, role: str, password: str | None = N
                       invited_by: StaffUser | None = None) -> StaffUser:
     """A staff user of the current tenant; without a password they must accept an invitation."""
     email = _checked_email(email)
-    name = (name or "").strip()
+    name = clean_line(name, label="a name", field="name", required=False) or ""
     if role not in StaffRole.ALL:
         raise ServiceError("Choose a valid role.", field="role")
     if find_staff_by_email(email) is not None:
@@ -76,6 +79,8 @@ def invite_staff(actor: StaffUser, email: str, name: str, role: str) -> StaffUse
 def send_invitation(user: StaffUser, inviter: StaffUser | None = None) -> None:
     if user.has_accepted_invitation:
         raise ServiceError(f"{user.email} has already set a password.")
+    if not user.active:
+        raise ServiceError(f"{user.email} is deactivated; reactivate them before inviting them again.")
     tenant = current_tenant() or user.tenant
     link = tenant_link(tenant, "staff.accept_invitation", token=make_token(user, INVITE))
     send_mail(user.email, f"You're invited to {tenant.brand_name} on Portico", "staff_invitation",
@@ -96,11 +101,24 @@ def update_staff_member(actor: StaffUser, member: StaffUser, *, role: str, activ
     if active != member.active:
         member.active = active
         if not active:
-            member.rotate_session_token()  # signs them out everywhere, now
+            end_sessions(member)  # signed out everywhere, now
         action = "staff.reactivated" if active else "staff.deactivated"
         record(action, member)
         actions.append(action)
     return actions
+
+
+def set_staff_active_by_operator(member: StaffUser, active: bool, actor) -> None:
+    """A platform operator (re)activates or deactivates a staff member; the tenant still keeps
+    an active Owner."""
+    if active == member.active:
+        return
+    if not active and member.role == StaffRole.OWNER and active_owner_count(member.tenant_id) <= 1:
+        raise ServiceError(f"{member.email} is the last active Owner of their tenant.")
+    member.active = active
+    if not active:
+        end_sessions(member)
+    record("staff.reactivated" if active else "staff.deactivated", member, actor=actor)
 
 
 def accept_invitation(token: str) -> StaffUser | None:
@@ -109,15 +127,16 @@ def accept_invitation(token: str) -> StaffUser | None:
 
 
 def complete_invitation(user: StaffUser, name: str, password: str) -> None:
-    user.name = (name or "").strip() or user.name
+    user.name = clean_line(name, label="your name", field="name")
     _set_password(user, password)
     record("staff.invitation_accepted", user, actor=user)
 
 
-def _set_password(user: StaffUser, password: str) -> None:
+def _set_password(user: StaffUser, password: str, *, keep_session: str | None = None) -> None:
+    """New password; every other signed-in device is signed out."""
     user.password_hash = _checked_password(password, user.email, user.name)
     user.password_changed_at = utcnow()
-    user.rotate_session_token()
+    end_sessions(user, keep=keep_session)
 
 
 def request_password_reset(email: str) -> None:
@@ -151,12 +170,9 @@ def reset_password(user: StaffUser, password: str) -> None:
 def change_own_password(user: StaffUser, current_password: str, new_password: str) -> None:
     if not verify_password(user, current_password):
         raise ServiceError("That is not your current password.", field="current_password")
-    _set_password(user, new_password)
+    _set_password(user, new_password, keep_session=user.current_session_token)
     record("staff.password_changed", user, actor=user)
 
 
 def update_profile(user: StaffUser, name: str) -> None:
-    name = (name or "").strip()
-    if not name:
-        raise ServiceError("Enter your name.", field="name")
-    user.name = name
+    user.name = clean_line(name, label="your name", field="name")

@@ -10,9 +10,10 @@ csrf = CSRFProtect()
 
 
 def _client_key() -> str:
-    # Limits are per client address and per host, so one tenant's abuse does not lock
-    # another tenant's users out.
-    return f"{get_remote_address()}|{request.host.lower()}"
+    # Limits are per client address and per tenant (not per Host header, which a client can
+    # vary with ports and spellings), so one tenant's abuse does not lock another's users out.
+    tenant = g.get("tenant")
+    return f"{get_remote_address()}|{tenant.id if tenant else 'platform'}"
 
 
 limiter = Limiter(key_func=_client_key, default_limits=[], strategy="moving-window")
@@ -20,6 +21,12 @@ limiter = Limiter(key_func=_client_key, default_limits=[], strategy="moving-wind
 
 def login_email_key() -> str:
     """A second limit on sign-in, per target account, against distributed guessing."""
+    from core.identity import normalize_email
+
     tenant = g.get("tenant")
-    email = (request.form.get("email") or "").strip().lower()
+    raw = request.form.get("email") or ""
+    try:
+        email = normalize_email(raw)  # the same account, however its address is spelled
+    except ValueError:
+        email = raw.strip().lower()
     return f"login-email|{tenant.id if tenant else 'platform'}|{email}"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, g
-from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
+from flask import current_app, g, has_request_context, request
+from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from zxcvbn import zxcvbn
@@ -40,17 +41,21 @@ def _new_session_token() -> str:
 
 
 class Principal(UserMixin):
-    """What every kind of signed-in identity shares. `session_token` is what the session and
-    the remember-me cookie hold; changing it signs the principal out everywhere (password
-    change, deactivation)."""
+    """What every kind of signed-in identity shares. Each signed-in device has a session row
+    (StaffSession, PlatformSession); its token is what the session cookie and the remember-me
+    cookie hold, so signing out, a password change or deactivation ends it on the server, and
+    a copied cookie is worth nothing afterwards."""
 
     principal_type = "principal"
     id_prefix = "?"
     is_staff = False
     is_platform_admin = False
+    session_model: type = None  # the login-session table of this kind of principal
+    # The token of the device this request comes from (set at sign-in and by the loader).
+    current_session_token: str | None = None
 
     def get_id(self) -> str:
-        return f"{self.id_prefix}:{self.session_token}"
+        return f"{self.id_prefix}:{self.current_session_token}"
 
     @property
     def is_active(self) -> bool:
@@ -60,8 +65,18 @@ class Principal(UserMixin):
     def audit_label(self) -> str:
         return self.email
 
-    def rotate_session_token(self) -> None:
-        self.session_token = _new_session_token()
+
+class LoginSessionMixin:
+    """One signed-in device of a principal."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True, default=_new_session_token)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[object] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(sa.String(300))
+    ip_address: Mapped[str | None] = mapped_column(sa.String(45))
+    revoked_at: Mapped[object | None] = mapped_column(UTCDateTime)
 
 
 class StaffRole:
@@ -88,7 +103,6 @@ class StaffUser(Principal, TenantScoped, db.Model):
     role: Mapped[str] = mapped_column(sa.String(20), default=StaffRole.STAFF)
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
-    session_token: Mapped[str] = mapped_column(sa.String(64), unique=True, default=_new_session_token)
     invited_by_id: Mapped[int | None]
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[object | None] = mapped_column(UTCDateTime)
@@ -133,7 +147,6 @@ class PlatformAdmin(Principal, db.Model):
     name: Mapped[str] = mapped_column(sa.String(200), default="")
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
-    session_token: Mapped[str] = mapped_column(sa.String(64), unique=True, default=_new_session_token)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[object | None] = mapped_column(UTCDateTime)
 
@@ -143,6 +156,69 @@ class PlatformAdmin(Principal, db.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class StaffSession(LoginSessionMixin, TenantScoped, db.Model):
+    __tablename__ = "staff_session"
+    __tenant_table_args__ = (
+        tenant_fk("staff_id", "staff_user", ondelete="CASCADE"),
+        sa.Index("ix_staff_session_tenant_id_staff_id", "tenant_id", "staff_id"),
+    )
+    staff_id: Mapped[int]
+
+
+class PlatformSession(LoginSessionMixin, db.Model):
+    __tablename__ = "platform_session"
+    __table_args__ = (platform_wide("sessions of platform operators, who belong to no tenant"),)
+    admin_id: Mapped[int] = mapped_column(sa.ForeignKey("platform_admin.id", ondelete="CASCADE"), index=True)
+
+
+StaffUser.session_model = StaffSession
+PlatformAdmin.session_model = PlatformSession
+_OWNER_COLUMN = {StaffSession: "staff_id", PlatformSession: "admin_id"}
+SESSION_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+def start_session(principal) -> str:
+    """A new signed-in device for `principal`; returns its token (give it to login_user by
+    setting principal.current_session_token, which sign_in() does)."""
+    model = principal.session_model
+    now = utcnow()
+    row = model(expires_at=now + timedelta(seconds=current_app.config["REMEMBER_COOKIE_DURATION"]),
+                user_agent=(request.user_agent.string or "")[:300] if has_request_context() else None,
+                ip_address=request.remote_addr if has_request_context() else None)
+    setattr(row, _OWNER_COLUMN[model], principal.id)
+    db.session.add(row)
+    db.session.flush()
+    principal.current_session_token = row.token
+    return row.token
+
+
+def sign_in(principal, *, remember: bool = False) -> None:
+    """Start a session row for this device and sign the principal in with it."""
+    start_session(principal)
+    db.session.commit()
+    login_user(principal, remember=remember)
+
+
+def sign_out() -> None:
+    """End this device's session, on the server too."""
+    principal = current_principal()
+    if principal is not None and principal.current_session_token:
+        end_sessions(principal, only=principal.current_session_token)
+    logout_user()
+
+
+def end_sessions(principal, *, only: str | None = None, keep: str | None = None) -> int:
+    """Revoke the principal's sessions: one device (`only`), every other device (`keep`), or all."""
+    model = principal.session_model
+    query = sa.update(model).where(getattr(model, _OWNER_COLUMN[model]) == principal.id,
+                                   model.revoked_at.is_(None))
+    if only is not None:
+        query = query.where(model.token == only)
+    if keep is not None:
+        query = query.where(model.token != keep)
+    return db.session.execute(query.values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
 
 
 # --- current principal -------------------------------------------------------------------
@@ -161,18 +237,36 @@ def real_principal():
 
 @login_manager.user_loader
 def _load_principal(session_id: str):
+    """The principal of a live session row, on its own kind of host only."""
     kind, _, token = session_id.partition(":")
     if not token:
         return None
     host_kind = g.get("host_kind")
     if kind == StaffUser.id_prefix and host_kind == "tenant" and current_tenant_id() is not None:
-        # tenant-filtered: another tenant's staff never loads here
-        user = db.session.scalar(sa.select(StaffUser).where(StaffUser.session_token == token))
-        return user if user is not None and user.active else None
+        return _principal_of_session(StaffSession, StaffUser, token)  # tenant-filtered
     if kind == PlatformAdmin.id_prefix and host_kind == "platform":
-        admin = db.session.scalar(sa.select(PlatformAdmin).where(PlatformAdmin.session_token == token))
-        return admin if admin is not None and admin.active else None
+        return _principal_of_session(PlatformSession, PlatformAdmin, token)
     return None
+
+
+def _principal_of_session(session_model, principal_model, token: str):
+    owner = getattr(session_model, _OWNER_COLUMN[session_model])
+    row = db.session.execute(
+        sa.select(session_model, principal_model).join(principal_model, principal_model.id == owner)
+        .where(session_model.token == token)).first()
+    if row is None:
+        return None
+    session_row, principal = row
+    now = utcnow()
+    if session_row.revoked_at is not None or session_row.expires_at <= now or not principal.active:
+        return None
+    if now - session_row.last_seen_at > SESSION_TOUCH_INTERVAL:
+        # At most one write per device every few minutes, not one per request.
+        db.session.execute(sa.update(session_model).where(session_model.id == session_row.id)
+                           .values(last_seen_at=now).execution_options(synchronize_session=False))
+        db.session.commit()
+    principal.current_session_token = token
+    return principal
 
 
 # --- passwords -----------------------------------------------------------------------------

@@ -126,7 +126,9 @@ def is_crossing_tenants() -> bool:
 def _sync_database_settings() -> None:
     """Hand the current tenant to PostgreSQL for the transaction in progress (RLS)."""
     session = db.session()
-    if session.in_transaction():
+    transaction = session.get_transaction()
+    # A failed transaction must surface its own error, not one from setting the tenant.
+    if transaction is not None and transaction.is_active:
         _apply_settings(session.connection())
 
 
@@ -265,11 +267,21 @@ def _classify(statement) -> tuple[bool, bool]:
     return touches, unreachable
 
 
+TENANT_CHECKED_SQL = "portico_tenant_checked_sql"
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _filter_to_current_tenant(state):
-    if state.is_column_load or state.is_relationship_load:
+    if state.is_relationship_load:
         return  # the criteria of the parent query travel with these loads
     if _crossing_tenants.get():
+        return
+    if isinstance(state.statement, sa.TextClause):
+        # Raw SQL cannot be filtered. The caller must say it filters by tenant itself (and
+        # on PostgreSQL, RLS still applies), or cross tenants explicitly.
+        if not state.execution_options.get(TENANT_CHECKED_SQL):
+            raise TenantFilterUnreachable("raw SQL on the session: pass execution_options("
+                                          f"{TENANT_CHECKED_SQL}=True) if it filters by tenant itself")
         return
     touches, unreachable = _classify(state.statement)
     if not touches:
@@ -280,11 +292,53 @@ def _filter_to_current_tenant(state):
     if unreachable:
         raise TenantFilterUnreachable(str(state.statement)[:200])
     if state.is_insert:
+        state.statement = _stamp_insert_values(state.statement, tenant_id)
         _stamp_bulk_parameters(state.parameters, tenant_id)
+        return
+    if state.is_update:
+        _refuse_moving_rows(state.statement, state.parameters)
+    if state.is_column_load:
+        # Refreshing an expired object by primary key ignores loader criteria: say it in SQL,
+        # so an object of another tenant does not reload as this one.
+        mapper = state.bind_mapper
+        if mapper is not None and issubclass(mapper.class_, TenantScoped):
+            state.statement = state.statement.where(mapper.class_.tenant_id == tenant_id)
         return
     state.statement = state.statement.options(
         with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
     )
+
+
+def _value_rows(statement) -> list[dict]:
+    """An INSERT's VALUES or an UPDATE's SET, as {column name: value} per row."""
+    def name(key):
+        return getattr(key, "key", key)
+
+    def value(v):
+        return v.value if isinstance(v, sa.BindParameter) else v
+
+    rows = [{name(k): value(v) for k, v in statement._values.items()}] if statement._values else []
+    for batch in getattr(statement, "_multi_values", ()) or ():
+        rows.extend({name(k): value(v) for k, v in row.items()} for row in batch)
+    return rows
+
+
+def _stamp_insert_values(statement, tenant_id: int):
+    rows = _value_rows(statement)
+    for row in rows:
+        if "tenant_id" in row and row["tenant_id"] != tenant_id:
+            raise CrossTenantWrite("insert of a row of another tenant")
+    if len(rows) == 1 and "tenant_id" not in rows[0]:
+        return statement.values(tenant_id=tenant_id)
+    if any("tenant_id" not in row for row in rows[1:]):
+        raise CrossTenantWrite("a multi-row insert must name tenant_id in every row")
+    return statement
+
+
+def _refuse_moving_rows(statement, parameters) -> None:
+    params = parameters if isinstance(parameters, list) else [parameters or {}]
+    if any("tenant_id" in row for row in _value_rows(statement) + params):
+        raise CrossTenantWrite("rows never move between tenants")
 
 
 def _stamp_bulk_parameters(parameters, tenant_id: int) -> None:
@@ -315,9 +369,12 @@ def _stamp_and_guard_tenant(session, flush_context, instances):
 
 
 def get_or_404(model, ident):
-    """Load one row of the current tenant, or answer 404 (never 403: no existence leak)."""
+    """Load one row of the current tenant, or answer 404 (never 403: no existence leak).
+    The tenant is checked again because session.get() answers from the identity map, where an
+    object loaded earlier in another tenant's context may sit."""
     obj = db.session.get(model, ident)
-    if obj is None:
+    if obj is None or (isinstance(obj, TenantScoped) and not _crossing_tenants.get()
+                       and obj.tenant_id != _current_tenant_id.get()):
         abort(404)
     return obj
 

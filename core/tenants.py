@@ -4,10 +4,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from core.audit import record
-from core.db import db
+from core.db import db, utcnow
 from core.errors import ServiceError
-from core.identity import StaffRole, StaffUser
-from core.tenancy import COLOR_RE, Tenant, TenantDomain, cross_tenant, tenant_context, validate_slug
+from core.identity import StaffRole, StaffSession, StaffUser
+from core.tenancy import (COLOR_RE, Tenant, TenantDomain, cross_tenant, platform_hostname, tenant_context,
+                          validate_slug)
+from core.text import clean_line
 
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
               b"GIF89a": "image/gif", b"RIFF": "image/webp"}
@@ -29,12 +31,11 @@ def create_tenant(slug: str, name: str, owner_email: str, owner_password: str | 
     from core.accounts import create_staff_user, send_invitation
 
     slug = (slug or "").strip().lower()
-    name = (name or "").strip()
     problem = validate_slug(slug)
     if problem:
         raise ServiceError(problem, field="slug")
-    if not name:
-        raise ServiceError("Enter the business name.", field="name")
+    name = clean_line(name, label="the business name", field="name")
+    owner_name = clean_line(owner_name, label="the owner's name", field="owner_name", required=False) or ""
     with cross_tenant(f"create tenant {slug}", actor=actor):
         if db.session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)) is not None:
             raise ServiceError(f"The address “{slug}” is already taken.", field="slug")
@@ -62,14 +63,25 @@ def set_tenant_status(tenant: Tenant, status: str, reason: str = "", actor=None)
     with cross_tenant(f"{status} tenant {tenant.slug}", actor=actor):
         if status == Tenant.SUSPENDED:
             # End every staff session of the tenant at once, not at their next request.
-            for user in db.session.scalars(sa.select(StaffUser).where(StaffUser.tenant_id == tenant.id)):
-                user.rotate_session_token()
+            db.session.execute(sa.update(StaffSession).where(StaffSession.tenant_id == tenant.id,
+                                                             StaffSession.revoked_at.is_(None))
+                               .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
         record("tenant.suspended" if status == Tenant.SUSPENDED else "tenant.reactivated", tenant,
                actor=actor, tenant_id=tenant.id, details={"reason": reason} if reason else None)
 
 
+def update_tenant_profile(tenant: Tenant, *, name: str, display_name: str, primary_color: str, actor=None) -> None:
+    """The operator console's edit: the business name and its branding, checked like the
+    tenant's own settings page checks them."""
+    name = clean_line(name, label="the business name", field="name")
+    if name != tenant.name:
+        record("tenant.renamed", tenant, actor=actor, tenant_id=tenant.id, details={"from": tenant.name, "to": name})
+        tenant.name = name
+    update_branding(tenant, display_name=display_name, primary_color=primary_color, actor=actor)
+
+
 def update_branding(tenant: Tenant, *, display_name: str, primary_color: str,
-                    logo: bytes | None = None, remove_logo: bool = False) -> None:
+                    logo: bytes | None = None, remove_logo: bool = False, actor=None) -> None:
     color = (primary_color or "").strip()
     if not COLOR_RE.match(color):
         raise ServiceError("Use a colour like #1f6feb.", field="primary_color")
@@ -80,7 +92,8 @@ def update_branding(tenant: Tenant, *, display_name: str, primary_color: str,
         if mimetype is None or (mimetype == "image/webp" and logo[8:12] != b"WEBP"):
             raise ServiceError("Upload the logo as a PNG, JPEG, GIF or WebP image.", field="logo")
     changes = {}
-    display_name = (display_name or "").strip() or None
+    display_name = clean_line(display_name, label="the name shown to your users", field="display_name",
+                              required=False)
     if display_name != tenant.display_name:
         changes["display_name"] = display_name
         tenant.display_name = display_name
@@ -96,15 +109,19 @@ def update_branding(tenant: Tenant, *, display_name: str, primary_color: str,
         tenant.logo_version += 1
         changes["logo"] = "removed"
     if changes:
-        record("tenant.branding_changed", tenant, tenant_id=tenant.id, details=changes)
+        record("tenant.branding_changed", tenant, tenant_id=tenant.id, details=changes, actor=actor)
 
 
 def normalize_hostname(hostname: str) -> str:
     host = (hostname or "").strip().lower().rstrip(".")
     labels = host.split(".")
-    if len(labels) < 2 or not all(labels) or any(len(l) > 63 for l in labels) or len(host) > 253 or \
-            not all(c.isalnum() or c in "-." for c in host):
+    if len(labels) < 2 or not all(labels) or any(len(label) > 63 for label in labels) or len(host) > 253 or \
+            not all(c.isascii() and (c.isalnum() or c in "-.") for c in host):
         raise ServiceError("Enter a host name like portal.example.com.", field="hostname")
+    platform = platform_hostname()
+    if host == platform or host.endswith("." + platform):
+        raise ServiceError(f"{host} is part of the platform's own domain; use the business's own domain.",
+                           field="hostname")
     return host
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
 
 from core.accounts import (accept_invitation, change_own_password, complete_invitation,
                            invite_staff, request_password_reset, reset_password, send_invitation,
@@ -11,11 +10,11 @@ from core.audit import AuditEvent, record
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.extensions import limiter, login_email_key
-from core.identity import StaffUser, authenticate_staff, current_principal
+from core.identity import StaffUser, authenticate_staff, current_principal, sign_in, sign_out
 from core.permissions import require, staff_login_required
 from core.tenancy import current_tenant, get_or_404
 from core.tenants import update_branding
-from core.web import apply_service_error, safe_next_url
+from core.web import apply_service_error, int_arg, safe_next_url
 from staff import bp
 from staff.forms import (AcceptInvitationForm, BrandingForm, ChangePasswordForm, ForgotPasswordForm,
                          InviteForm, LoginForm, MemberForm, NewPasswordForm, ProfileForm)
@@ -50,8 +49,7 @@ def login():
         elif password_ok:
             user.last_login_at = utcnow()
             record("staff.login", user, actor=user)
-            db.session.commit()
-            login_user(user, remember=form.remember.data)
+            sign_in(user, remember=form.remember.data)
             return redirect(safe_next_url(request.args.get("next"), url_for("staff.dashboard")))
         else:
             if user is not None:
@@ -66,8 +64,8 @@ def logout():
     principal = current_principal()
     if isinstance(principal, StaffUser):
         record("staff.logout", principal)
-        db.session.commit()
-    logout_user()
+    sign_out()
+    db.session.commit()
     flash("You are signed out.", "info")
     return redirect(url_for("staff.login"))
 
@@ -115,8 +113,7 @@ def accept_invitation_page(token):
         except ServiceError as exc:
             apply_service_error(form, exc)
         else:
-            db.session.commit()
-            login_user(user)
+            sign_in(user)
             flash(f"Welcome to {current_tenant().brand_name}, {user.name}.", "success")
             return redirect(url_for("staff.dashboard"))
     return render_template("staff/accept_invitation.html", form=form, user=user)
@@ -203,7 +200,7 @@ def resend_invitation(member_id):
 def audit_log():
     require("audit.view")
     query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE + 1)
-    before = request.args.get("before", type=int)
+    before = int_arg("before")
     if before:
         query = query.where(AuditEvent.id < before)
     action = request.args.get("action", "").strip()
@@ -262,7 +259,6 @@ def account():
             apply_service_error(password, exc)
         else:
             db.session.commit()
-            login_user(user)  # the session token rotated; keep this browser signed in
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("staff.account"))
     return render_template("staff/account.html", profile=profile, password=password)

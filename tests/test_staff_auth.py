@@ -221,3 +221,22 @@ def test_csrf_is_required(world, client_for):
     response = client_for("acme").post("/staff/login", data={"email": "olivia@acme.example", "password": PASSWORD})
     assert response.status_code == 400
     assert "This form has expired" in response.get_data(as_text=True)
+
+
+def test_sign_out_ends_the_session_on_the_server(world, client_for):
+    """A copy of the cookies taken before signing out is worth nothing afterwards."""
+    client = client_for("acme")
+    login_staff(client, "olivia@acme.example", remember=True)
+    stolen = {name: client.get_cookie(name, domain="acme.localhost").value for name in ("session", "remember_token")}
+    post_form(client, "/staff/logout")
+    for name, value in stolen.items():
+        thief = client_for("acme")
+        thief.set_cookie(name, value, domain="acme.localhost")
+        assert thief.get("/staff/").status_code == 302, f"the copied {name} cookie still signs in"
+
+
+def test_each_device_signs_out_on_its_own(world, staff_client):
+    laptop, phone = staff_client("owner"), staff_client("owner")
+    post_form(laptop, "/staff/logout")
+    assert laptop.get("/staff/").status_code == 302
+    assert phone.get("/staff/").status_code == 200

@@ -118,8 +118,8 @@ def test_database_refuses_a_reference_into_another_tenant(world, app_ctx):
     with cross_tenant("prove the composite foreign key", audit=False):
         with pytest.raises(IntegrityError):
             db.session.execute(sa.text(
-                "INSERT INTO staff_user (tenant_id, email, name, role, active, session_token, created_at,"
-                " invited_by_id) VALUES (:t, 'spy@acme.example', 'Spy', 'staff', :yes, 'tok-spy', :now, :b)"),
+                "INSERT INTO staff_user (tenant_id, email, name, role, active, created_at,"
+                " invited_by_id) VALUES (:t, 'spy@acme.example', 'Spy', 'staff', :yes, :now, :b)"),
                 {"t": world.a.id, "b": world.b.members["owner"].id, "yes": True,
                  "now": "2026-01-01 00:00:00+00:00"})
             db.session.flush()
@@ -138,25 +138,29 @@ def orm_filter_off():
 def test_rls_hides_other_tenant_with_orm_filter_off(world, app_ctx, postgres, orm_filter_off):
     with tenant_context(world.a.id):
         emails = set(db.session.scalars(sa.select(StaffUser.email)))
-        counted = db.session.scalar(sa.text("SELECT count(*) FROM staff_user"))
+        counted = db.session.scalar(sa.text("SELECT count(*) FROM staff_user"),
+                                    execution_options={tenancy.TENANT_CHECKED_SQL: True})
     assert emails == {m.email for m in world.a.members.values()}
     assert counted == 3
 
 
 def test_rls_shows_nothing_when_no_tenant_is_set(world, app_ctx, postgres, orm_filter_off):
-    assert db.session.scalar(sa.text("SELECT count(*) FROM staff_user")) == 0
+    assert db.session.scalar(sa.text("SELECT count(*) FROM staff_user"),
+                             execution_options={tenancy.TENANT_CHECKED_SQL: True}) == 0
     db.session.rollback()
 
 
 def test_rls_refuses_writing_into_another_tenant(world, app_ctx, postgres):
+    raw = {tenancy.TENANT_CHECKED_SQL: True}  # the ORM wall is bypassed on purpose
     with tenant_context(world.a.id):
         with pytest.raises(ProgrammingError, match="row-level security"):
             db.session.execute(sa.text(
-                "UPDATE staff_user SET name = 'hacked' WHERE tenant_id = :b"), {"b": world.b.id})
+                "UPDATE staff_user SET name = 'hacked' WHERE tenant_id = :b"), {"b": world.b.id},
+                execution_options=raw)
             db.session.execute(sa.text(
-                "INSERT INTO staff_user (tenant_id, email, name, role, active, session_token, created_at)"
-                " VALUES (:b, 'spy@globex.example', 'Spy', 'staff', true, 'tok-spy2', now())"),
-                {"b": world.b.id})
+                "INSERT INTO staff_user (tenant_id, email, name, role, active, created_at)"
+                " VALUES (:b, 'spy@globex.example', 'Spy', 'staff', true, now())"),
+                {"b": world.b.id}, execution_options=raw)
         db.session.rollback()
     with cross_tenant("check", audit=False):
         names = set(db.session.scalars(sa.select(StaffUser.name).where(StaffUser.tenant_id == world.b.id)))
@@ -170,7 +174,7 @@ def test_every_tenant_table_has_its_rls_policy(app_ctx, postgres):
             " (SELECT count(*) FROM pg_policies p WHERE p.schemaname = current_schema()"
             "  AND p.tablename = c.relname AND p.policyname = :policy)"
             " FROM pg_class c WHERE c.relname = :table AND c.relnamespace = current_schema()::regnamespace"),
-            {"table": table.name, "policy": POLICY}).one()
+            {"table": table.name, "policy": POLICY}, execution_options={tenancy.TENANT_CHECKED_SQL: True}).one()
         assert tuple(row) == (True, True, 1), f"{table.name} lacks forced row-level security or its policy"
 
 
@@ -223,12 +227,12 @@ def test_plain_sql_constructs_on_tenant_tables_are_refused(world, app_ctx, build
 
 def test_bulk_insert_is_stamped_and_guarded(world, app_ctx):
     with tenant_context(world.a.id):
-        row = {"email": "bulk@acme.example", "name": "Bulk", "role": "staff", "session_token": "tok-bulk",
+        row = {"email": "bulk@acme.example", "name": "Bulk", "role": "staff",
                "active": True, "created_at": tenancy.utcnow()}
         db.session.execute(sa.insert(StaffUser), [row])
         assert row["tenant_id"] == world.a.id
         with pytest.raises(CrossTenantWrite):
-            db.session.execute(sa.insert(StaffUser), [{**row, "email": "b2@x.example", "session_token": "t2",
+            db.session.execute(sa.insert(StaffUser), [{**row, "email": "b2@x.example",
                                                        "tenant_id": world.b.id}])
         db.session.rollback()
 
@@ -237,3 +241,50 @@ def test_function_of_a_model_column_is_filtered(world, app_ctx):
     with tenant_context(world.a.id):
         assert db.session.scalar(sa.select(sa.func.count(StaffUser.id))) == 3
         assert db.session.scalar(sa.select(sa.func.max(StaffUser.email))) == "sam@acme.example"
+
+
+def test_insert_values_are_stamped_or_refused(world, app_ctx):
+    with tenant_context(world.a.id):
+        db.session.execute(sa.insert(StaffUser).values(email="v@acme.example", name="V", role="staff",
+                                                       active=True, created_at=tenancy.utcnow()))
+        assert db.session.scalar(sa.select(StaffUser.tenant_id).where(StaffUser.email == "v@acme.example")) \
+            == world.a.id
+        with pytest.raises(CrossTenantWrite):
+            db.session.execute(sa.insert(StaffUser).values(tenant_id=world.b.id, email="w@x.example", name="W",
+                                                           role="staff", active=True, created_at=tenancy.utcnow()))
+        db.session.rollback()
+
+
+def test_update_cannot_move_rows_to_another_tenant(world, app_ctx):
+    with tenant_context(world.a.id):
+        with pytest.raises(CrossTenantWrite):
+            db.session.execute(sa.update(StaffUser).where(StaffUser.role == "staff").values(tenant_id=world.b.id))
+        db.session.rollback()
+
+
+def test_raw_sql_must_declare_it_filters_by_tenant(world, app_ctx):
+    from core.tenancy import TenantFilterUnreachable
+
+    with pytest.raises(TenantFilterUnreachable):
+        db.session.execute(sa.text("SELECT count(*) FROM staff_user"))
+    with tenant_context(world.a.id):
+        with pytest.raises(TenantFilterUnreachable):
+            db.session.execute(sa.text("SELECT count(*) FROM staff_user"))
+    db.session.rollback()
+
+
+def test_object_of_another_tenant_in_the_identity_map_is_a_404(world, app_ctx):
+    from werkzeug.exceptions import NotFound
+
+    from core.tenancy import get_or_404
+
+    with cross_tenant("load B's owner", audit=False):
+        b_owner = db.session.get(StaffUser, world.b.members["owner"].id)
+        assert b_owner is not None
+    with tenant_context(world.a.id):
+        with pytest.raises(NotFound):
+            get_or_404(StaffUser, world.b.members["owner"].id)
+        db.session.expire(b_owner)
+        with pytest.raises(Exception):
+            b_owner.email  # refreshing it as tenant A finds nothing  # noqa: B018
+    db.session.rollback()

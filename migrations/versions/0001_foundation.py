@@ -26,12 +26,10 @@ def upgrade():
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False),
-    sa.Column('session_token', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_admin')),
-    sa.UniqueConstraint('email', name=op.f('uq_platform_admin_email')),
-    sa.UniqueConstraint('session_token', name=op.f('uq_platform_admin_session_token'))
+    sa.UniqueConstraint('email', name=op.f('uq_platform_admin_email'))
     )
     op.create_table('tenant',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -79,7 +77,6 @@ def upgrade():
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False),
-    sa.Column('session_token', sa.String(length=64), nullable=False),
     sa.Column('invited_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
@@ -89,7 +86,6 @@ def upgrade():
     sa.ForeignKeyConstraint(['tenant_id', 'invited_by_id'], ['staff_user.tenant_id', 'staff_user.id'], name=op.f('fk_staff_user_tenant_id_invited_by_id_staff_user')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_staff_user_tenant_id_tenant'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_user')),
-    sa.UniqueConstraint('session_token', name=op.f('uq_staff_user_session_token')),
     sa.UniqueConstraint('tenant_id', 'email', name=op.f('uq_staff_user_tenant_id_email')),
     sa.UniqueConstraint('tenant_id', 'id', name=op.f('uq_staff_user_tenant_id_id'))
     )
@@ -104,15 +100,56 @@ def upgrade():
     with op.batch_alter_table('tenant_domain', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tenant_domain_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('platform_session',
+    sa.Column('admin_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.Column('ip_address', sa.String(length=45), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['admin_id'], ['platform_admin.id'], name=op.f('fk_platform_session_admin_id_platform_admin'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_platform_session')),
+    sa.UniqueConstraint('token', name=op.f('uq_platform_session_token'))
+    )
+    with op.batch_alter_table('platform_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_platform_session_admin_id'), ['admin_id'], unique=False)
+
+    op.create_table('staff_session',
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.Column('ip_address', sa.String(length=45), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id', 'staff_id'], ['staff_user.tenant_id', 'staff_user.id'], name=op.f('fk_staff_session_tenant_id_staff_id_staff_user'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_staff_session_tenant_id_tenant'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_session')),
+    sa.UniqueConstraint('tenant_id', 'id', name=op.f('uq_staff_session_tenant_id_id')),
+    sa.UniqueConstraint('token', name=op.f('uq_staff_session_token'))
+    )
+    with op.batch_alter_table('staff_session', schema=None) as batch_op:
+        batch_op.create_index('ix_staff_session_tenant_id_staff_id', ['tenant_id', 'staff_id'], unique=False)
+
     # ### end Alembic commands ###
     enable_rls(op, "staff_user")
+    enable_rls(op, "staff_session")
     enable_rls(op, "audit_event", platform_rows=True)
 
 
 def downgrade():
+    disable_rls(op, "staff_session")
     disable_rls(op, "audit_event")
     disable_rls(op, "staff_user")
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('staff_session')
+    op.drop_table('platform_session')
     with op.batch_alter_table('tenant_domain', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tenant_domain_tenant_id'))
 

@@ -145,6 +145,7 @@ def _within_viewport(page: Page, locator) -> None:
 
 
 def _no_sideways_scroll(page: Page) -> None:
+    page.wait_for_load_state("load")  # stylesheets applied: the DOM alone arrives first
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 

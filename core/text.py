@@ -1,0 +1,26 @@
+"""Checking the short texts people type: names, titles, labels."""
+from __future__ import annotations
+
+import unicodedata
+
+from core.errors import ServiceError
+
+# Characters that reorder the text around them: a name could display as something else.
+_BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_line(value: str | None, *, label: str, field: str | None = None, max_length: int = 200,
+               required: bool = True) -> str | None:
+    """One line of text, stripped: no line breaks or control characters (they would break
+    e-mail headers and CSV files), at most `max_length` characters. Raises ServiceError in
+    plain words, beside `field`."""
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise ServiceError(f"Enter {label}.", field=field)
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_OVERRIDES for c in text):
+        raise ServiceError(f"{label.capitalize()} must be one line of plain text.", field=field)
+    if len(text) > max_length:
+        raise ServiceError(f"{label.capitalize()} can be at most {max_length} characters.", field=field)
+    return text
