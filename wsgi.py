@@ -6,6 +6,7 @@ import create_app without building a second app from the environment.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from flask import Flask, g
@@ -79,9 +80,11 @@ def _warn_if_rls_is_bypassed(app: Flask) -> None:
     except sa.exc.OperationalError:
         return  # the database is not up yet; nothing to say about it
     if bypasses:
-        app.logger.warning(
-            "The database role bypasses row-level security (superuser or BYPASSRLS): the third "
-            "wall between tenants is down. Connect the app as an ordinary role (see README).")
+        message = ("The database role bypasses row-level security (superuser or BYPASSRLS): the third "
+                   "wall between tenants is down. Connect the app as an ordinary role (see README).")
+        if app.config["PORTICO_ENV"] == "production" and not os.environ.get("PORTICO_ALLOW_RLS_BYPASS"):
+            raise RuntimeError(message + " Set PORTICO_ALLOW_RLS_BYPASS=1 to start anyway.")
+        app.logger.warning(message)
 
 
 def __getattr__(name: str):

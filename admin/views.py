@@ -3,7 +3,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 
 from admin import bp
 from admin.forms import OperatorLoginForm
-from core.audit import record
+from core.audit import ANONYMOUS, record
 from core.db import db
 from core.extensions import limiter, login_email_key
 from core.identity import PlatformAdmin, authenticate_platform_admin, current_principal, sign_in, sign_out
@@ -20,6 +20,9 @@ def login():
     if form.validate_on_submit():
         admin = authenticate_platform_admin(form.email.data, form.password.data)
         if admin is None:
+            record("platform.login_failed", actor=ANONYMOUS,
+                   details={"email": (form.email.data or "").strip()[:320]})
+            db.session.commit()
             form.form_errors.append("That e-mail and password do not match an operator account.")
         else:
             record("platform.login", actor=admin)

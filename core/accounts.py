@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from core.audit import record
+from core.audit import ANONYMOUS, record
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import (StaffRole, StaffUser, end_sessions, hash_password, load_token, make_token,
                            normalize_email, password_problem, verify_password)
+from core.jobs import job, on_commit
 from core.mail import send_mail
 from core.permissions import can, staff_change_problem
 from core.tenancy import current_tenant, tenant_link
@@ -139,11 +140,17 @@ def _set_password(user: StaffUser, password: str, *, keep_session: str | None = 
     end_sessions(user, keep=keep_session)
 
 
-def request_password_reset(email: str) -> None:
-    """E-mail a reset link when the address belongs to an active member. Says nothing either
-    way: the caller shows the same message whatever happened."""
+def request_password_reset(email: str, ip_address: str | None = None) -> None:
+    """Queue the reset: the job looks the address up and e-mails a link when it belongs to an
+    active member. The request does the same work whatever the address, so neither its answer
+    nor its timing tells whether an account exists."""
+    on_commit(send_password_reset, (email or "")[:320], ip_address, tenant_id=current_tenant().id)
+
+
+@job(retries=5)
+def send_password_reset(raw_email: str, ip_address: str | None) -> None:
     try:
-        email = normalize_email(email)
+        email = normalize_email(raw_email)
     except ValueError:
         return
     user = find_staff_by_email(email)
@@ -151,7 +158,7 @@ def request_password_reset(email: str) -> None:
         return
     tenant = current_tenant()
     link = tenant_link(tenant, "staff.reset_password", token=make_token(user, RESET))
-    record("staff.password_reset_requested", user, actor=user)
+    record("staff.password_reset_requested", user, actor=ANONYMOUS, details={"ip": ip_address})
     send_mail(user.email, f"Reset your {tenant.brand_name} password", "staff_password_reset",
               tenant_id=tenant.id, user=user, tenant=tenant, link=link,
               minutes=current_app.config["PASSWORD_RESET_MAX_AGE"] // 60)

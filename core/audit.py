@@ -46,6 +46,8 @@ class AuditEvent(TenantScoped, db.Model):
 
 
 SYSTEM = ("system", None, "system")
+# Whoever is not signed in: a failed sign-in or a reset request is not the account owner's act.
+ANONYMOUS = ("anonymous", None, "anonymous visitor")
 
 
 def _describe(principal) -> tuple[str, int | None, str]:

@@ -73,6 +73,9 @@ def create_superadmin_command(email, password, name):
 @with_appcontext
 def demo_command():
     """Create (or refresh) the demo tenant with sample data, and print how to sign in."""
+    if current_app.config["PORTICO_ENV"] == "production":
+        raise click.ClickException("The demo creates accounts with published passwords; it does not run "
+                                   "with PORTICO_ENV=production.")
     with cross_tenant("demo set-up (CLI)", audit=False):
         tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == demo_data.DEMO_SLUG))
         operator = db.session.scalar(sa.select(PlatformAdmin).where(PlatformAdmin.email == demo_data.DEMO_OPERATOR[0]))

@@ -11,6 +11,7 @@ was not saved, and a failing job never undoes the data it follows.
 from __future__ import annotations
 
 import functools
+import logging
 
 from flask import Flask, current_app, has_app_context
 from huey import Huey
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.db import db
 from core.tenancy import tenant_context
 
+logger = logging.getLogger(__name__)
 huey = Huey("portico", results=False, storage_class=MemoryStorage)
 _app: Flask | None = None
 
@@ -86,7 +88,12 @@ def on_commit(task, *args, **kwargs) -> None:
 def _enqueue_pending(session):
     pending = session.info.pop(_PENDING, [])
     for task, args, kwargs in pending:
-        task(*args, **kwargs)
+        try:
+            task(*args, **kwargs)
+        except Exception:
+            # The data is committed; failing the request now would only hide that. Say loudly
+            # which side effect did not get queued, so an operator can act on it.
+            logger.exception("could not queue job %s (args=%r, kwargs=%r)", task.name, args, kwargs)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -13,7 +13,8 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Keep loggers that exist already (the app's): by default fileConfig disables them.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
@@ -102,11 +103,6 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            # Migrations work on every tenant's rows by nature; say so to row-level
-            # security (core.rls) for this connection.
-            connection.exec_driver_sql("SELECT set_config('app.cross_tenant', 'on', false)")
-            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -114,6 +110,11 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Migrations work on every tenant's rows by nature; say so to row-level
+                # security (core.rls), for this transaction only: the pooled connection must
+                # not keep crossing tenants afterwards.
+                connection.exec_driver_sql("SELECT set_config('app.cross_tenant', 'on', true)")
             context.run_migrations()
 
 

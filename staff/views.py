@@ -6,7 +6,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from core.accounts import (accept_invitation, change_own_password, complete_invitation,
                            invite_staff, request_password_reset, reset_password, send_invitation,
                            update_profile, update_staff_member, user_for_reset_token)
-from core.audit import AuditEvent, record
+from core.audit import ANONYMOUS, AuditEvent, record
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.extensions import limiter, login_email_key
@@ -52,9 +52,11 @@ def login():
             sign_in(user, remember=form.remember.data)
             return redirect(safe_next_url(request.args.get("next"), url_for("staff.dashboard")))
         else:
-            if user is not None:
-                record("staff.login_failed", user, actor=user)
-                db.session.commit()
+            # Recorded for known and unknown addresses alike (same work, same timing), as an
+            # anonymous visitor's act: it is not the account owner's.
+            record("staff.login_failed", user, actor=ANONYMOUS,
+                   details={"email": (form.email.data or "").strip()[:320]})
+            db.session.commit()
             form.form_errors.append(SIGN_IN_FAILED)
     return render_template("staff/login.html", form=form)
 
@@ -75,7 +77,7 @@ def logout():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        request_password_reset(form.email.data)
+        request_password_reset(form.email.data, request.remote_addr)
         db.session.commit()
         flash("If an account exists for that address, we have e-mailed it a link to choose a new "
               "password. The link works once, for one hour.", "info")
