@@ -45,6 +45,51 @@ class AuditEvent(TenantScoped, db.Model):
         return (self.actor_type, self.actor_id) != (self.real_actor_type, self.real_actor_id)
 
 
+# Every action the log can hold, with the words the audit pages show for it. Packages add
+# theirs with register_actions(); record() refuses an action nobody registered (a typo would
+# otherwise make events that no filter finds).
+_ACTIONS: dict[str, str] = {}
+
+
+def register_actions(actions: dict[str, str]) -> None:
+    _ACTIONS.update(actions)
+
+
+def action_label(action: str) -> str:
+    return _ACTIONS.get(action, action)
+
+
+def known_actions() -> dict[str, str]:
+    return dict(sorted(_ACTIONS.items(), key=lambda item: item[1]))
+
+
+register_actions({
+    "platform.cross_tenant": "Operator read or changed across tenants",
+    "platform.login": "Operator signed in",
+    "platform.login_failed": "Operator sign-in failed",
+    "platform.logout": "Operator signed out",
+    "tenant.created": "Business created",
+    "tenant.renamed": "Business renamed",
+    "tenant.suspended": "Business suspended",
+    "tenant.reactivated": "Business reactivated",
+    "tenant.branding_changed": "Branding changed",
+    "tenant.domain_added": "Custom domain added",
+    "tenant.domain_removed": "Custom domain removed",
+    "staff.created": "Staff member created",
+    "staff.invited": "Staff member invited",
+    "staff.invitation_resent": "Invitation sent again",
+    "staff.invitation_accepted": "Invitation accepted",
+    "staff.login": "Signed in",
+    "staff.login_failed": "Sign-in failed",
+    "staff.logout": "Signed out",
+    "staff.password_changed": "Password changed",
+    "staff.password_reset_requested": "Password reset requested",
+    "staff.password_reset": "Password reset",
+    "staff.role_changed": "Role changed",
+    "staff.deactivated": "Staff member deactivated",
+    "staff.reactivated": "Staff member reactivated",
+})
+
 SYSTEM = ("system", None, "system")
 # Whoever is not signed in: a failed sign-in or a reset request is not the account owner's act.
 ANONYMOUS = ("anonymous", None, "anonymous visitor")
@@ -68,6 +113,8 @@ def record(action: str, target=None, *, details: dict | None = None, actor=None,
     """
     from core.identity import current_principal, real_principal
 
+    if action not in _ACTIONS:
+        raise KeyError(f"unknown audit action {action!r}: add it with core.audit.register_actions()")
     if actor is None:
         actor = current_principal()
     if real_actor is None:

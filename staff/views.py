@@ -6,7 +6,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from core.accounts import (accept_invitation, change_own_password, complete_invitation,
                            invite_staff, request_password_reset, reset_password, send_invitation,
                            update_profile, update_staff_member, user_for_reset_token)
-from core.audit import ANONYMOUS, AuditEvent, record
+from core.audit import ANONYMOUS, AuditEvent, action_label, known_actions, record
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.extensions import limiter, login_email_key
@@ -211,9 +211,10 @@ def audit_log():
     events = db.session.scalars(query).all()
     more = len(events) > AUDIT_PAGE_SIZE
     events = events[:AUDIT_PAGE_SIZE]
-    actions = db.session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
-    return render_template("staff/audit.html", events=events, actions=actions, action=action,
-                           next_before=events[-1].id if more else None, first_page=not before)
+    # The registry, not a DISTINCT over the log: that would read every event of the tenant.
+    return render_template("staff/audit.html", events=events, actions=known_actions(), action=action,
+                           action_label=action_label, next_before=events[-1].id if more else None,
+                           first_page=not before)
 
 
 # --- settings and account ---------------------------------------------------------------------
