@@ -38,6 +38,7 @@ from core.db import Base, db
 from core.identity import StaffUser, make_token
 from core.tenancy import Tenant, cross_tenant, tenant_context
 from core.tenants import add_domain, update_branding
+from tests.factories import seed_crm
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
 
 ROLES = ("owner", "admin", "staff")
@@ -68,6 +69,13 @@ PATH_PARAMS: dict[str, PathParam] = {
     "member_id": PathParam(OBJECT_ID, lambda victim, endpoint: victim.member_ids),
     # /staff/password/reset/<token>, /staff/invitation/<token>: the victim's real, valid tokens.
     "token": PathParam(TOKEN, lambda victim, endpoint: [victim.token_for(endpoint)]),
+    # The CRM's records: every one of the victim's (tests/factories.py seed_crm makes them).
+    **{param: PathParam(OBJECT_ID, lambda victim, endpoint, model=model: victim.crm_ids[model])
+       for param, model in {
+           "contact_id": "Contact", "company_id": "Company", "circle_id": "Circle", "tag_id": "Tag",
+           "note_id": "Note", "task_id": "Task", "event_id": "Event", "field_id": "CustomField",
+           "segment_id": "Segment", "status_id": "PipelineStatus",
+       }.items()},
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).
     "export_type": PathParam(CHOICE, lambda victim, endpoint: ["csv"]),
     # Flask-Admin's /admin/static/<filename>: its own assets (console only).
@@ -116,6 +124,7 @@ class Victim:
     invitee: Member
     tokens: dict[str, str]
     markers: tuple[str, ...]
+    crm_ids: dict[str, list[int]]
 
     @property
     def host(self) -> str:
@@ -137,7 +146,7 @@ class Victim:
 
 
 def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: str,
-         extra_markers: tuple[str, ...] = ()) -> Victim:
+         extra_markers: tuple[str, ...] = (), crm_marker: str = "") -> Victim:
     """Give a tenant what the probes aim at: a member who has not accepted an invitation yet,
     real reset/invitation tokens, a logo and a custom domain (so the tenant row and
     tenant_domain carry data a leak would show)."""
@@ -150,12 +159,13 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         add_domain(tenant, domain)
         admin = db.session.get(StaffUser, side.members["admin"].id)
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
+        crm_ids = seed_crm(crm_marker)
     people = [*side.members.values(), Member(pending.id, pending.email, pending.name, "staff")]
     # Long, specific strings only: a short one (the bare slug) could turn up by chance inside
     # a random CSRF token and make the suite flaky.
     markers = (side.name, side.host, domain, *extra_markers,
                *(p.email for p in people), *(p.name for p in people))
-    return Victim(side, people[-1], tokens, markers)
+    return Victim(side, people[-1], tokens, markers, crm_ids)
 
 
 @pytest.fixture
@@ -164,7 +174,7 @@ def tenants(app, world) -> dict[str, Victim]:
         sides = {
             "a": _arm(world.a, ("ingrid@acme.example", "Ingrid Invitee"), b"acme logo", "portal.acme-corp.example"),
             "b": _arm(world.b, ("canary-b-invitee@globex.example", "CANARY-B Invitee"), b"CANARY-B logo",
-                      "portal.canary-b.example", extra_markers=("CANARY",)),
+                      "portal.canary-b.example", extra_markers=("CANARY",), crm_marker="CANARY-B "),
         }
         db.session.commit()
         db.session.remove()
@@ -241,6 +251,10 @@ def form_data(attacker: TenantWorld, victim_id: int, n: int) -> dict:
     return {
         # the victim's ids, as any form might carry them (Flask-Admin actions post rowid)
         "id": victim_id, "member_id": victim_id, "rowid": [victim_id], "action": "deactivate",
+        # CRM forms and bulk actions name records by these
+        "contact_id": victim_id, "company_id": victim_id, "circle_id": victim_id, "tag_id": victim_id,
+        "owner_id": victim_id, "status_id": victim_id, "assignee_id": victim_id, "event_id": victim_id,
+        "ids": [victim_id], "contact_ids": [victim_id], "selected": [victim_id],
         # staff.member: a real change (role and access), so a breach would show in the rows
         "role": "staff",  # and no "active": the BooleanField reads as False, i.e. deactivate
         # staff.invite / forgot-password / login: a fresh address of the attacker's own

@@ -1,0 +1,110 @@
+"""Factories for CRM records: call them inside a tenant context (tenant_context or a request).
+Each returns the flushed object; keyword arguments override the defaults."""
+from __future__ import annotations
+
+import itertools
+
+import sqlalchemy as sa
+
+from core.db import db, utcnow
+from crm.models import (Circle, CircleMember, Company, Contact, CustomField, Event, EventAttendee, Note,
+                        PipelineStatus, Segment, Tag, Task, TimelineEntry)
+from crm.normalize import company_name_key, search_text
+
+_seq = itertools.count(1)
+
+
+def _add(obj):
+    db.session.add(obj)
+    db.session.flush()
+    return obj
+
+
+def make_company(name: str | None = None, **fields) -> Company:
+    name = name or f"Company {next(_seq)}"
+    return _add(Company(name=name, name_key=company_name_key(name), **fields))
+
+
+def make_contact(first_name: str = "Pat", last_name: str | None = None, **fields) -> Contact:
+    n = next(_seq)
+    last_name = last_name if last_name is not None else f"Person{n}"
+    fields.setdefault("email", f"{first_name}.{last_name}.{n}@example.com".lower())
+    if "status_id" not in fields:
+        fields["status_id"] = db.session.scalar(
+            sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True)))
+    contact = Contact(first_name=first_name, last_name=last_name, **fields)
+    company = db.session.get(Company, contact.company_id) if contact.company_id else None
+    contact.search_text = search_text(first_name, last_name, contact.email, contact.phone,
+                                      company.name if company else None)
+    return _add(contact)
+
+
+def make_circle(name: str | None = None, **fields) -> Circle:
+    return _add(Circle(name=name or f"Circle {next(_seq)}", **fields))
+
+
+def add_to_circle(circle: Circle, *, contact: Contact | None = None, company: Company | None = None) -> CircleMember:
+    return _add(CircleMember(circle_id=circle.id, contact_id=contact.id if contact else None,
+                             company_id=company.id if company else None))
+
+
+def make_tag(name: str | None = None) -> Tag:
+    name = name or f"tag{next(_seq)}"
+    return _add(Tag(name=name, key=name.casefold()))
+
+
+def make_note(contact: Contact, body: str = "Called, left a message.", **fields) -> Note:
+    return _add(Note(contact_id=contact.id, body=body, **fields))
+
+
+def make_task(title: str = "Follow up", **fields) -> Task:
+    return _add(Task(title=title, **fields))
+
+
+def make_event(title: str | None = None, **fields) -> Event:
+    fields.setdefault("starts_at", utcnow())
+    return _add(Event(title=title or f"Event {next(_seq)}", **fields))
+
+
+def add_attendee(event: Event, contact: Contact, **fields) -> EventAttendee:
+    return _add(EventAttendee(event_id=event.id, contact_id=contact.id, **fields))
+
+
+def make_custom_field(label: str = "Shoe size", field_type: str = "number", entity: str = "contact",
+                      **fields) -> CustomField:
+    key = label.lower().replace(" ", "_")
+    return _add(CustomField(entity=entity, key=key, label=label, field_type=field_type, **fields))
+
+
+def make_segment(name: str | None = None, filters: dict | None = None, **fields) -> Segment:
+    return _add(Segment(name=name or f"Segment {next(_seq)}", filters=filters or {}, **fields))
+
+
+def make_timeline_entry(contact: Contact, summary: str = "Something happened", **fields) -> TimelineEntry:
+    fields.setdefault("kind", "note")
+    return _add(TimelineEntry(contact_id=contact.id, summary=summary, **fields))
+
+
+def seed_crm(marker: str = "") -> dict[str, list[int]]:
+    """One of everything, for the cross-tenant harness: names carry `marker`, so a leak of
+    another tenant's record is visible. Returns {model name: [ids]}."""
+    company = make_company(f"{marker}Initrode Ltd")
+    contact = make_contact(f"{marker}Casey", "Client", company_id=company.id, role="client",
+                           phone="+14155550123", notes=f"{marker}private notes")
+    lead = make_contact(f"{marker}Lee", "Lead", role="lead")
+    circle = make_circle(f"{marker}VIP circle")
+    add_to_circle(circle, contact=contact)
+    tag = make_tag(f"{marker}hot")
+    from crm.models import ContactTag
+    _add(ContactTag(contact_id=contact.id, tag_id=tag.id))
+    note = make_note(contact, f"{marker}note body")
+    task = make_task(f"{marker}call back", contact_id=contact.id)
+    event = make_event(f"{marker}Open day")
+    add_attendee(event, contact)
+    field = make_custom_field(f"{marker}Budget".strip() or "Budget", "number")
+    segment = make_segment(f"{marker}Hot leads", {"role": ["lead"]})
+    make_timeline_entry(contact, f"{marker}timeline entry")
+    statuses = list(db.session.scalars(sa.select(PipelineStatus.id)))
+    return {"Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
+            "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
+            "Segment": [segment.id], "PipelineStatus": statuses}
