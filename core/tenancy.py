@@ -250,8 +250,13 @@ def _orm_entity_tables(element) -> set[str]:
 
 
 def _classify(statement) -> tuple[bool, bool]:
-    """(touches a tenant table, some of it out of the ORM filter's reach)."""
-    touches = unreachable = False
+    """(touches a tenant table, some of it out of the ORM filter's reach).
+
+    A nested SELECT lists the outer query's table among its FROMs when it correlates with it
+    (`WHERE EXISTS (… WHERE member.contact_id = contact.id)`); that table is filtered in the
+    outer query, so what counts is whether the statement covers it as an ORM entity anywhere."""
+    tenant_names: set[str] = set()
+    covered: set[str] = set()
     for element in visitors.iterate(statement):
         if isinstance(element, sa.Select):
             froms = element.get_final_froms()
@@ -259,12 +264,11 @@ def _classify(statement) -> tuple[bool, bool]:
             froms = [element.table]
         else:
             continue
-        tenant_names = {t.name for f in froms for t in _tables_of(f) if _is_tenant_table(t)}
-        if tenant_names:
-            touches = True
-            if tenant_names - _orm_entity_tables(element):
-                unreachable = True
-    return touches, unreachable
+        names = {t.name for f in froms for t in _tables_of(f) if _is_tenant_table(t)}
+        if names:
+            tenant_names |= names
+            covered |= _orm_entity_tables(element)
+    return bool(tenant_names), bool(tenant_names - covered)
 
 
 TENANT_CHECKED_SQL = "portico_tenant_checked_sql"

@@ -47,7 +47,7 @@ def contact_visible_to(staff: StaffUser, contact: Contact) -> bool:
     if contact.owner_id == staff.id:
         return True
     return db.session.scalar(
-        sa.select(sa.literal(True)).where(visible_contacts_clause(staff), Contact.id == contact.id)) is True
+        sa.select(Contact.id).where(visible_contacts_clause(staff), Contact.id == contact.id)) is not None
 
 
 def _owns_or_manages(staff: StaffUser, record) -> bool:

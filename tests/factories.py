@@ -108,3 +108,28 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     return {"Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
             "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
             "Segment": [segment.id], "PipelineStatus": statuses}
+
+
+# --- circles and tags (tests/crm/test_circles.py, test_tags.py) ----------------------------------
+
+def assign_to_circle(circle: Circle, staff_id: int):
+    """Assign a staff member to a circle (CircleStaff)."""
+    from crm.models import CircleStaff
+    return _add(CircleStaff(circle_id=circle.id, staff_id=staff_id))
+
+
+def tag_record(tag: Tag, *, contact: Contact | None = None, company: Company | None = None):
+    """Put an existing tag on a contact or a company."""
+    from crm.models import CompanyTag, ContactTag
+    if contact is not None:
+        return _add(ContactTag(contact_id=contact.id, tag_id=tag.id))
+    return _add(CompanyTag(company_id=company.id, tag_id=tag.id))
+
+
+def restrict_staff_visibility(restricted: bool = True) -> None:
+    """The tenant's CRM setting: Staff see only their own contacts and their circles' (True),
+    or every contact (False)."""
+    from crm.models import CrmSettings
+    from crm.setup import settings
+    settings().staff_visibility = CrmSettings.OWN_OR_CIRCLES if restricted else CrmSettings.ALL_CONTACTS
+    db.session.flush()

@@ -1,0 +1,156 @@
+"""Companies: their details, their people, and which of them is the primary contact."""
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+import sqlalchemy as sa
+from rapidfuzz import fuzz, process
+
+from core.audit import record, register_actions
+from core.db import db, utcnow
+from core.errors import ServiceError
+from core.identity import StaffUser
+from core.text import clean_line
+from crm import custom_fields
+from crm.models import Company, Contact, ContactRole
+from crm.normalize import company_name_key, normalize_phone
+from crm.setup import settings
+from crm.timeline import record_activity
+
+register_actions({
+    "company.created": "Company added",
+    "company.updated": "Company changed",
+    "company.deleted": "Company deleted",
+})
+
+TEXT_FIELDS = {"street": ("the street", 200), "city": ("the city", 100), "postal_code": ("the postal code", 20),
+               "region": ("the region", 100)}
+_DOMAIN_RE = re.compile(r"^(?=.{3,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _clean(data: dict, company: Company | None) -> dict:
+    out: dict = {}
+    if "name" in data or company is None:
+        out["name"] = clean_line(data.get("name"), label="the company's name", field="name")
+        out["name_key"] = company_name_key(out["name"])
+    for name, (label, longest) in TEXT_FIELDS.items():
+        if name in data:
+            out[name] = clean_line(data[name], label=label, field=name, max_length=longest, required=False)
+    if "domain" in data:
+        domain = (data["domain"] or "").strip().lower()
+        domain = re.sub(r"^https?://", "", domain).split("/")[0].removeprefix("www.")
+        if domain and not _DOMAIN_RE.match(domain):
+            raise ServiceError("Enter a domain like example.com.", field="domain")
+        out["domain"] = domain or None
+    if "phone" in data:
+        raw = (data["phone"] or "").strip()
+        try:
+            out["phone"] = normalize_phone(raw, settings().default_region) if raw else None
+        except ValueError as exc:
+            raise ServiceError(str(exc), field="phone") from None
+    if "country" in data:
+        country = (data["country"] or "").strip().upper()
+        if country and country not in phonenumbers.SUPPORTED_REGIONS:
+            raise ServiceError("Use a two-letter country code, such as US, GB or DE.", field="country")
+        out["country"] = country or None
+    if "role" in data:
+        if data["role"] not in ContactRole.ALL:
+            raise ServiceError("Choose Lead, Prospect or Client.", field="role")
+        out["role"] = data["role"]
+    if "owner_id" in data:
+        owner_id = data["owner_id"] or None
+        if owner_id is not None:
+            owner = db.session.get(StaffUser, int(owner_id))
+            if owner is None or not owner.active:
+                raise ServiceError("Choose an active member of the team as owner.", field="owner_id")
+        out["owner_id"] = int(owner_id) if owner_id else None
+    if "custom_fields" in data:
+        values = custom_fields.clean_values("company", data["custom_fields"] or {}, region=settings().default_region)
+        out["custom_fields"] = {**(company.custom_fields if company else {}), **values}
+    return out
+
+
+def create_company(data: dict, *, actor=None) -> Company:
+    values = _clean(data, None)
+    if "owner_id" not in data and isinstance(actor, StaffUser):
+        values["owner_id"] = actor.id
+    company = Company(**values)
+    db.session.add(company)
+    db.session.flush()
+    record_activity("created", f"Added by {actor.display_name}" if actor else "Added", company=company, actor=actor)
+    record("company.created", company, actor=actor)
+    return company
+
+
+def update_company(company: Company, data: dict, *, actor=None) -> list[str]:
+    values = _clean(data, company)
+    changed = [name for name, value in values.items() if getattr(company, name) != value and name != "name_key"]
+    for name, value in values.items():
+        setattr(company, name, value)
+    if changed:
+        company.updated_at = utcnow()
+        if "name" in changed:
+            from crm.contacts import refresh_search_text
+
+            for contact in contacts_of(company):
+                refresh_search_text(contact)
+        record_activity("updated", "Changed " + ", ".join(n.replace("_", " ") for n in changed), company=company,
+                        actor=actor, details={"fields": changed})
+        record("company.updated", company, actor=actor, details={"fields": changed})
+    return changed
+
+
+def delete_company(company: Company, *, actor=None) -> int:
+    """Delete the company; its contacts stay, without a company. Returns how many were detached."""
+    people = contacts_of(company, include_archived=True)
+    for contact in people:
+        contact.company_id = None
+        contact.is_primary_contact = False
+    db.session.flush()
+    record("company.deleted", company, actor=actor, details={"contacts_detached": len(people)})
+    db.session.delete(company)
+    db.session.flush()
+    return len(people)
+
+
+def contacts_of(company: Company, *, include_archived: bool = False) -> list[Contact]:
+    query = sa.select(Contact).where(Contact.company_id == company.id, Contact.merged_into_id.is_(None)) \
+        .order_by(Contact.is_primary_contact.desc(), Contact.last_name, Contact.first_name, Contact.id)
+    if not include_archived:
+        query = query.where(Contact.archived_at.is_(None))
+    return list(db.session.scalars(query))
+
+
+def primary_contact_of(company: Company) -> Contact | None:
+    return db.session.scalar(sa.select(Contact).where(Contact.company_id == company.id,
+                                                      Contact.is_primary_contact.is_(True)))
+
+
+def set_primary_contact(company: Company, contact: Contact | None, *, actor=None) -> None:
+    """Make `contact` (one of the company's own) its primary contact; None clears it."""
+    if contact is not None and contact.company_id != company.id:
+        raise ServiceError(f"{contact.full_name} does not work at {company.name}.", field="primary_contact_id")
+    current = primary_contact_of(company)
+    if current is not None and (contact is None or current.id != contact.id):
+        current.is_primary_contact = False
+        db.session.flush()  # the unique index allows one primary per company at a time
+    if contact is not None and not contact.is_primary_contact:
+        contact.is_primary_contact = True
+        record_activity("primary_contact", f"{contact.full_name} is now the primary contact", company=company,
+                        actor=actor)
+    db.session.flush()
+
+
+def match_company(name: str, *, threshold: int = 90) -> Company | None:
+    """The tenant's company this name means: the same normalised name, else the closest one
+    scoring at least `threshold` (0-100) by fuzzy comparison."""
+    key = company_name_key(name or "")
+    if not key:
+        return None
+    exact = db.session.scalar(sa.select(Company).where(Company.name_key == key).order_by(Company.id).limit(1))
+    if exact is not None:
+        return exact
+    candidates = dict(db.session.execute(sa.select(Company.id, Company.name_key)).all())
+    best = process.extractOne(key, candidates, scorer=fuzz.token_sort_ratio, score_cutoff=threshold)
+    return db.session.get(Company, best[2]) if best else None

@@ -1,0 +1,173 @@
+"""Company pages: list, add, the company with its people, edit, delete."""
+from __future__ import annotations
+
+import base64
+import json
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+
+from core.db import db
+from core.errors import ServiceError
+from core.identity import StaffUser, current_principal
+from core.permissions import require, staff_login_required
+from core.tenancy import get_or_404
+from core.web import apply_service_error
+from crm.access import visible_contacts_clause
+from crm.companies import (contacts_of, create_company, delete_company, primary_contact_of, set_primary_contact,
+                           update_company)
+from crm.custom_fields import definitions
+from crm.models import Company, Contact, TimelineEntry
+from crm.normalize import fold
+from staff import bp
+from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
+
+PAGE_SIZE = 50
+
+
+def _company_form(company: Company | None = None):
+    form_class = with_custom_fields(CompanyForm, definitions("company"))
+    form = form_class(obj=company) if request.method == "GET" and company is not None else form_class()
+    owners = db.session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name)).all()
+    form.owner_id.choices = [("", "Nobody")] + [(str(o.id), o.display_name) for o in owners]
+    if request.method == "GET":
+        form.owner_id.data = str(company.owner_id or "") if company else str(current_principal().id)
+        if company is not None:
+            fill_custom(form, company)
+    return form
+
+
+def _form_data(form) -> dict:
+    data = {name: form[name].data for name in ("name", "domain", "phone", "street", "city", "postal_code", "region",
+                                               "country", "role", "owner_id")}
+    data["custom_fields"] = custom_values_of(form)
+    return data
+
+
+def _cursor(name_key: str, ident: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([name_key, ident]).encode()).decode().rstrip("=")
+
+
+def _after(token: str | None):
+    try:
+        key, ident = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
+        return (str(key), int(ident)) if isinstance(ident, int) else None
+    except (TypeError, ValueError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+@bp.get("/companies")
+@staff_login_required
+def companies():
+    require("contacts.view")
+    q = (request.args.get("q") or "").strip()[:200]
+    query = sa.select(Company).where(Company.archived_at.is_(None))
+    for word in fold(q).split()[:8]:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Company.name_key.like(f"%{escaped}%", escape="\\"))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.with_only_columns(Company.id).subquery()))
+    after = _after(request.args.get("after")) if request.args.get("after") else None
+    if after:
+        query = query.where(sa.tuple_(Company.name_key, Company.id) > sa.tuple_(sa.literal(after[0]),
+                                                                                 sa.literal(after[1])))
+    rows = db.session.scalars(query.order_by(Company.name_key, Company.id).limit(PAGE_SIZE + 1)).all()
+    next_cursor = _cursor(rows[PAGE_SIZE - 1].name_key, rows[PAGE_SIZE - 1].id) if len(rows) > PAGE_SIZE else None
+    rows = rows[:PAGE_SIZE]
+    people = dict(db.session.execute(
+        sa.select(Contact.company_id, sa.func.count()).where(
+            Contact.company_id.in_([c.id for c in rows]), Contact.archived_at.is_(None),
+            Contact.merged_into_id.is_(None), visible_contacts_clause(current_principal()))
+        .group_by(Contact.company_id)).all()) if rows else {}
+    return render_template("staff/companies/list.html", companies=rows, people=people, q=q, total=total,
+                           next_cursor=next_cursor, first_page=not after)
+
+
+@bp.route("/companies/new", methods=["GET", "POST"])
+@staff_login_required
+def new_company():
+    require("contacts.create")
+    form = _company_form()
+    if form.validate_on_submit():
+        try:
+            company = create_company(_form_data(form), actor=current_principal())
+        except ServiceError as exc:
+            db.session.rollback()
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash(f"{company.name} is added.", "success")
+            return redirect(url_for("staff.company", company_id=company.id))
+    return render_template("staff/companies/form.html", form=form, company=None)
+
+
+@bp.get("/companies/<int:company_id>")
+@staff_login_required
+def company(company_id):
+    record = get_or_404(Company, company_id)
+    require("contacts.view", record)
+    people = db.session.scalars(
+        sa.select(Contact).where(Contact.company_id == record.id, Contact.archived_at.is_(None),
+                                 Contact.merged_into_id.is_(None), visible_contacts_clause(current_principal()))
+        .order_by(Contact.is_primary_contact.desc(), Contact.last_name, Contact.first_name, Contact.id)).all()
+    timeline = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == record.id)
+                                  .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(50)).all()
+    return render_template("staff/companies/detail.html", company=record, people=people, timeline=timeline,
+                           primary=primary_contact_of(record), custom=definitions("company"))
+
+
+@bp.route("/companies/<int:company_id>/edit", methods=["GET", "POST"])
+@staff_login_required
+def edit_company(company_id):
+    record = get_or_404(Company, company_id)
+    require("contacts.edit", record)
+    form = _company_form(record)
+    if form.validate_on_submit():
+        try:
+            changed = update_company(record, _form_data(form), actor=current_principal())
+        except ServiceError as exc:
+            db.session.rollback()
+            apply_service_error(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Saved {record.name}." if changed else "Nothing to change.", "success")
+            return redirect(url_for("staff.company", company_id=record.id))
+    return render_template("staff/companies/form.html", form=form, company=record)
+
+
+@bp.post("/companies/<int:company_id>/primary")
+@staff_login_required
+def company_primary(company_id):
+    record = get_or_404(Company, company_id)
+    require("contacts.edit", record)
+    chosen = None
+    contact_id = request.form.get("contact_id", type=int)
+    if contact_id:
+        chosen = db.session.get(Contact, contact_id)
+        if chosen is None:
+            flash("Choose one of the company's contacts.", "error")
+            return redirect(url_for("staff.company", company_id=record.id))
+    try:
+        set_primary_contact(record, chosen, actor=current_principal())
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{chosen.full_name} is the primary contact." if chosen else "No primary contact now.", "success")
+    return redirect(url_for("staff.company", company_id=record.id))
+
+
+@bp.route("/companies/<int:company_id>/delete", methods=["GET", "POST"])
+@staff_login_required
+def delete_company_page(company_id):
+    record = get_or_404(Company, company_id)
+    require("contacts.delete", record)
+    if request.method == "GET":
+        return render_template("staff/companies/confirm_delete.html", company=record,
+                               people=len(contacts_of(record, include_archived=True)))
+    name = record.name
+    detached = delete_company(record, actor=current_principal())
+    db.session.commit()
+    flash(f"{name} is deleted." + (f" Its {detached} contact(s) remain, without a company." if detached else ""),
+          "success")
+    return redirect(url_for("staff.companies"))

@@ -1,0 +1,119 @@
+"""WTForms for contacts and companies. Custom fields join the form at run time, one input per
+tenant-defined field, named cf_<key>."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, DateField, EmailField, SelectChoice, SelectField, SelectMultipleField,
+                     StringField, TelField, TextAreaField, URLField, widgets)
+from wtforms.validators import Optional
+
+from crm.contacts import SOCIAL_KEYS
+from crm.custom_fields import FORM_PREFIX
+from crm.models import ContactRole
+
+ROLE_CHOICES = [SelectChoice(role, ContactRole.LABELS[role]) for role in ContactRole.ALL]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class ContactForm(FlaskForm):
+    first_name = StringField("First name", render_kw={"autocomplete": "off"})
+    last_name = StringField("Last name", render_kw={"autocomplete": "off"})
+    email = EmailField("E-mail", render_kw={"autocomplete": "off"})
+    extra_emails = TextAreaField("Other e-mails", description="One per line.", render_kw={"rows": 2})
+    phone = TelField("Phone", description="With the country code, or a local number of your default region.")
+    extra_phones = TextAreaField("Other phones", description="One per line.", render_kw={"rows": 2})
+    company_name = StringField("Company", description="Type a name: an existing company is matched, a new one is added.",
+                               render_kw={"list": "company-names", "autocomplete": "off"})
+    job_title = StringField("Job title")
+    street = StringField("Street")
+    city = StringField("City")
+    postal_code = StringField("Postal code")
+    region = StringField("Region or state")
+    country = StringField("Country", description="Two-letter code, e.g. US, GB, DE.", render_kw={"maxlength": 2})
+    source = StringField("Source", description="Where they came from: referral, trade fair, website…")
+    role = SelectField("Role", choices=ROLE_CHOICES, default=ContactRole.LEAD)
+    # The services check these (with plain-words messages), so the form does not refuse first.
+    status_id = SelectField("Status", coerce=str, validate_choice=False)
+    owner_id = SelectField("Owner", coerce=str, validate_choice=False)
+    is_active = BooleanField("Active", default=True)
+    is_test = BooleanField("Test contact (left out of reports)")
+    notes = TextAreaField("Notes", render_kw={"rows": 4})
+
+    GROUPS = (
+        ("Person", ("first_name", "last_name", "job_title", "company_name")),
+        ("Reaching them", ("email", "phone", "extra_emails", "extra_phones")),
+        ("Address", ("street", "city", "postal_code", "region", "country")),
+        ("In the pipeline", ("role", "status_id", "owner_id", "source", "is_active", "is_test")),
+    )
+
+
+for _key, _label in SOCIAL_KEYS.items():
+    setattr(ContactForm, f"social_{_key}", URLField(_label, validators=[Optional()],
+                                                    render_kw={"placeholder": "https://"}))
+
+
+class CompanyForm(FlaskForm):
+    name = StringField("Name")
+    domain = StringField("Web domain", description="e.g. example.com")
+    phone = TelField("Phone")
+    street = StringField("Street")
+    city = StringField("City")
+    postal_code = StringField("Postal code")
+    region = StringField("Region or state")
+    country = StringField("Country", description="Two-letter code, e.g. US, GB, DE.", render_kw={"maxlength": 2})
+    role = SelectField("Role", choices=ROLE_CHOICES, default=ContactRole.LEAD)
+    owner_id = SelectField("Owner", coerce=str, validate_choice=False)
+
+    GROUPS = (
+        ("Company", ("name", "domain", "phone", "role", "owner_id")),
+        ("Address", ("street", "city", "postal_code", "region", "country")),
+    )
+
+
+def _custom_input(definition):
+    label, help_text = definition.label, definition.help_text or ""
+    kinds = {
+        "text": lambda: StringField(label, description=help_text),
+        "long_text": lambda: TextAreaField(label, description=help_text, render_kw={"rows": 3}),
+        "number": lambda: StringField(label, description=help_text, render_kw={"inputmode": "decimal"}),
+        "date": lambda: DateField(label, description=help_text, validators=[Optional()]),
+        "boolean": lambda: BooleanField(label, description=help_text),
+        "choice": lambda: SelectField(label, description=help_text,
+                                      choices=[SelectChoice("", "—")] + [SelectChoice(c, c) for c in definition.choices]),
+        "multi_choice": lambda: MultiCheckboxField(label, description=help_text,
+                                                   choices=[SelectChoice(c, c) for c in definition.choices]),
+        "url": lambda: URLField(label, description=help_text, validators=[Optional()]),
+        "email": lambda: EmailField(label, description=help_text),
+        "phone": lambda: TelField(label, description=help_text),
+    }
+    return kinds[definition.field_type]()
+
+
+def with_custom_fields(form_class, definitions):
+    """A subclass of `form_class` with one input per custom field definition."""
+    attrs = {FORM_PREFIX + d.key: _custom_input(d) for d in definitions}
+    attrs["CUSTOM_KEYS"] = tuple(FORM_PREFIX + d.key for d in definitions)
+    return type(form_class.__name__, (form_class,), attrs)
+
+
+def custom_values_of(form) -> dict:
+    values = {}
+    for name in getattr(form, "CUSTOM_KEYS", ()):
+        data = form[name].data
+        values[name[len(FORM_PREFIX):]] = data.isoformat() if hasattr(data, "isoformat") else data
+    return values
+
+
+def fill_custom(form, record) -> None:
+    """Put a record's custom values into the form (GET of an edit page)."""
+    from datetime import date
+
+    for name in getattr(form, "CUSTOM_KEYS", ()):
+        value = (record.custom_fields or {}).get(name[len(FORM_PREFIX):])
+        if value is not None and isinstance(form[name], DateField):
+            value = date.fromisoformat(value)
+        form[name].data = value
