@@ -249,7 +249,27 @@ def _orm_entity_tables(element) -> set[str]:
     return _entity_tables(element.entity_description.get("entity"))
 
 
+_CLASSIFIED: dict = {}
+_CLASSIFIED_MAX = 4096
+
+
 def _classify(statement) -> tuple[bool, bool]:
+    """_classify_uncached, remembered per statement shape: working it out compiles the
+    statement, and the same shapes run on every request. SQLAlchemy's cache key describes
+    the structure without the values, which is all the answer depends on."""
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:
+        return _classify_uncached(statement)
+    answer = _CLASSIFIED.get(cache_key.key)
+    if answer is None:
+        answer = _classify_uncached(statement)
+        if len(_CLASSIFIED) >= _CLASSIFIED_MAX:
+            _CLASSIFIED.clear()
+        _CLASSIFIED[cache_key.key] = answer
+    return answer
+
+
+def _classify_uncached(statement) -> tuple[bool, bool]:
     """(touches a tenant table, some of it out of the ORM filter's reach).
 
     A nested SELECT lists the outer query's table among its FROMs when it correlates with it

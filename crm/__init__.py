@@ -1,7 +1,7 @@
 """The CRM domain (contacts, companies, circles, tags, notes, tasks, events, import/export):
 models and services with no HTTP in them."""
 from core.tenants import on_tenant_created
-from crm import models  # noqa: F401  (the tables belong to the app's metadata)
+from crm import demo, models  # noqa: F401  (tables for the metadata; the demo tenant's sample data)
 
 
 @on_tenant_created

@@ -8,11 +8,12 @@ exports and bulk actions too. The rules plug into core.permissions.can().
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import g
 
 from core.db import db
 from core.identity import StaffRole, StaffUser
 from core.permissions import object_rule
-from crm.models import CircleMember, CircleStaff, Contact, CrmSettings
+from crm.models import Circle, CircleMember, CircleStaff, Contact, CrmSettings
 
 
 def _sees_everything(staff: StaffUser) -> bool:
@@ -22,8 +23,11 @@ def _sees_everything(staff: StaffUser) -> bool:
 def _restricted(staff: StaffUser) -> bool:
     if _sees_everything(staff):
         return False
-    mode = db.session.scalar(sa.select(CrmSettings.staff_visibility))
-    return mode == CrmSettings.OWN_OR_CIRCLES
+    # Read once per request: list pages ask for every row.
+    cache = g.setdefault("crm_staff_visibility", {})
+    if staff.tenant_id not in cache:
+        cache[staff.tenant_id] = db.session.scalar(sa.select(CrmSettings.staff_visibility))
+    return cache[staff.tenant_id] == CrmSettings.OWN_OR_CIRCLES
 
 
 def visible_contacts_clause(staff: StaffUser):
@@ -34,8 +38,9 @@ def visible_contacts_clause(staff: StaffUser):
         sa.select(CircleMember.id)
         .join(CircleStaff, sa.and_(CircleStaff.circle_id == CircleMember.circle_id,
                                    CircleStaff.tenant_id == CircleMember.tenant_id))
+        .join(Circle, sa.and_(Circle.id == CircleMember.circle_id, Circle.tenant_id == CircleMember.tenant_id))
         .where(CircleStaff.staff_id == staff.id, CircleMember.contact_id == Contact.id,
-               CircleMember.removed_at.is_(None))
+               CircleMember.removed_at.is_(None), Circle.archived_at.is_(None))  # archiving ends the access
         .exists()
     )
     return sa.or_(Contact.owner_id == staff.id, in_assigned_circle)

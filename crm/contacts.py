@@ -267,23 +267,38 @@ def change_status(contact: Contact, status_id: int, *, actor) -> bool:
     return True
 
 
-def archive_contact(contact: Contact, *, actor) -> None:
+def assign_owner(contact: Contact, owner: StaffUser | None, *, actor) -> bool:
+    if owner is not None and not owner.active:
+        raise ServiceError("Choose an active member of the team as owner.", field="owner_id")
+    new_id = owner.id if owner is not None else None
+    if new_id == contact.owner_id:
+        return False
+    contact.owner_id = new_id
+    contact.updated_at = utcnow()
+    record_activity("owner_changed", f"Owner changed to {owner.display_name if owner else 'nobody'}",
+                    contact=contact, actor=actor)
+    return True
+
+
+def archive_contact(contact: Contact, *, actor) -> bool:
     if contact.archived_at is not None:
-        return
+        return False
     contact.archived_at = utcnow()
     contact.is_primary_contact = False
     record_activity("archived", "Moved to history", contact=contact, actor=actor)
     record("contact.archived", contact, actor=actor)
+    return True
 
 
-def restore_contact(contact: Contact, *, actor) -> None:
+def restore_contact(contact: Contact, *, actor) -> bool:
     if contact.archived_at is None:
-        return
+        return False
     if contact.email and contact.is_active and live_contact_with_email(contact.email, except_id=contact.id):
         raise ServiceError(f"Another contact now has {contact.email}; change one of the two e-mails first.")
     contact.archived_at = None
     record_activity("restored", "Restored from history", contact=contact, actor=actor)
     record("contact.restored", contact, actor=actor)
+    return True
 
 
 def delete_contact(contact: Contact, *, actor) -> None:

@@ -15,7 +15,7 @@ from crm.access import get_visible_contact_or_404
 from crm.contacts import (SOCIAL_KEYS, archive_contact, change_role, change_status, create_contact, delete_contact,
                           restore_contact, update_contact)
 from crm.custom_fields import definitions
-from crm.models import Company, Contact, ContactRole, PipelineStatus, TimelineEntry
+from crm.models import Company, Contact, ContactRole, PipelineStatus, Task, TimelineEntry
 from crm.normalize import display_phone
 from staff import bp
 from staff.crm_forms import ContactForm, custom_values_of, fill_custom, with_custom_fields
@@ -34,6 +34,9 @@ def _contact_form(contact: Contact | None = None):
     statuses = db.session.scalars(sa.select(PipelineStatus).where(PipelineStatus.archived_at.is_(None))
                                   .order_by(PipelineStatus.position)).all()
     form.status_id.choices = [(str(s.id), s.name) for s in statuses]
+    if contact is not None and contact.status_id and contact.status_id not in {s.id for s in statuses}:
+        # An archived status stays the contact's until someone picks another on purpose.
+        form.status_id.choices.insert(0, (str(contact.status_id), f"{contact.status.name} (archived)"))
     owners = db.session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name)).all()
     form.owner_id.choices = [("", "Nobody")] + [(str(o.id), o.display_name) for o in owners]
     if request.method == "GET":
@@ -78,11 +81,23 @@ def contacts():
     filters = contact_list.ContactFilters.from_args(request.args)
     sort = request.args.get("sort", contact_list.DEFAULT_SORT)
     descending = request.args.get("dir", "desc") != "asc"
-    result = contact_list.page(filters, current_principal(), sort=sort, descending=descending,
-                               after=request.args.get("after"))
-    return render_template("staff/contacts/list.html", page=result, filters=filters, sort=sort,
-                           descending=descending, sorts=contact_list.SORTS, roles=ContactRole,
-                           choices=contact_list.choices_for_filters(), first_page=not request.args.get("after"))
+    staff = current_principal()
+    result = contact_list.page(filters, staff, sort=sort, descending=descending, after=request.args.get("after"))
+    from crm.bulk import ACTIONS
+    from crm.segments import segments_for
+    from crm.selection import picked_ids
+    from staff.bulk import current_selection
+
+    chosen = current_selection()
+    segment_id = request.args.get("segment", type=int)
+    saved_segments = segments_for(staff)
+    return render_template(
+        "staff/contacts/list.html", page=result, filters=filters, sort=sort, descending=descending,
+        sorts=contact_list.SORTS, roles=ContactRole, choices=contact_list.choices_for_filters(),
+        first_page=not request.args.get("after"), bulk_actions=ACTIONS,
+        selection={"count": chosen.count(), "all_matching": chosen.is_all_matching},
+        picked=picked_ids(staff, [c.id for c in result.contacts]) if not chosen.is_all_matching else None,
+        segments=saved_segments, segment=next((s for s in saved_segments if s.id == segment_id), None))
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
@@ -115,34 +130,20 @@ def contact(contact_id):
                                   .limit(TIMELINE_LIMIT)).all()
     statuses = db.session.scalars(sa.select(PipelineStatus).where(PipelineStatus.archived_at.is_(None))
                                   .order_by(PipelineStatus.position)).all()
+    assignees = db.session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True))
+                                   .order_by(StaffUser.name)).all()
     return render_template("staff/contacts/detail.html", contact=record, timeline=timeline, statuses=statuses,
                            roles=ContactRole, custom=definitions("contact"), social_labels=SOCIAL_KEYS,
-                           sections=contact_sections(record))
+                           sections=contact_sections(record), task_kinds=Task.KINDS, assignees=assignees)
 
 
 def contact_sections(record: Contact) -> dict:
-    """What the other CRM areas show on the contact page (circles, tags, notes, tasks, events),
-    each present once its area exists."""
-    sections = {}
-    try:
-        from crm import circles
-        sections["circles"] = circles.circles_of_contact(record)
-        sections["all_circles"] = circles.active_circles()
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from crm import tags
-        sections["tags"] = tags.tags_of_contact(record)
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from crm import activities
-        sections["notes"] = activities.notes_of(record)
-        sections["tasks"] = activities.open_tasks_of(record)
-        sections["events"] = activities.events_of(record)
-    except (ImportError, AttributeError):
-        pass
-    return sections
+    """What the other CRM areas show on the contact page."""
+    from crm import activities, circles, tags
+
+    return {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
+            "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
+            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record)}
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])

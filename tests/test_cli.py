@@ -62,6 +62,13 @@ def test_demo_is_idempotent_and_prints_logins(app, client_for):
     page = client_for("demo")
     assert login_staff(page, "staff@demo.example", "harbour-lantern-42").status_code == 302
     assert "Northwind Studio" in page.get("/staff/").get_data(as_text=True)
+    # a living CRM: people at every stage, companies, circles (and it is seeded once only)
+    contacts = page.get("/staff/contacts").get_data(as_text=True)
+    assert "30 contacts" in contacts and "Amelia Hart" in contacts
+    assert "8 companies" in page.get("/staff/companies").get_data(as_text=True)
+    assert "VIP clients" in page.get("/staff/circles").get_data(as_text=True)
+    clients = page.get("/staff/contacts?role=client").get_data(as_text=True)
+    assert "9 contacts match" in clients
 
 
 def test_tenant_list(app, world):

@@ -203,3 +203,71 @@ def test_merged_contact_redirects_to_the_survivor(world, staff_client, app):
     merged = _in_a(app, world, lambda: make_contact("Dup", "One", merged_into_id=survivor.id, email=None))
     response = staff_client("owner").get(f"/staff/contacts/{merged.id}")
     assert response.status_code == 301 and response.headers["Location"].endswith(f"/staff/contacts/{survivor.id}")
+
+
+def test_contact_page_shows_and_changes_circles_and_tags(world, staff_client, app):
+    contact, circle = _in_a(app, world, lambda: (make_contact("Chip", "Person"), make_circle("Readers")))
+    client = staff_client("owner")
+    post_form(client, f"/staff/contacts/{contact.id}/circles", {"circle_id": circle.id})
+    post_form(client, f"/staff/contacts/{contact.id}/tags", {"name": "Bookish"})
+    page = client.get(f"/staff/contacts/{contact.id}").get_data(as_text=True)
+    assert f'href="/staff/circles/{circle.id}">Readers</a>' in page
+    assert ">Bookish</a>" in page
+    assert "Remove from Readers" in page and "Remove the tag Bookish" in page
+
+
+def test_archiving_a_circle_ends_the_access_it_gave(world, staff_client, app):
+    from crm.circles import archive_circle
+    from crm.models import CircleStaff
+
+    def setup():
+        db.session.scalar(sa.select(CrmSettings)).staff_visibility = CrmSettings.OWN_OR_CIRCLES
+        member = make_contact("Member", "Seen", owner_id=world.a.members["owner"].id)
+        circle = make_circle("Temporary")
+        add_to_circle(circle, contact=member)
+        db.session.add(CircleStaff(circle_id=circle.id, staff_id=world.a.members["staff"].id))
+        return member, circle
+    member, circle = _in_a(app, world, setup)
+    staff = staff_client("staff")
+    assert staff.get(f"/staff/contacts/{member.id}").status_code == 200
+    _in_a(app, world, lambda: archive_circle(db.session.get(type(circle), circle.id), _owner(world)))
+    assert staff.get(f"/staff/contacts/{member.id}").status_code == 404
+
+
+def _owner(world):
+    from core.identity import StaffUser
+    return db.session.get(StaffUser, world.a.members["owner"].id)
+
+
+def test_an_archived_status_is_kept_when_the_contact_is_edited(world, staff_client, app):
+    from crm.models import PipelineStatus
+
+    def setup():
+        status = db.session.scalar(sa.select(PipelineStatus).where(PipelineStatus.name == "Contacted"))
+        contact = make_contact("Kept", "Status", status_id=status.id)
+        status.archived_at = tenancy_now()
+        return contact
+    contact = _in_a(app, world, setup)
+    client = staff_client("owner")
+    form = client.get(f"/staff/contacts/{contact.id}/edit").get_data(as_text=True)
+    assert "Contacted (archived)" in form
+    post_form(client, f"/staff/contacts/{contact.id}/edit", {"first_name": "Kept", "last_name": "Status",
+                                                              "is_active": "y", "status_id": str(contact.status_id)})
+    assert _contact(app, world, id=contact.id).status_id == contact.status_id
+
+
+def tenancy_now():
+    from core.db import utcnow
+    return utcnow()
+
+
+def test_contact_page_notes_and_tasks(world, staff_client, app):
+    contact = _in_a(app, world, lambda: make_contact("Noted", "Person"))
+    client = staff_client("owner")
+    post_form(client, f"/staff/contacts/{contact.id}/notes", {"body": "See https://example.com/offer\nCall back."})
+    post_form(client, f"/staff/contacts/{contact.id}/tasks", {"title": "Send the offer", "kind": "email",
+                                                              "assignee_id": str(world.a.members["staff"].id)})
+    page = client.get(f"/staff/contacts/{contact.id}").get_data(as_text=True)
+    assert '<a href="https://example.com/offer" rel="nofollow noopener' in page
+    assert "Send the offer" in page and "Sam Staff" in page
+    assert "Add a note" in page and "Add a task" in page

@@ -1,0 +1,260 @@
+"""How fast is the contact list at a million contacts, compared with its bare SQL?
+
+Seeds one tenant with N contacts (and 99 small tenants beside it), then times the staff
+contact list through the real app (routing, session, tenant filter, row-level security,
+visibility rule, count, template) for the first, a middle and a deep page of a filtered,
+sorted list, and for a search, each against the same SQL run bare on the same database role.
+Prints a table and, last, one JSON line of figures.
+
+    python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain]
+
+The database defaults to BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL, in a throwaway
+schema owned by an ordinary role, so RLS applies as in production), else a temporary SQLite.
+Targets (issue 3): every page under 100 ms and within 3x of bare SQL.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+
+PASSWORD = "bench-lantern-harbour-7"
+SMALL_TENANTS = 99
+FIRST = ["Ada", "Grace", "Alan", "Katherine", "Dorothy", "Mary", "Linus", "Barbara", "Edsger", "Donald", "Frances",
+         "John", "Margaret", "Tim", "Radia", "Ken", "Sophie", "Hedy", "Annie", "Claude", "Ágata", "Jürgen", "Ngozi",
+         "Wei", "Priya", "Mateo", "Yuki", "Olu", "Fatima", "Lars"]
+LAST = ["Lovelace", "Hopper", "Turing", "Johnson", "Vaughan", "Jackson", "Torvalds", "Liskov", "Dijkstra", "Knuth",
+        "Allen", "Backus", "Hamilton", "Berners-Lee", "Perlman", "Thompson", "Wilson", "Lamarr", "Easley", "Shannon",
+        "Núñez", "Schmidt", "Okafor", "Zhang", "Sharma", "García", "Tanaka", "Adeyemi", "Haddad", "Nilsson"]
+ROLES = ["lead"] * 60 + ["prospect"] * 25 + ["client"] * 15
+
+
+def _median_ms(fn, repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], owners: list[int],
+                   seed: int) -> None:
+    from crm.normalize import search_text
+
+    rng = random.Random(seed)
+    start = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    columns = ("tenant_id, first_name, last_name, email, extra_emails, phone, extra_phones, is_primary_contact, "
+               "social, role, status_id, is_active, is_test, owner_id, custom_fields, created_at, updated_at, "
+               "last_activity_at, search_text")
+    batch = 50_000
+    for offset in range(0, count, batch):
+        buffer = io.StringIO()
+        for i in range(offset, min(offset + batch, count)):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            email = f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode()
+            phone = f"+1415{i % 10_000_000:07d}"
+            created = start + timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
+            updated = created + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
+            activity = "\\N" if rng.random() < 0.3 else (updated + timedelta(days=rng.randrange(0, 30))).isoformat()
+            text = search_text(first, last, email, phone)
+            buffer.write("\t".join([
+                str(tenant_id), first, last, email, "[]", phone, "[]", "f", "{}", rng.choice(ROLES),
+                str(rng.choice(statuses)), "t" if rng.random() < 0.95 else "f", "f", str(rng.choice(owners)), "{}",
+                created.isoformat(), updated.isoformat(), activity, text]) + "\n")
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY contact ({columns}) FROM STDIN") as copy:
+                copy.write(buffer.getvalue())
+
+
+def _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed):
+    from crm.normalize import search_text
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        email = f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode()
+        rows.append({"t": tenant_id, "f": first, "l": last, "e": email, "r": rng.choice(ROLES),
+                     "s": rng.choice(statuses), "o": rng.choice(owners),
+                     "c": (datetime(2023, 1, 1) + timedelta(minutes=rng.randrange(0, 1_500_000))).isoformat(" "),
+                     "x": search_text(first, last, email)})
+    connection.execute(sa.text(
+        "INSERT INTO contact (tenant_id, first_name, last_name, email, extra_emails, extra_phones, is_primary_contact,"
+        " social, role, status_id, is_active, is_test, owner_id, custom_fields, created_at, updated_at, search_text)"
+        " VALUES (:t, :f, :l, :e, '[]', '[]', 0, '{}', :r, :s, 1, 0, :o, '{}', :c, :c, :x)"), rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1_000_000, help="contacts in the big tenant")
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--explain", action="store_true", help="print the bare queries' plans (PostgreSQL)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
+                        or os.environ.get("TEST_DATABASE_URL"))
+    args = parser.parse_args()
+
+    from core.dbtools import isolated_schema, psycopg_url
+
+    with ExitStack() as stack:
+        if args.database_url:
+            url = stack.enter_context(isolated_schema(args.database_url, prefix="portico_bench"))
+            schema_option = url[url.index("options="):]
+            seed_url = psycopg_url(args.database_url) + ("&" if "?" in args.database_url else "?") + schema_option
+        else:
+            url = seed_url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
+        figures = run(url, seed_url, args, stack)
+    print(json.dumps(figures))
+
+
+def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
+    from flask_migrate import upgrade
+
+    from core.db import db
+    from core.tenancy import tenant_context
+    from core.tenants import create_tenant
+    from crm import contact_list
+    from crm.models import PipelineStatus
+    from wsgi import create_app
+
+    jobs_dir = stack.enter_context(tempfile.TemporaryDirectory())
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "PLATFORM_DOMAIN": "localhost",
+                      "JOBS_SQLITE_PATH": f"{jobs_dir}/jobs.sqlite", "RATELIMIT_ENABLED": False,
+                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
+                      "LOG_LEVEL": "WARNING"})
+    seed_start = time.perf_counter()
+    with app.app_context():
+        upgrade()
+        big, owner = create_tenant("bench", "Bench Co", "owner@bench.example", PASSWORD, "Bench Owner")
+        big_id, owner_id = big.id, owner.id  # read now: after commit the owner's row is out of sight
+        smalls = [create_tenant(f"small{i:02d}", f"Small {i}", f"o@small{i}.example", PASSWORD)[0]
+                  for i in range(SMALL_TENANTS)]
+        db.session.commit()
+        plan = []
+        for tenant, count in [(big, args.size)] + [(t, max(args.size // 1000, 10)) for t in smalls]:
+            with tenant_context(tenant.id):
+                statuses = list(db.session.scalars(sa.select(PipelineStatus.id)))
+                from core.identity import StaffUser
+                owners = list(db.session.scalars(sa.select(StaffUser.id)))
+            plan.append((tenant.id, count, statuses, owners))
+        seed_engine = sa.create_engine(seed_url)
+        with seed_engine.begin() as connection:
+            for n, (tenant_id, count, statuses, owners) in enumerate(plan):
+                if connection.dialect.name == "postgresql":
+                    _copy_contacts(connection, tenant_id, count, statuses, owners, seed=n)
+                else:
+                    _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed=n)
+        with seed_engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("ANALYZE")
+        seed_engine.dispose()
+    seed_s = time.perf_counter() - seed_start
+
+    client = app.test_client()
+    base = "http://bench.localhost"
+    token = re.search(r'name="csrf-token" content="([^"]+)"',
+                      client.get("/staff/login", base_url=base).get_data(as_text=True)).group(1)
+    assert client.post("/staff/login", base_url=base, data={"email": "owner@bench.example", "password": PASSWORD,
+                                                           "csrf_token": token}).status_code == 302
+
+    # The list under test: Clients, sorted by name; a middle and a deep page found by their cursors.
+    filters = contact_list.ContactFilters(role=["client"])
+    cases = {}
+    with app.app_context(), tenant_context(big_id):
+        from core.identity import StaffUser
+        staff = db.session.get(StaffUser, owner_id)
+        matching = contact_list.count(filters, staff)
+        columns = [*contact_list.SORTS["name"].columns(), contact_list.Contact.id]
+        for name, offset in (("first_page", None), ("middle_page", matching // 2), ("deep_page", matching - 60)):
+            cursor = None
+            if offset:
+                row = db.session.execute(contact_list.filtered_query(filters, staff).with_only_columns(*columns)
+                                         .order_by(*columns).offset(offset).limit(1)).one()
+                cursor = contact_list.encode_cursor(list(row))
+            cases[name] = {"role": "client", "sort": "name", "dir": "asc", **({"after": cursor} if cursor else {})}
+        cases["search"] = {"q": "lovelace 4242"}
+
+        def bare_for(params: dict):
+            f = contact_list.ContactFilters.from_args(_Args(params))
+            query = contact_list.filtered_query(f, staff)
+            sort = params.get("sort", contact_list.DEFAULT_SORT)
+            cols = [*contact_list.SORTS[sort].columns(), contact_list.Contact.id]
+            descending = params.get("dir", "desc") != "asc"
+            cursor = contact_list.decode_cursor(params.get("after"), sort)
+            if cursor is not None:
+                key = sa.tuple_(*[sa.literal(v, type_=c.type) for v, c in zip(cursor, cols)])
+                query = query.where(sa.tuple_(*cols) > key if not descending else sa.tuple_(*cols) < key)
+            page_sql = query.order_by(*[c.desc() if descending else c.asc() for c in cols]).limit(51)
+            count_sql = sa.select(sa.func.count()).select_from(
+                contact_list.filtered_query(f, staff).with_only_columns(contact_list.Contact.id).subquery())
+            return page_sql, count_sql
+
+        compiled = {}
+        with db.engine.connect() as conn:
+            for name, params in cases.items():
+                page_sql, count_sql = bare_for(params)
+                compiled[name] = [str(q.compile(conn, compile_kwargs={"literal_binds": True})) for q in (page_sql, count_sql)]
+
+    figures = {"contacts": args.size, "tenants": SMALL_TENANTS + 1, "matching_clients": matching,
+               "seed_s": round(seed_s, 1)}
+    table = []
+    with app.app_context():
+        engine = db.engine
+    with engine.connect() as connection:
+        for name, params in cases.items():
+            path = "/staff/contacts?" + urlencode(params)
+            page = client.get(path, base_url=base)
+            assert page.status_code == 200 and "contact" in page.get_data(as_text=True), path
+            page_ms = _median_ms(lambda: client.get(path, base_url=base), args.repeat)
+
+            def bare(sqls=compiled[name]):
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)",
+                                                   {"t": str(big_id)})
+                    for sql in sqls:  # the page's rows and its count, as the page needs both
+                        connection.exec_driver_sql(sql).all()
+
+            bare_ms = _median_ms(bare, args.repeat)
+            if args.explain and connection.dialect.name == "postgresql":
+                with connection.begin():
+                    connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})
+                    for sql in compiled[name]:
+                        plan = [r[0] for r in connection.exec_driver_sql("EXPLAIN ANALYZE " + sql)]
+                        print(f"--- {name}\n" + "\n".join(plan))
+            figures[f"{name}_ms"] = round(page_ms, 1)
+            figures[f"{name}_bare_ms"] = round(bare_ms, 1)
+            figures[f"{name}_ratio"] = round(page_ms / bare_ms, 2)
+            table.append((name, page_ms, bare_ms))
+    print(f"{'page':<12} {'app ms':>8} {'bare SQL ms':>12}   ({args.size:,} contacts, {engine.dialect.name})")
+    for name, page_ms, bare_ms in table:
+        print(f"{name:<12} {page_ms:>8.1f} {bare_ms:>12.1f}")
+    return figures
+
+
+class _Args(dict):
+    """Just enough of werkzeug's MultiDict for ContactFilters.from_args."""
+
+    def getlist(self, key):
+        value = self.get(key)
+        return [] if value is None else value if isinstance(value, list) else [value]
+
+
+if __name__ == "__main__":
+    main()

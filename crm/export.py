@@ -1,0 +1,87 @@
+"""Exporting contacts to CSV and Excel: the rows a list or selection holds, safe to open in a
+spreadsheet (no cell can start a formula)."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterator
+
+import sqlalchemy as sa
+from openpyxl import Workbook
+
+from core.db import db
+from crm import custom_fields
+from crm.models import Company, Contact, PipelineStatus
+from core.identity import StaffUser
+
+BATCH = 1000
+BASE_COLUMNS = [
+    ("ID", lambda c, x: c.id), ("First name", lambda c, x: c.first_name), ("Last name", lambda c, x: c.last_name),
+    ("E-mail", lambda c, x: c.email), ("Other e-mails", lambda c, x: "; ".join(c.extra_emails or [])),
+    ("Phone", lambda c, x: c.phone), ("Other phones", lambda c, x: "; ".join(c.extra_phones or [])),
+    ("Company", lambda c, x: x["companies"].get(c.company_id, "")), ("Job title", lambda c, x: c.job_title),
+    ("Role", lambda c, x: c.role_label), ("Status", lambda c, x: x["statuses"].get(c.status_id, "")),
+    ("Owner", lambda c, x: x["owners"].get(c.owner_id, "")), ("Active", lambda c, x: "yes" if c.is_active else "no"),
+    ("Street", lambda c, x: c.street), ("City", lambda c, x: c.city), ("Postal code", lambda c, x: c.postal_code),
+    ("Region", lambda c, x: c.region), ("Country", lambda c, x: c.country), ("Source", lambda c, x: c.source),
+    ("Added", lambda c, x: c.created_at.isoformat(timespec="seconds") if c.created_at else ""),
+    ("Last changed", lambda c, x: c.updated_at.isoformat(timespec="seconds") if c.updated_at else ""),
+]
+# A cell starting with one of these is read as a formula by Excel, LibreOffice and Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def safe_cell(value):
+    """Text a spreadsheet will show as text: a leading formula character gets a quote."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _lookups() -> dict:
+    return {
+        "companies": dict(db.session.execute(sa.select(Company.id, Company.name)).all()),
+        "statuses": dict(db.session.execute(sa.select(PipelineStatus.id, PipelineStatus.name)).all()),
+        "owners": dict(db.session.execute(sa.select(StaffUser.id, StaffUser.name)).all()),
+    }
+
+
+def rows(query: sa.Select) -> Iterator[list]:
+    """The header, then one list of cells per contact, read in batches (memory stays flat)."""
+    fields = custom_fields.definitions("contact")
+    lookups = _lookups()
+    yield [name for name, _ in BASE_COLUMNS] + [f.label for f in fields]
+    ordered = query.order_by(Contact.id).execution_options(yield_per=BATCH)
+    for contact in db.session.scalars(ordered):
+        values = [get(contact, lookups) for _, get in BASE_COLUMNS]
+        for f in fields:
+            value = (contact.custom_fields or {}).get(f.key)
+            values.append("; ".join(value) if isinstance(value, list) else value)
+        yield [safe_cell(v) for v in values]
+
+
+def to_csv(query: sa.Select) -> Iterator[str]:
+    """CSV text in chunks, UTF-8 with a BOM so Excel reads accents right."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    yield "\ufeff"
+    for count, row in enumerate(rows(query), 1):
+        writer.writerow(row)
+        if count % BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def to_xlsx(query: sa.Select) -> bytes:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Contacts")
+    for row in rows(query):
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()

@@ -1,0 +1,136 @@
+"""The contact list's selection, bulk actions and export."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+from flask import Response, flash, g, jsonify, redirect, render_template, request, session, stream_with_context, url_for
+
+from core.audit import record
+from core.db import db
+from core.errors import ServiceError
+from core.identity import current_principal
+from core.permissions import require, staff_login_required
+from core.tenancy import tenant_context
+from core.web import safe_next_url
+from crm import selection as selections
+from crm.bulk import ACTIONS, run_bulk_action
+from crm.contact_list import ContactFilters, filtered_query
+from crm.export import to_csv, to_xlsx
+from staff import bp
+
+_ALL_MATCHING = "contact_selection_all_matching"
+
+
+def current_selection() -> selections.Selection:
+    """The member's selection: "all matching" a filter (kept in the session for this tenant),
+    or the rows they picked."""
+    saved = session.get(_ALL_MATCHING)
+    staff = current_principal()
+    if saved and saved.get("tenant") == g.tenant.id and saved.get("staff") == staff.id:
+        return selections.Selection(staff, ContactFilters.from_dict(saved["filters"]))
+    return selections.Selection(staff)
+
+
+def selection_summary() -> dict:
+    chosen = current_selection()
+    return {"count": chosen.count(), "all_matching": chosen.is_all_matching}
+
+
+def _back() -> str:
+    return safe_next_url(request.form.get("next"), url_for("staff.contacts"))
+
+
+@bp.post("/contacts/selection")
+@staff_login_required
+def contact_selection():
+    """Change the selection: pick/unpick rows of a page, choose all matching, or clear."""
+    require("contacts.view")
+    staff = current_principal()
+    change = request.form.get("change", "page")
+    try:
+        if change == "clear":
+            session.pop(_ALL_MATCHING, None)
+            selections.clear(staff)
+        elif change == "all_matching":
+            selections.clear(staff)
+            session[_ALL_MATCHING] = {"tenant": g.tenant.id, "staff": staff.id,
+                                      "filters": ContactFilters.from_args(request.form).to_dict()}
+        else:
+            if session.pop(_ALL_MATCHING, None):
+                selections.clear(staff)  # picking rows starts a fresh, explicit selection
+            page_ids = [int(i) for i in request.form.getlist("page_ids") if i.isdigit()]
+            checked = {int(i) for i in request.form.getlist("ids") if i.isdigit()} & set(page_ids)
+            selections.pick(staff, sorted(checked))
+            selections.unpick(staff, sorted(set(page_ids) - checked))
+    except ServiceError as exc:
+        db.session.rollback()
+        if request.accept_mimetypes.best == "application/json":
+            return jsonify(error={"message": exc.message}), 400
+        flash(exc.message, "error")
+        return redirect(_back())
+    db.session.commit()
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(selection_summary())
+    return redirect(_back())
+
+
+@bp.post("/contacts/bulk")
+@staff_login_required
+def contact_bulk():
+    require("contacts.view")
+    action = request.form.get("action", "")
+    chosen = current_selection()
+    try:
+        result = run_bulk_action(chosen, action, request.form.to_dict(), actor=current_principal())
+    except ServiceError as exc:
+        db.session.rollback()
+        if exc.field == "confirm":
+            return render_template("staff/contacts/confirm_bulk.html", message=exc.message, form=request.form,
+                                   action_label=ACTIONS.get(action, action))
+        flash(exc.message, "error")
+        return redirect(_back())
+    if action == "delete":
+        selections.clear(current_principal())
+        session.pop(_ALL_MATCHING, None)
+    db.session.commit()
+    flash(result.message, "success")
+    return redirect(_back())
+
+
+@bp.get("/contacts/export")
+@staff_login_required
+def contact_export():
+    require("contacts.export")
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        fmt = "csv"
+    if request.args.get("scope") == "selection":
+        chosen = current_selection()
+        query, count, scope = chosen.query(), chosen.count(), "selection"
+    else:
+        filters = ContactFilters.from_args(request.args)
+        query, scope = filtered_query(filters, current_principal()), "list"
+        count = selections.Selection(current_principal(), filters).count()
+    record("contact.exported", details={"format": fmt, "scope": scope, "contacts": count,
+                                        "filters": request.args.to_dict(flat=False)})
+    db.session.commit()
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    name = f"contacts-{g.tenant.slug}-{stamp}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    if fmt == "xlsx":
+        return Response(to_xlsx(query), headers=headers,
+                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(stream_with_context(_as_tenant(g.tenant.id, to_csv(query))), headers=headers,
+                    mimetype="text/csv; charset=utf-8")
+
+
+def _as_tenant(tenant_id: int, chunks):
+    """A streamed body is produced after the view returns, outside the request's tenant:
+    enter it again for the rows."""
+    with tenant_context(tenant_id):
+        yield from chunks
+
+
+def list_query_string(filters: ContactFilters, **extra) -> str:
+    return urlencode(filters.to_args() + [(k, v) for k, v in extra.items() if v not in (None, "")])
