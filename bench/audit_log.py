@@ -16,31 +16,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import re
-import statistics
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app, median_ms,
+                     sign_in)
 
 import sqlalchemy as sa  # noqa: E402
 
-PASSWORD = "bench-lantern-harbour-7"
-SMALL_TENANTS = 99
 PAGE = 50
-
-
-def _median_ms(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def _seed_events(connection, tenant_id: int, count: int, first_id_hint: str) -> None:
@@ -70,23 +54,11 @@ def _seed_events(connection, tenant_id: int, count: int, first_id_hint: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="audit events in the big tenant")
-    parser.add_argument("--repeat", type=int, default=30, help="timed requests per page")
-    parser.add_argument("--explain", action="store_true", help="print the bare queries' plans (PostgreSQL)")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
-                        or os.environ.get("TEST_DATABASE_URL"))
+    add_database_arguments(parser)
     args = parser.parse_args()
 
-    from core.dbtools import isolated_schema, psycopg_url
-
     with ExitStack() as stack:
-        if args.database_url:
-            url = stack.enter_context(isolated_schema(args.database_url, prefix="portico_bench"))
-            # Seed as the administrator into the same schema: PostgreSQL refuses COPY to a role
-            # bound by row-level security, and the bench measures reads, not loading.
-            schema_option = url[url.index("options="):]
-            seed_url = psycopg_url(args.database_url) + ("&" if "?" in args.database_url else "?") + schema_option
-        else:
-            url = seed_url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
+        url, seed_url = databases(args.database_url, stack)
         figures = run(url, seed_url, args.size, args.repeat, stack, explain=args.explain)
     print(json.dumps(figures))
 
@@ -97,13 +69,7 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
     from core.db import db
     from core.tenancy import cross_tenant
     from core.tenants import create_tenant
-    from wsgi import create_app
-
-    jobs_dir = stack.enter_context(tempfile.TemporaryDirectory())
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "PLATFORM_DOMAIN": "localhost",
-                      "JOBS_SQLITE_PATH": f"{jobs_dir}/jobs.sqlite", "RATELIMIT_ENABLED": False,
-                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
-                      "LOG_LEVEL": "WARNING"})
+    app = make_app(url, stack)
     seed_start = time.perf_counter()
     with app.app_context():
         upgrade()
@@ -130,13 +96,7 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
     low, high = ids
     cursors = {"first_page": None, "middle_page": (low + high) // 2, "deep_page": low + PAGE + 1}
 
-    client = app.test_client()
-    base = "http://bench.localhost"
-    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/staff/login", base_url=base)
-                      .get_data(as_text=True)).group(1)
-    response = client.post("/staff/login", base_url=base, data={"email": "owner@bench.example",
-                                                               "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, "could not sign in"
+    client, base = sign_in(app, "bench", "owner@bench.example")
 
     # The page's own query (staff/views.py audit_log), without the app around it.
     columns = ("id, tenant_id, created_at, action, actor_type, actor_id, actor_label, real_actor_type, real_actor_id,"
@@ -153,7 +113,7 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
             path = "/staff/audit" + (f"?before={before}" if before else "")
             page = client.get(path, base_url=base)
             assert page.status_code == 200 and "staff.login" in page.get_data(as_text=True), path
-            page_ms = _median_ms(lambda: client.get(path, base_url=base), repeat)
+            page_ms = median_ms(lambda: client.get(path, base_url=base), repeat)
 
             def bare():
                 with connection.begin():
@@ -163,7 +123,7 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
                     connection.execute(bare_after if before else bare_first,
                                        {"t": big_id, "before": before, "n": PAGE + 1}).all()
 
-            bare_ms = _median_ms(bare, repeat)
+            bare_ms = median_ms(bare, repeat)
             if explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})

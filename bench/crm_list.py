@@ -17,24 +17,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
-import re
-import statistics
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import urlencode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app, median_ms,
+                     sign_in)
 
 import sqlalchemy as sa  # noqa: E402
 
-PASSWORD = "bench-lantern-harbour-7"
-SMALL_TENANTS = 99
 FIRST = ["Ada", "Grace", "Alan", "Katherine", "Dorothy", "Mary", "Linus", "Barbara", "Edsger", "Donald", "Frances",
          "John", "Margaret", "Tim", "Radia", "Ken", "Sophie", "Hedy", "Annie", "Claude", "Ágata", "Jürgen", "Ngozi",
          "Wei", "Priya", "Mateo", "Yuki", "Olu", "Fatima", "Lars"]
@@ -42,15 +35,6 @@ LAST = ["Lovelace", "Hopper", "Turing", "Johnson", "Vaughan", "Jackson", "Torval
         "Allen", "Backus", "Hamilton", "Berners-Lee", "Perlman", "Thompson", "Wilson", "Lamarr", "Easley", "Shannon",
         "Núñez", "Schmidt", "Okafor", "Zhang", "Sharma", "García", "Tanaka", "Adeyemi", "Haddad", "Nilsson"]
 ROLES = ["lead"] * 60 + ["prospect"] * 25 + ["client"] * 15
-
-
-def _median_ms(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], owners: list[int],
@@ -104,21 +88,11 @@ def _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="contacts in the big tenant")
-    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
-    parser.add_argument("--explain", action="store_true", help="print the bare queries' plans (PostgreSQL)")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
-                        or os.environ.get("TEST_DATABASE_URL"))
+    add_database_arguments(parser)
     args = parser.parse_args()
 
-    from core.dbtools import isolated_schema, psycopg_url
-
     with ExitStack() as stack:
-        if args.database_url:
-            url = stack.enter_context(isolated_schema(args.database_url, prefix="portico_bench"))
-            schema_option = url[url.index("options="):]
-            seed_url = psycopg_url(args.database_url) + ("&" if "?" in args.database_url else "?") + schema_option
-        else:
-            url = seed_url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
+        url, seed_url = databases(args.database_url, stack)
         figures = run(url, seed_url, args, stack)
     print(json.dumps(figures))
 
@@ -131,13 +105,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
     from core.tenants import create_tenant
     from crm import contact_list
     from crm.models import PipelineStatus
-    from wsgi import create_app
-
-    jobs_dir = stack.enter_context(tempfile.TemporaryDirectory())
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "PLATFORM_DOMAIN": "localhost",
-                      "JOBS_SQLITE_PATH": f"{jobs_dir}/jobs.sqlite", "RATELIMIT_ENABLED": False,
-                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
-                      "LOG_LEVEL": "WARNING"})
+    app = make_app(url, stack)
     seed_start = time.perf_counter()
     with app.app_context():
         upgrade()
@@ -166,12 +134,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
         seed_engine.dispose()
     seed_s = time.perf_counter() - seed_start
 
-    client = app.test_client()
-    base = "http://bench.localhost"
-    token = re.search(r'name="csrf-token" content="([^"]+)"',
-                      client.get("/staff/login", base_url=base).get_data(as_text=True)).group(1)
-    assert client.post("/staff/login", base_url=base, data={"email": "owner@bench.example", "password": PASSWORD,
-                                                           "csrf_token": token}).status_code == 302
+    client, base = sign_in(app, "bench", "owner@bench.example")
 
     # The list under test: Clients, sorted by name; a middle and a deep page found by their cursors.
     filters = contact_list.ContactFilters(role=["client"])
@@ -221,7 +184,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
             path = "/staff/contacts?" + urlencode(params)
             page = client.get(path, base_url=base)
             assert page.status_code == 200 and "contact" in page.get_data(as_text=True), path
-            page_ms = _median_ms(lambda: client.get(path, base_url=base), args.repeat)
+            page_ms = median_ms(lambda: client.get(path, base_url=base), args.repeat)
 
             def bare(sqls=compiled[name]):
                 with connection.begin():
@@ -231,7 +194,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
                     for sql in sqls:  # the page's rows and its count, as the page needs both
                         connection.exec_driver_sql(sql).all()
 
-            bare_ms = _median_ms(bare, args.repeat)
+            bare_ms = median_ms(bare, args.repeat)
             if args.explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})

@@ -1,0 +1,69 @@
+"""What every benchmark here shares: the database to run on, the app, signing in, timing."""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PASSWORD = "bench-lantern-harbour-7"
+SMALL_TENANTS = 99
+
+
+def add_database_arguments(parser) -> None:
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--explain", action="store_true", help="print the bare queries' plans (PostgreSQL)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
+                        or os.environ.get("TEST_DATABASE_URL"))
+
+
+def databases(database_url: str | None, stack: ExitStack) -> tuple[str, str]:
+    """(the app's URL, the seeding URL). On PostgreSQL the app uses a throwaway schema owned by an
+    ordinary role, so row-level security applies as in production; seeding goes through the
+    administrator into the same schema, because PostgreSQL refuses COPY to a role bound by RLS
+    and the benchmarks measure reading, not loading. Otherwise a temporary SQLite file."""
+    from core.dbtools import isolated_schema, psycopg_url
+
+    if not database_url:
+        url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
+        return url, url
+    url = stack.enter_context(isolated_schema(database_url, prefix="portico_bench"))
+    schema_option = url[url.index("options="):]
+    return url, psycopg_url(database_url) + ("&" if "?" in database_url else "?") + schema_option
+
+
+def make_app(url: str, stack: ExitStack):
+    from wsgi import create_app
+
+    jobs_dir = stack.enter_context(tempfile.TemporaryDirectory())
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "PLATFORM_DOMAIN": "localhost",
+                       "JOBS_SQLITE_PATH": f"{jobs_dir}/jobs.sqlite", "RATELIMIT_ENABLED": False,
+                       "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
+                       "LOG_LEVEL": "WARNING"})
+
+
+def sign_in(app, slug: str, email: str, password: str = PASSWORD):
+    """A test client signed in as staff of `slug`, through the real form; returns (client, base_url)."""
+    client = app.test_client()
+    base = f"http://{slug}.localhost"
+    page = client.get("/staff/login", base_url=base).get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    response = client.post("/staff/login", base_url=base,
+                           data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 302, "could not sign in"
+    return client, base
+
+
+def median_ms(fn, repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
