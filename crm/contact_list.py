@@ -199,9 +199,24 @@ def _custom_condition(definition: CustomField, wanted: str):
     return sa.func.lower(value.as_string()).like(f"%{escaped}%", escape="\\")
 
 
-def count(filters: ContactFilters, staff) -> int:
-    inner = filtered_query(filters, staff).with_only_columns(Contact.id).order_by(None)
+COUNT_CAP = 10_000
+
+
+def count(filters: ContactFilters, staff, *, cap: int | None = COUNT_CAP) -> int:
+    """How many match, counted up to `cap` + 1: past ten thousand the exact figure costs a scan of
+    every matching row on every page view, and "10,000+" tells a person as much."""
+    return count_of(filtered_query(filters, staff), cap=cap)
+
+
+def count_of(query: sa.Select, *, cap: int | None = COUNT_CAP) -> int:
+    inner = query.with_only_columns(Contact.id).order_by(None)
+    if cap is not None:
+        inner = inner.limit(cap + 1)
     return db.session.scalar(sa.select(sa.func.count()).select_from(inner.subquery()))
+
+
+def count_label(n: int) -> str:
+    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
 
 
 def encode_cursor(values: list) -> str:

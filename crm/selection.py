@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from core.db import db
 from crm.access import visible_contacts_clause
-from crm.contact_list import ContactFilters, filtered_query
+from crm.contact_list import ContactFilters, count_of, filtered_query
 from crm.models import Contact, SelectedContact
 
 MAX_PICKED = 10_000
@@ -38,8 +38,8 @@ class Selection:
         return list(db.session.scalars(self.query().with_only_columns(Contact.id).order_by(Contact.id)))
 
     def count(self) -> int:
-        inner = self.query().with_only_columns(Contact.id).order_by(None)
-        return db.session.scalar(sa.select(sa.func.count()).select_from(inner.subquery()))
+        """Up to contact_list.COUNT_CAP + 1 (see contact_list.count)."""
+        return count_of(self.query())
 
 
 def picked_ids(staff, among: list[int] | None = None) -> set[int]:

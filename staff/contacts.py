@@ -28,6 +28,11 @@ def _phone(value):
     return display_phone(value)
 
 
+@bp.app_template_filter("count_label")
+def _count_label(value):
+    return contact_list.count_label(value)
+
+
 def _contact_form(contact: Contact | None = None):
     form_class = with_custom_fields(ContactForm, definitions("contact"))
     form = form_class(obj=contact) if request.method == "GET" and contact is not None else form_class()
