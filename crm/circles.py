@@ -32,6 +32,7 @@ from core.text import clean_line
 from crm.access import visible_contacts_clause
 from crm.models import Circle, CircleMember, CircleStaff, Company, Contact
 from crm.normalize import fold
+from crm.search import contains, contains_every_word, search_words
 from crm.timeline import record_activity
 
 NAME_MAX = 120
@@ -440,22 +441,16 @@ def editable_contact_ids(viewer, contacts) -> set[int]:
 
 # --- finding what to add ---------------------------------------------------------------------------
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def find_contacts_for(circle: Circle, text: str, viewer: StaffUser | None, *,
                       limit: int = 10) -> list[tuple[Contact, bool]]:
     """Contacts matching an e-mail or a name that `viewer` may see, each with whether it is
     already in the circle. An exact e-mail comes first."""
-    words = fold(text)
-    if not words:
+    conditions = contains_every_word(Contact.search_text, text)
+    if not conditions:
         return []
     already = (sa.select(CircleMember.id)
                .where(CircleMember.circle_id == circle.id, CircleMember.contact_id == Contact.id,
                       CircleMember.removed_at.is_(None)).exists())
-    conditions = [Contact.search_text.like(_like_pattern(word), escape="\\") for word in words.split()]
     exact = sa.func.lower(sa.func.coalesce(Contact.email, "")) == text.strip().lower()
     rows = db.session.execute(
         sa.select(Contact, already)
@@ -467,15 +462,15 @@ def find_contacts_for(circle: Circle, text: str, viewer: StaffUser | None, *,
 
 
 def find_companies_for(circle: Circle, text: str, *, limit: int = 10) -> list[tuple[Company, bool]]:
-    words = fold(text)
+    words = search_words(text)
     if not words:
         return []
     already = (sa.select(CircleMember.id)
                .where(CircleMember.circle_id == circle.id, CircleMember.company_id == Company.id,
                       CircleMember.removed_at.is_(None)).exists())
-    conditions = [sa.or_(Company.name_key.like(_like_pattern(word), escape="\\"),
-                         sa.func.lower(sa.func.coalesce(Company.domain, "")).like(_like_pattern(word), escape="\\"))
-                  for word in words.split()]
+    conditions = [sa.or_(contains(Company.name_key, word),
+                         contains(sa.func.lower(sa.func.coalesce(Company.domain, "")), word))
+                  for word in words]
     rows = db.session.execute(
         sa.select(Company, already)
         .where(sa.and_(*conditions), Company.archived_at.is_(None))

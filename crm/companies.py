@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 import sqlalchemy as sa
@@ -14,7 +15,9 @@ from core.identity import StaffUser
 from core.text import clean_line
 from crm import custom_fields
 from crm.models import Company, Contact, ContactRole
+from crm.access import visible_contacts_clause
 from crm.normalize import company_name_key, normalize_phone
+from crm.search import contains_every_word
 from crm.setup import settings
 from crm.timeline import record_activity
 
@@ -154,3 +157,45 @@ def match_company(name: str, *, threshold: int = 90) -> Company | None:
     candidates = dict(db.session.execute(sa.select(Company.id, Company.name_key)).all())
     best = process.extractOne(key, candidates, scorer=fuzz.token_sort_ratio, score_cutoff=threshold)
     return db.session.get(Company, best[2]) if best else None
+
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class CompanyPage:
+    companies: list[Company]
+    people: dict[int, int]  # company id -> its contacts the viewer may see
+    total: int
+    next_cursor: str | None
+
+
+def company_page(q: str | None, after: str | None, staff, *, size: int = PAGE_SIZE) -> CompanyPage:
+    """One page of the company list by name, searched like everything else (crm.search),
+    found by keyset so a deep page costs what the first does."""
+    from crm.contact_list import decode_values, encode_cursor
+
+    query = sa.select(Company).where(Company.archived_at.is_(None), *contains_every_word(Company.name_key, q))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(
+        query.with_only_columns(Company.id).subquery()))
+    cursor = decode_values(after)
+    if cursor and len(cursor) == 2 and isinstance(cursor[0], str) and isinstance(cursor[1], int):
+        query = query.where(sa.tuple_(Company.name_key, Company.id) > sa.tuple_(sa.literal(cursor[0]),
+                                                                                 sa.literal(cursor[1])))
+    rows = list(db.session.scalars(query.order_by(Company.name_key, Company.id).limit(size + 1)))
+    next_cursor = encode_cursor([rows[size - 1].name_key, rows[size - 1].id]) if len(rows) > size else None
+    rows = rows[:size]
+    people = dict(db.session.execute(
+        sa.select(Contact.company_id, sa.func.count()).where(
+            Contact.company_id.in_([c.id for c in rows]), Contact.archived_at.is_(None),
+            Contact.merged_into_id.is_(None), visible_contacts_clause(staff))
+        .group_by(Contact.company_id)).all()) if rows else {}
+    return CompanyPage(rows, people, total, next_cursor)
+
+
+def people_of(company: Company, staff) -> list[Contact]:
+    """The company's current contacts that `staff` may see, the primary contact first."""
+    return list(db.session.scalars(
+        sa.select(Contact).where(Contact.company_id == company.id, Contact.archived_at.is_(None),
+                                 Contact.merged_into_id.is_(None), visible_contacts_clause(staff))
+        .order_by(Contact.is_primary_contact.desc(), Contact.last_name, Contact.first_name, Contact.id)))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from core.db import db
 from crm.access import visible_contacts_clause
 from crm.models import CircleMember, Contact, ContactRole, ContactTag, CustomField, PipelineStatus
-from crm.normalize import fold
+from crm.search import contains, contains_every_word
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -138,9 +138,8 @@ def filtered_query(filters: ContactFilters, staff) -> sa.Select:
         query = query.where(Contact.is_active.is_(filters.active == "yes"))
     if filters.test != "any":
         query = query.where(Contact.is_test.is_(filters.test == "yes"))
-    for word in fold(filters.q).split()[:8]:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Contact.search_text.like(f"%{escaped}%", escape="\\"))
+    for condition in contains_every_word(Contact.search_text, filters.q):
+        query = query.where(condition)
     if filters.role:
         query = query.where(Contact.role.in_(filters.role))
     if filters.status:
@@ -195,8 +194,7 @@ def _custom_condition(definition: CustomField, wanted: str):
         return sa.cast(value, sa.String).like(f'%{json.dumps(wanted)[1:-1]}%')
     if kind in ("choice", "date"):
         return sa.func.lower(value.as_string()) == wanted.lower()
-    escaped = wanted.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.func.lower(value.as_string()).like(f"%{escaped}%", escape="\\")
+    return contains(sa.func.lower(value.as_string()), wanted.lower())
 
 
 COUNT_CAP = 10_000
@@ -224,12 +222,22 @@ def encode_cursor(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str | None, sort: str):
+def decode_values(token: str | None) -> list | None:
+    """The values encode_cursor packed, or None for a missing or forged token."""
     if not token:
         return None
     try:
-        padded = token + "=" * (-len(token) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None
+    return values if isinstance(values, list) else None
+
+
+def decode_cursor(token: str | None, sort: str):
+    values = decode_values(token)
+    if values is None:
+        return None
+    try:
         columns = SORTS[sort].columns()
         if not isinstance(values, list) or len(values) != len(columns) + 1 or not isinstance(values[-1], int):
             return None

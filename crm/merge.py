@@ -45,7 +45,7 @@ from crm.access import contact_visible_to, visible_contacts_clause
 from crm.contacts import FIELD_LABELS, refresh_search_text
 from crm.models import (CircleMember, Contact, ContactRole, ContactTag, EventAttendee, Note, SelectedContact, Task,
                         TimelineEntry)
-from crm.normalize import fold
+from crm.search import contains_every_word
 from crm.timeline import record_activity
 
 register_actions({"contact.merged": "Contacts merged"})
@@ -396,13 +396,9 @@ def related_counts(contacts: list[Contact]) -> dict[int, dict[str, int]]:
 def find_candidates(text: str, staff, *, exclude: list[int], limit: int = 10) -> list[Contact]:
     """Contacts to add to a merge: an exact e-mail, or every word of a name, e-mail or phone
     (the contact list's search text), live or inactive, not merged away, visible to `staff`."""
-    words = fold(text).split()[:8]
-    if not words:
+    conditions = contains_every_word(Contact.search_text, text)
+    if not conditions:
         return []
-    conditions = []
-    for word in words:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Contact.search_text.like(f"%{escaped}%", escape="\\"))
     exact = Contact.email == text.strip().lower()
     return list(db.session.scalars(
         sa.select(Contact)

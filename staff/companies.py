@@ -1,8 +1,6 @@
 """Company pages: list, add, the company with its people, edit, delete."""
 from __future__ import annotations
 
-import base64
-import json
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
@@ -13,17 +11,12 @@ from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import apply_service_error
-from crm.access import visible_contacts_clause
-from crm.companies import (contacts_of, create_company, delete_company, primary_contact_of, set_primary_contact,
-                           update_company)
+from crm.companies import (company_page, contacts_of, create_company, delete_company, people_of, primary_contact_of,
+                           set_primary_contact, update_company)
 from crm.custom_fields import definitions
 from crm.models import Company, Contact, TimelineEntry
-from crm.normalize import fold
 from staff import bp
 from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
-
-PAGE_SIZE = 50
-
 
 def _company_form(company: Company | None = None):
     form_class = with_custom_fields(CompanyForm, definitions("company"))
@@ -44,42 +37,15 @@ def _form_data(form) -> dict:
     return data
 
 
-def _cursor(name_key: str, ident: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([name_key, ident]).encode()).decode().rstrip("=")
-
-
-def _after(token: str | None):
-    try:
-        key, ident = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-        return (str(key), int(ident)) if isinstance(ident, int) else None
-    except (TypeError, ValueError, json.JSONDecodeError, AttributeError):
-        return None
-
-
 @bp.get("/companies")
 @staff_login_required
 def companies():
     require("contacts.view")
     q = (request.args.get("q") or "").strip()[:200]
-    query = sa.select(Company).where(Company.archived_at.is_(None))
-    for word in fold(q).split()[:8]:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Company.name_key.like(f"%{escaped}%", escape="\\"))
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.with_only_columns(Company.id).subquery()))
-    after = _after(request.args.get("after")) if request.args.get("after") else None
-    if after:
-        query = query.where(sa.tuple_(Company.name_key, Company.id) > sa.tuple_(sa.literal(after[0]),
-                                                                                 sa.literal(after[1])))
-    rows = db.session.scalars(query.order_by(Company.name_key, Company.id).limit(PAGE_SIZE + 1)).all()
-    next_cursor = _cursor(rows[PAGE_SIZE - 1].name_key, rows[PAGE_SIZE - 1].id) if len(rows) > PAGE_SIZE else None
-    rows = rows[:PAGE_SIZE]
-    people = dict(db.session.execute(
-        sa.select(Contact.company_id, sa.func.count()).where(
-            Contact.company_id.in_([c.id for c in rows]), Contact.archived_at.is_(None),
-            Contact.merged_into_id.is_(None), visible_contacts_clause(current_principal()))
-        .group_by(Contact.company_id)).all()) if rows else {}
-    return render_template("staff/companies/list.html", companies=rows, people=people, q=q, total=total,
-                           next_cursor=next_cursor, first_page=not after)
+    after = request.args.get("after")
+    result = company_page(q, after, current_principal())
+    return render_template("staff/companies/list.html", companies=result.companies, people=result.people, q=q,
+                           total=result.total, next_cursor=result.next_cursor, first_page=not after)
 
 
 @bp.route("/companies/new", methods=["GET", "POST"])
@@ -105,10 +71,7 @@ def new_company():
 def company(company_id):
     record = get_or_404(Company, company_id)
     require("contacts.view", record)
-    people = db.session.scalars(
-        sa.select(Contact).where(Contact.company_id == record.id, Contact.archived_at.is_(None),
-                                 Contact.merged_into_id.is_(None), visible_contacts_clause(current_principal()))
-        .order_by(Contact.is_primary_contact.desc(), Contact.last_name, Contact.first_name, Contact.id)).all()
+    people = people_of(record, current_principal())
     timeline = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == record.id)
                                   .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(50)).all()
     return render_template("staff/companies/detail.html", company=record, people=people, timeline=timeline,
