@@ -39,13 +39,11 @@ ROLES = ["lead"] * 60 + ["prospect"] * 25 + ["client"] * 15
 
 def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], owners: list[int],
                    seed: int) -> None:
-    from crm.normalize import search_text
-
     rng = random.Random(seed)
     start = datetime(2023, 1, 1, tzinfo=timezone.utc)
     columns = ("tenant_id, first_name, last_name, email, extra_emails, phone, extra_phones, is_primary_contact, "
                "social, role, status_id, is_active, is_test, owner_id, custom_fields, created_at, updated_at, "
-               "last_activity_at, search_text")
+               "last_activity_at")
     batch = 50_000
     for offset in range(0, count, batch):
         buffer = io.StringIO()
@@ -56,20 +54,45 @@ def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], 
             created = start + timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
             updated = created + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
             activity = "\\N" if rng.random() < 0.3 else (updated + timedelta(days=rng.randrange(0, 30))).isoformat()
-            text = search_text(first, last, email, phone)
             buffer.write("\t".join([
                 str(tenant_id), first, last, email, "[]", phone, "[]", "f", "{}", rng.choice(ROLES),
                 str(rng.choice(statuses)), "t" if rng.random() < 0.95 else "f", "f", str(rng.choice(owners)), "{}",
-                created.isoformat(), updated.isoformat(), activity, text]) + "\n")
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY contact ({columns}) FROM STDIN") as copy:
-                copy.write(buffer.getvalue())
+                created.isoformat(), updated.isoformat(), activity]) + "\n")
+        _copy(connection, f"COPY contact ({columns}) FROM STDIN", buffer.getvalue())
+    _copy_search_tokens(connection, tenant_id)
+
+
+def _copy(connection, sql: str, data: str) -> None:
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:
+        with cursor.copy(sql) as copy:
+            copy.write(data)
+
+
+def _search_token_rows(connection, tenant_id: int):
+    """The words the app indexes for each contact (crm.search.contact_tokens, as its services do)."""
+    from crm.search import contact_tokens
+
+    rows = connection.execute(sa.text(
+        "SELECT id, first_name, last_name, email, phone FROM contact WHERE tenant_id = :t ORDER BY id"),
+        {"t": tenant_id})
+    for contact_id, first, last, email, phone in rows:
+        for token in contact_tokens(names=(first, last), emails=(email,), phones=(phone,)):
+            yield contact_id, token
+
+
+def _copy_search_tokens(connection, tenant_id: int, batch: int = 500_000) -> None:
+    buffer, n = io.StringIO(), 0
+    for contact_id, token in _search_token_rows(connection, tenant_id):
+        buffer.write(f"{tenant_id}\t{contact_id}\t{token}\n")
+        n += 1
+        if n % batch == 0:
+            _copy(connection, "COPY contact_search_token (tenant_id, contact_id, token) FROM STDIN", buffer.getvalue())
+            buffer = io.StringIO()
+    _copy(connection, "COPY contact_search_token (tenant_id, contact_id, token) FROM STDIN", buffer.getvalue())
 
 
 def _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed):
-    from crm.normalize import search_text
-
     rng = random.Random(seed)
     rows = []
     for i in range(count):
@@ -77,12 +100,13 @@ def _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed
         email = f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode()
         rows.append({"t": tenant_id, "f": first, "l": last, "e": email, "r": rng.choice(ROLES),
                      "s": rng.choice(statuses), "o": rng.choice(owners),
-                     "c": (datetime(2023, 1, 1) + timedelta(minutes=rng.randrange(0, 1_500_000))).isoformat(" "),
-                     "x": search_text(first, last, email)})
+                     "c": (datetime(2023, 1, 1) + timedelta(minutes=rng.randrange(0, 1_500_000))).isoformat(" ")})
     connection.execute(sa.text(
         "INSERT INTO contact (tenant_id, first_name, last_name, email, extra_emails, extra_phones, is_primary_contact,"
-        " social, role, status_id, is_active, is_test, owner_id, custom_fields, created_at, updated_at, search_text)"
-        " VALUES (:t, :f, :l, :e, '[]', '[]', 0, '{}', :r, :s, 1, 0, :o, '{}', :c, :c, :x)"), rows)
+        " social, role, status_id, is_active, is_test, owner_id, custom_fields, created_at, updated_at)"
+        " VALUES (:t, :f, :l, :e, '[]', '[]', 0, '{}', :r, :s, 1, 0, :o, '{}', :c, :c)"), rows)
+    connection.execute(sa.text("INSERT INTO contact_search_token (tenant_id, contact_id, token) VALUES (:t, :c, :w)"),
+                       [{"t": tenant_id, "c": c, "w": w} for c, w in list(_search_token_rows(connection, tenant_id))])
 
 
 def main() -> None:
@@ -155,8 +179,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
 
         def bare_for(params: dict):
             f = contact_list.ContactFilters.from_args(_Args(params))
-            # with the tenant condition the ORM wall adds, as the app's SQL has it
-            query = contact_list.filtered_query(f, staff).where(contact_list.Contact.tenant_id == big_id)
+            query = contact_list.filtered_query(f, staff)
             # the page's count is of the whole list, not of what follows the cursor
             count_sql = sa.select(sa.func.count()).select_from(
                 query.with_only_columns(contact_list.Contact.id).order_by(None)
@@ -171,11 +194,23 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
             page_sql = query.order_by(*[c.desc() if descending else c.asc() for c in cols]).limit(51)
             return page_sql, count_sql
 
+        # The SQL exactly as the app sends it (with the tenant conditions the ORM adds to every
+        # table, subqueries included), captured from the driver, to be replayed bare.
         compiled = {}
-        with db.engine.connect() as conn:
-            for name, params in cases.items():
-                page_sql, count_sql = bare_for(params)
-                compiled[name] = [str(q.compile(conn, compile_kwargs={"literal_binds": True})) for q in (page_sql, count_sql)]
+        for name, params in cases.items():
+            sent = []
+
+            def capture(conn, cursor, statement, parameters, context, executemany, sent=sent):
+                if "contact" in statement and "set_config" not in statement:
+                    sent.append((statement, parameters))
+
+            sa.event.listen(db.engine, "before_cursor_execute", capture)
+            try:
+                for query in bare_for(params):
+                    db.session.execute(query).all()
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", capture)
+            compiled[name] = sent
 
     figures = {"contacts": args.size, "tenants": SMALL_TENANTS + 1, "matching_clients": matching,
                "seed_s": round(seed_s, 1)}
@@ -194,15 +229,15 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
                     if connection.dialect.name == "postgresql":
                         connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)",
                                                    {"t": str(big_id)})
-                    for sql in sqls:  # the page's rows and its count, as the page needs both
-                        connection.exec_driver_sql(sql).all()
+                    for sql, parameters in sqls:  # the page's rows and its count, as the page needs both
+                        connection.exec_driver_sql(sql, parameters).all()
 
             bare_ms = median_ms(bare, args.repeat)
             if args.explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})
-                    for sql in compiled[name]:
-                        plan = [r[0] for r in connection.exec_driver_sql("EXPLAIN ANALYZE " + sql)]
+                    for sql, parameters in compiled[name]:
+                        plan = [r[0] for r in connection.exec_driver_sql("EXPLAIN ANALYZE " + sql, parameters)]
                         print(f"--- {name}\n" + "\n".join(plan))
             figures[f"{name}_ms"] = round(page_ms, 1)
             figures[f"{name}_bare_ms"] = round(bare_ms, 1)

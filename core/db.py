@@ -58,6 +58,9 @@ class TenantScoped:
     """
 
     __tenant_table_args__: tuple = ()
+    # A table whose rows nothing refers to (an index kept by a service, say) may opt out of
+    # the surrogate key and lead its primary key with tenant_id instead.
+    __tenant_keyed_by_id__: bool = True
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:
@@ -66,7 +69,8 @@ class TenantScoped:
 
     @declared_attr.directive
     def __table_args__(cls):
-        return (sa.UniqueConstraint("tenant_id", "id"), *cls.__tenant_table_args__)
+        keyed = (sa.UniqueConstraint("tenant_id", "id"),) if cls.__tenant_keyed_by_id__ else ()
+        return (*keyed, *cls.__tenant_table_args__)
 
 
 def tenant_fk(column: str, target: str, ondelete: str | None = None) -> sa.ForeignKeyConstraint:

@@ -32,7 +32,7 @@ from core.text import clean_line
 from crm.access import visible_contacts_clause
 from crm.models import Circle, CircleMember, CircleStaff, Company, Contact
 from crm.normalize import fold
-from crm.search import contains, contains_every_word, search_words
+from crm.search import contact_matches, contains, search_words
 from crm.timeline import record_activity
 
 NAME_MAX = 120
@@ -445,7 +445,7 @@ def find_contacts_for(circle: Circle, text: str, viewer: StaffUser | None, *,
                       limit: int = 10) -> list[tuple[Contact, bool]]:
     """Contacts matching an e-mail or a name that `viewer` may see, each with whether it is
     already in the circle. An exact e-mail comes first."""
-    conditions = contains_every_word(Contact.search_text, text)
+    conditions = contact_matches(text)
     if not conditions:
         return []
     already = (sa.select(CircleMember.id)

@@ -17,7 +17,7 @@ from crm import custom_fields
 from crm.models import Company, Contact, ContactRole
 from crm.access import visible_contacts_clause
 from crm.normalize import company_name_key, normalize_phone
-from crm.search import contains_every_word
+from crm.search import contains_every_word, index_contacts
 from crm.setup import settings
 from crm.timeline import record_activity
 
@@ -94,10 +94,7 @@ def update_company(company: Company, data: dict, *, actor=None) -> list[str]:
     if changed:
         company.updated_at = utcnow()
         if "name" in changed:
-            from crm.contacts import refresh_search_text
-
-            for contact in contacts_of(company):
-                refresh_search_text(contact)
+            index_contacts(contacts_of(company, include_archived=True))
         record_activity("updated", "Changed " + ", ".join(n.replace("_", " ") for n in changed), company=company,
                         actor=actor, details={"fields": changed})
         record("company.updated", company, actor=actor, details={"fields": changed})

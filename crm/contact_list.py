@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from core.db import db
 from crm.access import visible_contacts_clause
 from crm.models import CircleMember, Contact, ContactRole, ContactTag, CustomField, PipelineStatus
-from crm.search import contains, contains_every_word
+from crm.search import contact_matches, contains
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -138,7 +138,7 @@ def filtered_query(filters: ContactFilters, staff) -> sa.Select:
         query = query.where(Contact.is_active.is_(filters.active == "yes"))
     if filters.test != "any":
         query = query.where(Contact.is_test.is_(filters.test == "yes"))
-    for condition in contains_every_word(Contact.search_text, filters.q):
+    for condition in contact_matches(filters.q):
         query = query.where(condition)
     if filters.role:
         query = query.where(Contact.role.in_(filters.role))

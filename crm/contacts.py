@@ -16,7 +16,8 @@ from core.permissions import can
 from core.text import clean_line
 from crm import custom_fields
 from crm.models import Company, Contact, ContactRole, PipelineStatus
-from crm.normalize import normalize_email, normalize_phone, search_text
+from crm.normalize import normalize_email, normalize_phone
+from crm.search import index_contact
 from crm.setup import settings
 from crm.timeline import record_activity
 
@@ -157,12 +158,6 @@ def _clean(data: dict, contact: Contact | None) -> dict:
     return out
 
 
-def refresh_search_text(contact: Contact) -> None:
-    company = db.session.get(Company, contact.company_id) if contact.company_id else None
-    contact.search_text = search_text(contact.first_name, contact.last_name, contact.email, contact.extra_emails,
-                                      contact.phone, contact.extra_phones, company.name if company else None)
-
-
 def default_status_id() -> int | None:
     return db.session.scalar(sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True),
                                                                 PipelineStatus.archived_at.is_(None)))
@@ -195,9 +190,9 @@ def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, acti
     if "owner_id" not in data and isinstance(actor, StaffUser):
         values["owner_id"] = actor.id
     contact = Contact(role=role, **values)
-    refresh_search_text(contact)
     db.session.add(contact)
     db.session.flush()
+    index_contact(contact)
     who = getattr(actor, "display_name", None)
     record_activity("created", activity or (f"Added by {who}" if who else "Added"), contact=contact, actor=actor)
     record("contact.created", contact, actor=actor, details={"role": role})
@@ -220,7 +215,7 @@ def update_contact(contact: Contact, data: dict, *, actor=None) -> list[str]:
         setattr(contact, name, values[name])
     if changed:
         contact.updated_at = utcnow()
-        refresh_search_text(contact)
+        index_contact(contact)
         labels = ", ".join(FIELD_LABELS.get(name, name) for name in changed)
         record_activity("updated", f"Changed {labels}", contact=contact, actor=actor, details={"fields": changed})
         record("contact.updated", contact, actor=actor, details={"fields": changed})

@@ -42,10 +42,10 @@ from core.identity import StaffUser
 from core.permissions import can
 from core.tenancy import current_tenant_id
 from crm.access import contact_visible_to, visible_contacts_clause
-from crm.contacts import FIELD_LABELS, refresh_search_text
+from crm.contacts import FIELD_LABELS
 from crm.models import (CircleMember, Contact, ContactRole, ContactTag, EventAttendee, Note, SelectedContact, Task,
                         TimelineEntry)
-from crm.search import contains_every_word
+from crm.search import contact_matches, index_contacts
 from crm.timeline import record_activity
 
 register_actions({"contact.merged": "Contacts merged"})
@@ -349,8 +349,8 @@ def merge_contacts(survivor: Contact, others, choices: dict | None = None, *, ac
         survivor.updated_at = now
         latest = [c.last_activity_at for c in everyone if c.last_activity_at is not None]
         survivor.last_activity_at = max(latest) if latest else None
-        refresh_search_text(survivor)
         db.session.flush()
+        index_contacts(everyone)
 
         _move_simple_rows(survivor, merged_ids)
         _move_attendance(survivor, all_ids)
@@ -396,7 +396,7 @@ def related_counts(contacts: list[Contact]) -> dict[int, dict[str, int]]:
 def find_candidates(text: str, staff, *, exclude: list[int], limit: int = 10) -> list[Contact]:
     """Contacts to add to a merge: an exact e-mail, or every word of a name, e-mail or phone
     (the contact list's search text), live or inactive, not merged away, visible to `staff`."""
-    conditions = contains_every_word(Contact.search_text, text)
+    conditions = contact_matches(text)
     if not conditions:
         return []
     exact = Contact.email == text.strip().lower()

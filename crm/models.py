@@ -174,8 +174,6 @@ class Contact(TenantScoped, db.Model):
     last_activity_at: Mapped[object | None] = mapped_column(UTCDateTime)
     archived_at: Mapped[object | None] = mapped_column(UTCDateTime)  # "moved to history"
     merged_into_id: Mapped[int | None]
-    # Lower-cased names, e-mails, phone digits and company name, for search.
-    search_text: Mapped[str] = mapped_column(sa.Text, default="")
 
     company: Mapped[Company | None] = relationship(
         foreign_keys="[Contact.company_id]",
@@ -276,6 +274,28 @@ class Tag(TenantScoped, db.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Search tokens compare byte by byte, so a prefix is a plain key range on both databases
+# (in a linguistic collation "abc" <= x < "abd" is not "x starts with abc").
+SearchToken = sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql")
+
+
+class ContactSearchToken(TenantScoped, db.Model):
+    """The words a contact is found by (crm.search keeps them): a search for "love" is the key
+    range "love" ≤ token < "lovf". A range on a B-tree is what PostgreSQL can still use under
+    row-level security, where LIKE and trigram operators are not leak-proof and so cannot
+    drive an index scan."""
+    __tablename__ = "contact_search_token"
+    __tenant_keyed_by_id__ = False
+    __tenant_table_args__ = (
+        tenant_fk("contact_id", "contact", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "token", "contact_id"),
+        sa.Index("ix_contact_search_token_tenant_id_contact_id", "tenant_id", "contact_id"),
+    )
+
+    token: Mapped[str] = mapped_column(SearchToken)
+    contact_id: Mapped[int]
 
 
 class ContactTag(TenantScoped, db.Model):

@@ -1,4 +1,4 @@
-"""What makes two values "the same" in the CRM: e-mails, phones, company names, search text."""
+"""What makes two values "the same" in the CRM: e-mails, phones, company names."""
 from __future__ import annotations
 
 import re
@@ -8,7 +8,7 @@ import phonenumbers
 
 from core.identity import normalize_email  # one definition of a normalised e-mail
 
-__all__ = ["normalize_email", "normalize_phone", "company_name_key", "fold", "search_text"]
+__all__ = ["normalize_email", "normalize_phone", "company_name_key", "fold"]
 
 _LEGAL_SUFFIXES = {
     "inc", "incorporated", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh",
@@ -51,18 +51,3 @@ def company_name_key(name: str) -> str:
         words.pop()
     return " ".join(words)
 
-
-def search_text(*parts) -> str:
-    """The text a contact is found by: names, e-mails, phone digits (with and without the
-    country code), company."""
-    pieces = []
-    for part in parts:
-        if not part:
-            continue
-        if isinstance(part, (list, tuple)):
-            pieces.extend(str(p) for p in part if p)
-        else:
-            pieces.append(str(part))
-    words = [fold(p) for p in pieces]
-    digits = [re.sub(r"\D", "", p) for p in pieces if p.startswith("+")]
-    return " ".join(words + digits)

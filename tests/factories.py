@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from core.db import db, utcnow
 from crm.models import (Circle, CircleMember, Company, Contact, CustomField, Event, EventAttendee, Note,
                         PipelineStatus, Segment, Tag, Task, TimelineEntry)
-from crm.normalize import company_name_key, search_text
+from crm.normalize import company_name_key
+from crm.search import index_contact
 
 _seq = itertools.count(1)
 
@@ -32,11 +33,9 @@ def make_contact(first_name: str = "Pat", last_name: str | None = None, **fields
     if "status_id" not in fields:
         fields["status_id"] = db.session.scalar(
             sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True)))
-    contact = Contact(first_name=first_name, last_name=last_name, **fields)
-    company = db.session.get(Company, contact.company_id) if contact.company_id else None
-    contact.search_text = search_text(first_name, last_name, contact.email, contact.phone,
-                                      company.name if company else None)
-    return _add(contact)
+    contact = _add(Contact(first_name=first_name, last_name=last_name, **fields))
+    index_contact(contact)
+    return contact
 
 
 def make_circle(name: str | None = None, **fields) -> Circle:

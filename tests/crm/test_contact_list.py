@@ -45,6 +45,10 @@ def people(app, world):
     ("q=agata+nunez", ["ágata"]), ("q=NÚÑEZ", ["ágata"]), ("q=zzz", []), ("q=50%25", []),
     ("role=client&role=prospect", ["ada", "grace"]), ("active=no", ["alan"]), ("active=any&role=lead", ["alan", "ágata"]),
     ("created_to=2024-12-31", ["grace"]), ("cf_tier=gold", ["ada"]),
+    # words are matched from their start, in any order; phone numbers by any run of digits
+    ("q=love", ["ada"]), ("q=velace", []), ("q=hopper+grace", ["grace"]), ("q=ada@example.com", ["ada"]),
+    ("q=%2B44+20+7946+0958", ["ada"]), ("q=020+7946+0958", ["ada"]), ("q=globo+ada", ["ada"]),
+    ("q=example", ["ada", "grace", "ágata"]), ("q=example&active=any", ["ada", "grace", "alan", "ágata"]), ("q=ada+zzz", []),
 ])
 def test_search_and_filters(world, staff_client, people, query, expected):
     ids, _, _ = people
