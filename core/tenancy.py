@@ -235,6 +235,11 @@ def _orm_entity_tables(element) -> set[str]:
     """Names of the tables the ORM knows as entities of this statement: with_loader_criteria
     rewrites these, and nothing else."""
     if isinstance(element, sa.Select):
+        if element._propagate_attrs.get("compile_state_plugin") != "orm":
+            # No ORM entity among its columns (`select(literal(1)).where(Contact.email == …)`):
+            # SQLAlchemy compiles it as plain Core, even nested in an ORM query, and the
+            # loader criteria never reach it, whatever ORM columns its WHERE names.
+            return set()
         names = set()
         try:
             entities = [d.get("entity") for d in element.column_descriptions]
@@ -272,23 +277,33 @@ def _classify(statement) -> tuple[bool, bool]:
 def _classify_uncached(statement) -> tuple[bool, bool]:
     """(touches a tenant table, some of it out of the ORM filter's reach).
 
-    A nested SELECT lists the outer query's table among its FROMs when it correlates with it
-    (`WHERE EXISTS (… WHERE member.contact_id = contact.id)`); that table is filtered in the
-    outer query, so what counts is whether the statement covers it as an ORM entity anywhere."""
-    tenant_names: set[str] = set()
-    covered: set[str] = set()
-    for element in visitors.iterate(statement):
+    Each SELECT (and UPDATE/DELETE/INSERT) is judged on its own: every tenant table among its
+    FROMs must be an ORM entity of that very statement, which is what with_loader_criteria
+    rewrites. A nested SELECT lists an enclosing query's table among its FROMs when it
+    correlates with it (`WHERE EXISTS (… WHERE member.contact_id = contact.id)`); that table is
+    filtered where it comes from, so it does not count against the nested one."""
+    touches = unreachable = False
+
+    def visit(element, enclosing: frozenset) -> None:
+        nonlocal touches, unreachable
         if isinstance(element, sa.Select):
             froms = element.get_final_froms()
         elif isinstance(element, (sa.Update, sa.Delete, sa.Insert)):
             froms = [element.table]
         else:
-            continue
-        names = {t.name for f in froms for t in _tables_of(f) if _is_tenant_table(t)}
-        if names:
-            tenant_names |= names
-            covered |= _orm_entity_tables(element)
-    return bool(tenant_names), bool(tenant_names - covered)
+            froms = None
+        if froms is not None:
+            names = {t.name for f in froms for t in _tables_of(f) if _is_tenant_table(t)}
+            if names:
+                touches = True
+                if (names - enclosing) - _orm_entity_tables(element):
+                    unreachable = True
+                enclosing = enclosing | names
+        for child in element.get_children():
+            visit(child, enclosing)
+
+    visit(statement, frozenset())
+    return touches, unreachable
 
 
 TENANT_CHECKED_SQL = "portico_tenant_checked_sql"

@@ -215,7 +215,11 @@ def test_every_orm_shape_is_filtered(world, app_ctx, build):
     lambda: sa.select(sa.literal(1)).where(sa.exists().where(StaffUser.id > 0)),
     lambda: sa.select(sa.text("count(*)")).select_from(StaffUser.__table__),
     lambda: sa.update(StaffUser.__table__).values(name="x"),
-], ids=["core-exists", "bare-table", "core-update"])
+    # ORM columns only in its WHERE: SQLAlchemy compiles such a nested SELECT as plain Core
+    lambda: (lambda emails: sa.select(emails.c.email, sa.select(sa.literal(1)).where(
+        StaffUser.email == emails.c.email, StaffUser.email.like("canary%")).limit(1).scalar_subquery()))(
+        sa.select(StaffUser.email).subquery()),
+], ids=["core-exists", "bare-table", "core-update", "scalar-literal-subquery"])
 def test_plain_sql_constructs_on_tenant_tables_are_refused(world, app_ctx, build):
     from core.tenancy import TenantFilterUnreachable
 
