@@ -3,8 +3,9 @@
 Seeds one tenant with N contacts (and 99 small tenants beside it), then times the staff
 contact list through the real app (routing, session, tenant filter, row-level security,
 visibility rule, count, template) for the first, a middle and a deep page of a filtered,
-sorted list, and for a search, each against the same SQL run bare on the same database role.
-Prints a table and, last, one JSON line of figures.
+sorted list, for a search and for the possible-duplicates page (1% of the contacts are old,
+inactive records sharing an e-mail), each against the same SQL, as the app sends it, run bare
+on the same database role. Prints a table and, last, one JSON line of figures.
 
     python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain]
 
@@ -34,6 +35,7 @@ FIRST = ["Ada", "Grace", "Alan", "Katherine", "Dorothy", "Mary", "Linus", "Barba
 LAST = ["Lovelace", "Hopper", "Turing", "Johnson", "Vaughan", "Jackson", "Torvalds", "Liskov", "Dijkstra", "Knuth",
         "Allen", "Backus", "Hamilton", "Berners-Lee", "Perlman", "Thompson", "Wilson", "Lamarr", "Easley", "Shannon",
         "Núñez", "Schmidt", "Okafor", "Zhang", "Sharma", "García", "Tanaka", "Adeyemi", "Haddad", "Nilsson"]
+DUPLICATE_SHARE = 0.01
 ROLES = ["lead"] * 60 + ["prospect"] * 25 + ["client"] * 15
 
 
@@ -50,13 +52,16 @@ def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], 
         for i in range(offset, min(offset + batch, count)):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             email = f"{first.lower()}.{last.lower()}.{i}@example.com".encode("ascii", "ignore").decode()
+            active = rng.random() < 0.95
+            if rng.random() < DUPLICATE_SHARE:  # an old, inactive record of someone: the duplicates page's work
+                email, active = f"dup{rng.randrange(count // 200 + 1)}@example.com", False
             phone = f"+1415{i % 10_000_000:07d}"
             created = start + timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
             updated = created + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
             activity = "\\N" if rng.random() < 0.3 else (updated + timedelta(days=rng.randrange(0, 30))).isoformat()
             buffer.write("\t".join([
                 str(tenant_id), first, last, email, "[]", phone, "[]", "f", "{}", rng.choice(ROLES),
-                str(rng.choice(statuses)), "t" if rng.random() < 0.95 else "f", "f", str(rng.choice(owners)), "{}",
+                str(rng.choice(statuses)), "t" if active else "f", "f", str(rng.choice(owners)), "{}",
                 created.isoformat(), updated.isoformat(), activity]) + "\n")
         _copy(connection, f"COPY contact ({columns}) FROM STDIN", buffer.getvalue())
     _copy_search_tokens(connection, tenant_id)
@@ -176,8 +181,11 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
                 cursor = contact_list.encode_cursor(list(row))
             cases[name] = {"role": "client", "sort": "name", "dir": "asc", **({"after": cursor} if cursor else {})}
         cases["search"] = {"q": "lovelace 4242"}
+        cases["duplicates"] = {}
 
         def bare_for(params: dict):
+            if params is cases["duplicates"]:
+                return [_DuplicatesPage(staff)]
             f = contact_list.ContactFilters.from_args(_Args(params))
             query = contact_list.filtered_query(f, staff)
             # the page's count is of the whole list, not of what follows the cursor
@@ -207,7 +215,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
             sa.event.listen(db.engine, "before_cursor_execute", capture)
             try:
                 for query in bare_for(params):
-                    db.session.execute(query).all()
+                    query() if callable(query) else db.session.execute(query).all()
             finally:
                 sa.event.remove(db.engine, "before_cursor_execute", capture)
             compiled[name] = sent
@@ -219,9 +227,10 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
         engine = db.engine
     with engine.connect() as connection:
         for name, params in cases.items():
-            path = "/staff/contacts?" + urlencode(params)
+            path = "/staff/duplicates" if name == "duplicates" else "/staff/contacts?" + urlencode(params)
             page = client.get(path, base_url=base)
-            assert page.status_code == 200 and "contact" in page.get_data(as_text=True), path
+            assert page.status_code == 200 and ("Same e-mail" if name == "duplicates" else "contact") in \
+                page.get_data(as_text=True), path
             page_ms = median_ms(lambda: client.get(path, base_url=base), args.repeat)
 
             def bare(sqls=compiled[name]):
@@ -247,6 +256,18 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
     for name, page_ms, bare_ms in table:
         print(f"{name:<12} {page_ms:>8.1f} {bare_ms:>12.1f}")
     return figures
+
+
+class _DuplicatesPage:
+    """The duplicates page's queries (crm.duplicates), run through the ORM to capture its SQL."""
+
+    def __init__(self, staff):
+        self.staff = staff
+
+    def __call__(self):
+        from crm.duplicates import duplicate_groups
+        from staff.duplicates import GROUPS_PER_PAGE
+        duplicate_groups(self.staff, limit=GROUPS_PER_PAGE + 1)
 
 
 class _Args(dict):

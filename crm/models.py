@@ -124,6 +124,7 @@ class Contact(TenantScoped, db.Model):
     __tablename__ = "contact"
     audit_type = "contact"
     _live = "is_active AND archived_at IS NULL AND merged_into_id IS NULL AND email IS NOT NULL"
+    _inactive = "NOT is_active AND archived_at IS NULL AND merged_into_id IS NULL AND email IS NOT NULL"
     __tenant_table_args__ = (
         tenant_fk("company_id", "company"),
         tenant_fk("owner_id", "staff_user"),
@@ -143,6 +144,9 @@ class Contact(TenantScoped, db.Model):
         sa.Index("ix_contact_tenant_id_company_id", "tenant_id", "company_id"),
         sa.Index("ix_contact_tenant_id_owner_id", "tenant_id", "owner_id"),
         sa.Index("ix_contact_tenant_id_status_id", "tenant_id", "status_id"),
+        # The e-mails of inactive contacts, in order: every duplicate e-mail group holds one.
+        sa.Index("ix_contact_tenant_id_email_inactive", "tenant_id", "email",
+                 postgresql_where=sa.text(_inactive), sqlite_where=sa.text(_inactive)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

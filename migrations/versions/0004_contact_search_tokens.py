@@ -1,4 +1,4 @@
-"""Contact search by word prefixes: the contact_search_token table replaces contact.search_text
+"""Contact search by word prefixes (contact_search_token replaces contact.search_text); an index of inactive contacts' e-mails for the duplicates page
 
 Revision ID: 0004
 Revises: 0002
@@ -17,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 BATCH = 5000
+INACTIVE = 'NOT is_active AND archived_at IS NULL AND merged_into_id IS NULL AND email IS NOT NULL'
 
 
 def upgrade():
@@ -34,6 +35,8 @@ def upgrade():
     _index_existing_contacts()
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_column('search_text')
+        batch_op.create_index('ix_contact_tenant_id_email_inactive', ['tenant_id', 'email'], unique=False,
+                              postgresql_where=sa.text(INACTIVE), sqlite_where=sa.text(INACTIVE))
 
 
 def _index_existing_contacts():
@@ -69,6 +72,7 @@ def _index_existing_contacts():
 
 def downgrade():
     with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_tenant_id_email_inactive')
         batch_op.add_column(sa.Column('search_text', sa.TEXT(), nullable=False, server_default=''))
     # The old column held names and e-mail, lower-cased; rebuilt so search still works.
     op.execute("UPDATE contact SET search_text = lower(coalesce(first_name, '') || ' ' || coalesce(last_name, '')"
