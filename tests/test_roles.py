@@ -81,6 +81,11 @@ def test_owner_sees_the_matrix_with_the_defaults(world, staff_client):
     assert 'href="/staff/settings/roles"' in page  # in the account menu
 
 
+@pytest.mark.parametrize("role, linked", [("owner", True), ("admin", False)])
+def test_the_team_page_links_to_the_roles(world, staff_client, role, linked):
+    assert ("What each role may do" in staff_client(role).get("/staff/team").get_data(as_text=True)) is linked
+
+
 @pytest.mark.parametrize("role", ["admin", "staff"])
 def test_admin_and_staff_without_the_permission_get_403(world, staff_client, app, role):
     client = staff_client(role)
