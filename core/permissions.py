@@ -1,18 +1,24 @@
 """Every permission check in one place. Views ask `require("staff.manage")`; nothing compares
-roles by hand. Role permission sets are fixed today; tenant-editable sets can replace
-ROLE_PERMISSIONS later without touching a view."""
+roles by hand. What each role may do is the product's default (DEFAULT_ROLE_PERMISSIONS) unless
+the tenant changed it (RolePermission rows, edited through core.roles): Owners may always do
+everything; Admin and Staff are the tenant's to shape."""
 from __future__ import annotations
 
 import functools
 from typing import Callable
 
-from flask import abort, g, redirect, request, url_for
+import sqlalchemy as sa
+from flask import abort, g, has_request_context, redirect, request, url_for
+from sqlalchemy.orm import Mapped, mapped_column
 
+from core.db import TenantScoped, db
 from core.identity import StaffRole, StaffUser, current_principal
+from core.tenancy import current_tenant_id
 
 PERMISSIONS = {
     "dashboard.view": "See the staff dashboard",
     "staff.manage": "Invite, deactivate and change the role of staff",
+    "roles.manage": "Change what each staff role may do",
     "audit.view": "Read the audit log",
     "settings.manage": "Change the tenant's name and branding",
     "contacts.view": "See contacts and companies (those visible to them)",
@@ -27,11 +33,77 @@ PERMISSIONS = {
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",
                        "contacts.delete", "contacts.export"})
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+# What each role may do in a tenant that has changed nothing. Changing what roles may do
+# (roles.manage) is the Owners': it decides every other permission, so it is the one an
+# Owner hands out deliberately (and then only over the Staff role: core.roles).
+DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     StaffRole.OWNER: frozenset(PERMISSIONS),
-    StaffRole.ADMIN: frozenset(PERMISSIONS),
+    StaffRole.ADMIN: frozenset(PERMISSIONS) - {"roles.manage"},
     StaffRole.STAFF: _EVERYONE,
 }
+# The roles whose permissions a tenant sets; Owners always have every permission, so the
+# tenant always keeps someone who can set them right again.
+EDITABLE_ROLES = (StaffRole.ADMIN, StaffRole.STAFF)
+
+
+class RolePermission(TenantScoped, db.Model):
+    """A tenant's choice for one role and one permission, kept only where it differs from
+    DEFAULT_ROLE_PERMISSIONS: no rows means the defaults, and a permission added to the
+    product later starts at its default everywhere."""
+
+    __tablename__ = "role_permission"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "role", "permission"),
+        sa.CheckConstraint("role in ('admin', 'staff')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(20))
+    permission: Mapped[str] = mapped_column(sa.String(60))
+    granted: Mapped[bool]
+
+
+def load_role_permissions(tenant_id: int) -> dict[str, frozenset[str]]:
+    """{role: its permissions} for the tenant, from the defaults and the tenant's rows: one
+    query. The tenant must be the current one (rows of another are out of reach)."""
+    sets = {role: set(perms) for role, perms in DEFAULT_ROLE_PERMISSIONS.items()}
+    rows = db.session.execute(sa.select(RolePermission.role, RolePermission.permission, RolePermission.granted)
+                              .where(RolePermission.tenant_id == tenant_id))
+    for role, permission, granted in rows:
+        if role in EDITABLE_ROLES and permission in PERMISSIONS:  # a permission retired since: ignored
+            (sets[role].add if granted else sets[role].discard)(permission)
+    return {role: frozenset(perms) for role, perms in sets.items()}
+
+
+_CACHE = "role_permissions"
+
+
+def role_permissions(tenant_id: int) -> dict[str, frozenset[str]]:
+    """The tenant's sets; read once per request (every can() of a page asks), and afresh
+    outside requests (jobs, CLI), where nothing would tell a cache that they changed."""
+    if not has_request_context():
+        return load_role_permissions(tenant_id)
+    cache = g.setdefault(_CACHE, {})
+    if tenant_id not in cache:
+        cache[tenant_id] = load_role_permissions(tenant_id)
+    return cache[tenant_id]
+
+
+def forget_role_permissions() -> None:
+    """After a change, the rest of the request reads the new sets."""
+    if has_request_context():
+        g.pop(_CACHE, None)
+
+
+def permissions_of(staff: StaffUser) -> frozenset[str]:
+    """What this staff member's role lets them do, in their tenant. Nothing outside it: a
+    member of one tenant has no say in another's (and its rows are not ours to read)."""
+    if staff.tenant_id != current_tenant_id():
+        return frozenset()
+    if staff.role not in EDITABLE_ROLES:
+        return DEFAULT_ROLE_PERMISSIONS[staff.role]  # Owners: everything, no query
+    return role_permissions(staff.tenant_id)[staff.role]
+
 
 # Object-level rules, registered by the domain packages that own the objects (the CRM says
 # which contacts a staff member may see or edit). `can()` stays the one place that decides.
@@ -55,7 +127,7 @@ def can(principal, permission: str, obj=None) -> bool:
         raise KeyError(f"unknown permission {permission!r}")
     if not isinstance(principal, StaffUser) or not principal.active:
         return False
-    if permission not in ROLE_PERMISSIONS[principal.role]:
+    if permission not in permissions_of(principal):
         return False
     rule = _object_rules.get(permission) if obj is not None else None
     return rule(principal, obj) if rule is not None else True

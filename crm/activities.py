@@ -500,7 +500,7 @@ def _event_fields(title, starts_at, ends_at, location, link, capacity, descripti
 
 def _check_configure(actor, what: str) -> None:
     if not can(actor, "crm.configure"):
-        raise NotAllowed(f"Only Owners and Admins can {what}.")
+        raise NotAllowed(f"Your role may not {what}.")
 
 
 def _event_target(event: Event) -> _AuditTarget:

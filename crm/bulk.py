@@ -131,7 +131,7 @@ def run_bulk_action(selection: Selection, action: str, params: dict, *, actor) -
         if backwards:
             if not can(actor, "contacts.demote"):
                 raise ServiceError(f"{backwards} of these contacts would move back to {ContactRole.LABELS[target]};"
-                                   " only Owners and Admins can do that.", field="role")
+                                   " your role may not do that.", field="role")
             raise ServiceError(f"{backwards} of these contacts would move back to {ContactRole.LABELS[target]}.",
                                field="confirm")
     permission = _NEEDS.get(action, "contacts.edit")

@@ -227,14 +227,14 @@ def update_contact(contact: Contact, data: dict, *, actor=None) -> list[str]:
 
 def change_role(contact: Contact, role: str, *, actor, confirmed: bool = False) -> bool:
     """Forward (Lead → Prospect → Client) is for anyone who may edit the contact; back is for
-    Owners and Admins only, confirmed, and audited. Returns whether anything changed."""
+    roles with contacts.demote only, confirmed, and audited. Returns whether anything changed."""
     if role not in ContactRole.ALL:
         raise ServiceError("Choose Lead, Prospect or Client.", field="role")
     if role == contact.role:
         return False
     backwards = ContactRole.RANK[role] < ContactRole.RANK[contact.role]
     if backwards and not can(actor, "contacts.demote"):
-        raise ServiceError(f"Only Owners and Admins can move a contact back to {ContactRole.LABELS[role]}.",
+        raise ServiceError(f"Your role may not move a contact back to {ContactRole.LABELS[role]}.",
                            field="role")
     if backwards and not confirmed:
         raise ServiceError(f"Moving {contact.full_name} back from {contact.role_label} to "

@@ -145,7 +145,7 @@ def default_survivor(contacts: list[Contact]) -> Contact:
 
 def _check(survivor: Contact, others: list[Contact], actor) -> None:
     if not can(actor, "contacts.merge"):
-        raise ServiceError("Only Owners and Admins can merge contacts.")
+        raise ServiceError("Your role may not merge contacts.")
     if not others:
         raise ServiceError("Choose at least two contacts to merge.", field="ids")
     everyone = [survivor, *others]

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, g
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 # Each module registers its routes on `bp` when imported.
-VIEW_MODULES = ("views", "contacts", "companies", "circles", "tags", "tasks", "events", "crm_settings",
+VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "tags", "tasks", "events", "crm_settings",
                 "duplicates", "segments", "bulk")
 
 

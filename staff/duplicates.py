@@ -1,5 +1,5 @@
 """Possible duplicates and merging contacts: the list of groups (staff.duplicates) and the
-side-by-side merge page (staff.merge). Both are for those who may merge (Owners, Admins)."""
+side-by-side merge page (staff.merge). Both are for those whose role may merge (contacts.merge)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
