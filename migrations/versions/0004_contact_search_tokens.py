@@ -1,7 +1,7 @@
 """Contact search by word prefixes (contact_search_token replaces contact.search_text); an index of inactive contacts' e-mails for the duplicates page
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23 07:48:09.987884
 
 """
@@ -12,7 +12,7 @@ from core.rls import disable_rls, enable_rls
 
 # revision identifiers, used by Alembic.
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
