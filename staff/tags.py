@@ -96,19 +96,32 @@ def delete_tag(tag_id):
 
 # --- from the contact's page ------------------------------------------------------------------------
 
-@bp.post("/contacts/<int:contact_id>/tags")
-@staff_login_required
-def contact_add_tag(contact_id):
-    contact = get_visible_contact_or_404(contact_id)
-    require("contacts.edit", contact)
+def _tag_from_record_page(record, tag_record, back: str):
+    """The tag field of a record's page: `tag_record(record, name, actor)` from the service;
+    a bad name (empty, too long) is flashed and nothing changes."""
     try:
-        tag = service.tag_contact(contact, request.form.get("name"), current_principal())
+        tag = tag_record(record, request.form.get("name"), current_principal())
     except ServiceError as exc:
         flash(exc.message, "error")
     else:
         db.session.commit()
         flash(f"Tagged “{tag.name}”.", "success")
-    return redirect(contact_page_url(contact.id))
+    return redirect(back)
+
+
+def _untag_from_record_page(record, tag: Tag, untag_record, back: str):
+    if untag_record(record, tag, current_principal()):
+        db.session.commit()
+        flash(f"Tag “{tag.name}” removed.", "success")
+    return redirect(back)
+
+
+@bp.post("/contacts/<int:contact_id>/tags")
+@staff_login_required
+def contact_add_tag(contact_id):
+    contact = get_visible_contact_or_404(contact_id)
+    require("contacts.edit", contact)
+    return _tag_from_record_page(contact, service.tag_contact, contact_page_url(contact.id))
 
 
 @bp.post("/contacts/<int:contact_id>/tags/<int:tag_id>/remove")
@@ -117,7 +130,4 @@ def contact_remove_tag(contact_id, tag_id):
     contact = get_visible_contact_or_404(contact_id)
     tag = get_or_404(Tag, tag_id)
     require("contacts.edit", contact)
-    if service.untag_contact(contact, tag, current_principal()):
-        db.session.commit()
-        flash(f"Tag “{tag.name}” removed.", "success")
-    return redirect(contact_page_url(contact.id))
+    return _untag_from_record_page(contact, tag, service.untag_contact, contact_page_url(contact.id))
