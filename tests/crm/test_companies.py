@@ -1,13 +1,15 @@
 """Companies and their people."""
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from core.db import db
 from crm.companies import match_company
 from crm.models import Company, Contact
 from tests.crm.test_contacts import _in_a
-from tests.factories import make_company, make_contact
+from tests.factories import make_company, make_contact, make_tag, tag_record
 from tests.support import post_form
 
 
@@ -66,3 +68,28 @@ def test_company_names_match_despite_case_punctuation_and_suffixes(world, app):
         assert match_company("Initek") is None  # close, but under the default 90 threshold? token ratio
         assert match_company("Initech Corporation") == original
     _in_a(app, world, check)
+
+
+def test_a_tags_companies_are_listed_from_its_page(world, staff_client, app):
+    def setup():
+        vip, unused = make_tag("vip"), make_tag("unused")
+        for i in range(51):
+            tag_record(vip, company=make_company(f"Vip {i:02d}"))
+        make_company("Plain Co")
+        return vip.id, unused.id
+    vip, unused = _in_a(app, world, setup)
+    client = staff_client("staff")
+    assert (f'href="/staff/companies?tag={vip}">Show the companies tagged “vip”'
+            in client.get(f"/staff/tags/{vip}").get_data(as_text=True))
+    assert "Show the companies tagged" not in client.get(f"/staff/tags/{unused}").get_data(as_text=True)
+
+    listing = client.get(f"/staff/companies?tag={vip}").get_data(as_text=True)
+    assert "51 companies tagged “vip”." in listing and "Vip 00" in listing and "Plain Co" not in listing
+    assert 'href="/staff/companies">Show all companies</a>' in listing
+    next_page = re.search(r'href="([^"]+)" rel="next"', listing).group(1).replace("&amp;", "&")
+    assert f"tag={vip}" in next_page and "Vip 50" in client.get(next_page).get_data(as_text=True)
+    searched = client.get(f"/staff/companies?tag={vip}&q=vip+07").get_data(as_text=True)
+    assert "1 company tagged “vip”." in searched and f'name="tag" value="{vip}"' in searched
+    assert "No company is tagged “unused”." in client.get(f"/staff/companies?tag={unused}").get_data(as_text=True)
+    for bad in ("999999", "abc", "", str(2**40)):
+        assert client.get(f"/staff/companies?tag={bad}").status_code == 404, bad
