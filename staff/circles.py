@@ -1,6 +1,6 @@
 """Circle pages: the list, a circle with its members, history and assigned staff, creating and
-editing circles, and adding or removing members from either side (the circle's page or the
-contact's page). Thin views over crm.circles."""
+editing circles, and adding or removing members from either side (the circle's page, or the
+contact's or company's page). Thin views over crm.circles."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -264,7 +264,7 @@ def circle_unassign_staff(circle_id, member_id):
     return redirect(_circle_url(circle, "staff"))
 
 
-# --- from the contact's page ------------------------------------------------------------------------
+# --- from a contact's or a company's page -------------------------------------------------------------
 
 def _add_from_record_page(record, add, back: str):
     """The "Add to" form of a record's page: the circle it names (another tenant's id is no
@@ -306,3 +306,22 @@ def contact_remove_circle(contact_id, circle_id):
     circle = get_or_404(Circle, circle_id)
     require("contacts.edit", contact)
     return _remove_from_record_page(circle, contact, service.remove_contact_from_circle, contact_page_url(contact.id))
+
+
+@bp.post("/companies/<int:company_id>/circles")
+@staff_login_required
+def company_add_circle(company_id):
+    company = get_or_404(Company, company_id)
+    require("contacts.edit", company)
+    return _add_from_record_page(company, service.add_company_to_circle,
+                                 url_for("staff.company", company_id=company.id))
+
+
+@bp.post("/companies/<int:company_id>/circles/<int:circle_id>/remove")
+@staff_login_required
+def company_remove_circle(company_id, circle_id):
+    company = get_or_404(Company, company_id)
+    circle = get_or_404(Circle, circle_id)
+    require("contacts.edit", company)
+    return _remove_from_record_page(circle, company, service.remove_company_from_circle,
+                                    url_for("staff.company", company_id=company.id))

@@ -1,4 +1,4 @@
-"""Company pages: list, add, the company with its people, edit, delete."""
+"""Company pages: list, add, the company with its people, circles and tags, edit, delete."""
 from __future__ import annotations
 
 
@@ -11,10 +11,12 @@ from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import apply_service_error, int_arg
+from crm.circles import active_circles, circles_of_company
 from crm.companies import (company_page, contacts_of, create_company, delete_company, people_of, primary_contact_of,
                            set_primary_contact, update_company)
 from crm.custom_fields import definitions
 from crm.models import Company, Contact, Tag, TimelineEntry
+from crm.tags import tags_of_company
 from staff import bp
 from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
 
@@ -81,7 +83,9 @@ def company(company_id):
     timeline = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == record.id)
                                   .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(50)).all()
     return render_template("staff/companies/detail.html", company=record, people=people, timeline=timeline,
-                           primary=primary_contact_of(record), custom=definitions("company"))
+                           primary=primary_contact_of(record), custom=definitions("company"),
+                           circles=circles_of_company(record), all_circles=active_circles(),
+                           tags=tags_of_company(record))
 
 
 @bp.route("/companies/<int:company_id>/edit", methods=["GET", "POST"])
