@@ -137,6 +137,10 @@ def test_company_page_adds_and_removes_circles_and_tags(world, staff_client, app
     circle_page = client.get(f"/staff/circles/{circle_id}").get_data(as_text=True)
     companies = circle_page[circle_page.index('id="companies"'):circle_page.index('id="staff"')]
     assert f'<a href="/staff/companies/{company_id}">Umbrella Corp</a>' in companies
+    history = circle_page[circle_page.index('id="history"'):]
+    assert f'<a href="/staff/companies/{company_id}">Umbrella Corp</a> <small class="muted">(company)</small>' in history
+    found = client.get(f"/staff/circles/{circle_id}?find_company=umbrella").get_data(as_text=True)
+    assert f'<span><a href="/staff/companies/{company_id}">Umbrella Corp</a>' in found
     again = post_form(client, f"/staff/companies/{company_id}/circles", {"circle_id": circle_id}, follow_redirects=True)
     assert "Already in “Suppliers”." in again.get_data(as_text=True)
 
