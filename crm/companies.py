@@ -14,7 +14,7 @@ from core.errors import ServiceError
 from core.identity import StaffUser
 from core.text import clean_line
 from crm import custom_fields
-from crm.models import Company, Contact, ContactRole
+from crm.models import Company, CompanyTag, Contact, ContactRole
 from crm.access import visible_contacts_clause
 from crm.normalize import company_name_key, normalize_phone
 from crm.search import contains_every_word, index_contacts
@@ -167,12 +167,18 @@ class CompanyPage:
     next_cursor: str | None
 
 
-def company_page(q: str | None, after: str | None, staff, *, size: int = PAGE_SIZE) -> CompanyPage:
+def company_page(q: str | None, after: str | None, staff, *, tag_id: int | None = None,
+                 size: int = PAGE_SIZE) -> CompanyPage:
     """One page of the company list by name, searched like everything else (crm.search),
-    found by keyset so a deep page costs what the first does."""
+    with `tag_id` only the companies carrying that tag, found by keyset so a deep page costs
+    what the first does."""
     from crm.contact_list import decode_values, encode_cursor
 
     query = sa.select(Company).where(Company.archived_at.is_(None), *contains_every_word(Company.name_key, q))
+    if tag_id is not None:
+        query = query.where(sa.select(CompanyTag.id).where(
+            CompanyTag.tenant_id == Company.tenant_id, CompanyTag.company_id == Company.id,
+            CompanyTag.tag_id == tag_id).exists())
     total = db.session.scalar(sa.select(sa.func.count()).select_from(
         query.with_only_columns(Company.id).subquery()))
     cursor = decode_values(after)

@@ -1,6 +1,6 @@
 """Circle pages: the list, a circle with its members, history and assigned staff, creating and
-editing circles, and adding or removing members from either side (the circle's page or the
-contact's page). Thin views over crm.circles."""
+editing circles, and adding or removing members from either side (the circle's page, or the
+contact's or company's page). Thin views over crm.circles."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -264,21 +264,18 @@ def circle_unassign_staff(circle_id, member_id):
     return redirect(_circle_url(circle, "staff"))
 
 
-# --- from the contact's page ------------------------------------------------------------------------
+# --- from a contact's or a company's page -------------------------------------------------------------
 
-@bp.post("/contacts/<int:contact_id>/circles")
-@staff_login_required
-def contact_add_circle(contact_id):
-    contact = get_visible_contact_or_404(contact_id)
-    require("contacts.edit", contact)
-    back = contact_page_url(contact.id)
+def _add_from_record_page(record, add, back: str):
+    """The "Add to" form of a record's page: the circle it names (another tenant's id is no
+    circle at all), then `add(circle, record, actor)` from the service."""
     circle_id = _form_id("circle_id")
     circle = db.session.scalar(sa.select(Circle).where(Circle.id == circle_id)) if circle_id else None
     if circle is None:
         flash("Choose a circle.", "error")
         return redirect(back)
     try:
-        added = service.add_contact_to_circle(circle, contact, current_principal())
+        added = add(circle, record, current_principal())
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(back)
@@ -287,13 +284,44 @@ def contact_add_circle(contact_id):
     return redirect(back)
 
 
+def _remove_from_record_page(circle: Circle, record, remove, back: str):
+    removed = remove(circle, record, current_principal())
+    db.session.commit()
+    flash(f"Removed from “{circle.name}”." if removed else f"Not in “{circle.name}”.", "success" if removed else "info")
+    return redirect(back)
+
+
+@bp.post("/contacts/<int:contact_id>/circles")
+@staff_login_required
+def contact_add_circle(contact_id):
+    contact = get_visible_contact_or_404(contact_id)
+    require("contacts.edit", contact)
+    return _add_from_record_page(contact, service.add_contact_to_circle, contact_page_url(contact.id))
+
+
 @bp.post("/contacts/<int:contact_id>/circles/<int:circle_id>/remove")
 @staff_login_required
 def contact_remove_circle(contact_id, circle_id):
     contact = get_visible_contact_or_404(contact_id)
     circle = get_or_404(Circle, circle_id)
     require("contacts.edit", contact)
-    removed = service.remove_contact_from_circle(circle, contact, current_principal())
-    db.session.commit()
-    flash(f"Removed from “{circle.name}”." if removed else f"Not in “{circle.name}”.", "success" if removed else "info")
-    return redirect(contact_page_url(contact.id))
+    return _remove_from_record_page(circle, contact, service.remove_contact_from_circle, contact_page_url(contact.id))
+
+
+@bp.post("/companies/<int:company_id>/circles")
+@staff_login_required
+def company_add_circle(company_id):
+    company = get_or_404(Company, company_id)
+    require("contacts.edit", company)
+    return _add_from_record_page(company, service.add_company_to_circle,
+                                 url_for("staff.company", company_id=company.id))
+
+
+@bp.post("/companies/<int:company_id>/circles/<int:circle_id>/remove")
+@staff_login_required
+def company_remove_circle(company_id, circle_id):
+    company = get_or_404(Company, company_id)
+    circle = get_or_404(Circle, circle_id)
+    require("contacts.edit", company)
+    return _remove_from_record_page(circle, company, service.remove_company_from_circle,
+                                    url_for("staff.company", company_id=company.id))

@@ -1,20 +1,22 @@
-"""Company pages: list, add, the company with its people, edit, delete."""
+"""Company pages: list, add, the company with its people, circles and tags, edit, delete."""
 from __future__ import annotations
 
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from core.db import db
 from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error
+from core.web import apply_service_error, int_arg
+from crm.circles import active_circles, circles_of_company
 from crm.companies import (company_page, contacts_of, create_company, delete_company, people_of, primary_contact_of,
                            set_primary_contact, update_company)
 from crm.custom_fields import definitions
-from crm.models import Company, Contact, TimelineEntry
+from crm.models import Company, Contact, Tag, TimelineEntry
+from crm.tags import tags_of_company
 from staff import bp
 from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
 
@@ -43,9 +45,15 @@ def companies():
     require("contacts.view")
     q = (request.args.get("q") or "").strip()[:200]
     after = request.args.get("after")
-    result = company_page(q, after, current_principal())
+    tag = None
+    if "tag" in request.args:  # a tag's companies (its page and the company page link here)
+        tag_id = int_arg("tag")
+        tag = db.session.scalar(sa.select(Tag).where(Tag.id == tag_id)) if tag_id else None
+        if tag is None:
+            abort(404)
+    result = company_page(q, after, current_principal(), tag_id=tag.id if tag else None)
     return render_template("staff/companies/list.html", companies=result.companies, people=result.people, q=q,
-                           total=result.total, next_cursor=result.next_cursor, first_page=not after)
+                           tag=tag, total=result.total, next_cursor=result.next_cursor, first_page=not after)
 
 
 @bp.route("/companies/new", methods=["GET", "POST"])
@@ -75,7 +83,9 @@ def company(company_id):
     timeline = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == record.id)
                                   .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(50)).all()
     return render_template("staff/companies/detail.html", company=record, people=people, timeline=timeline,
-                           primary=primary_contact_of(record), custom=definitions("company"))
+                           primary=primary_contact_of(record), custom=definitions("company"),
+                           circles=circles_of_company(record), all_circles=active_circles(),
+                           tags=tags_of_company(record))
 
 
 @bp.route("/companies/<int:company_id>/edit", methods=["GET", "POST"])

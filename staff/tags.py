@@ -1,5 +1,5 @@
-"""Tag pages: the tag cloud, one tag (rename, merge, delete), and tagging from the contact's
-page. Thin views over crm.tags."""
+"""Tag pages: the tag cloud, one tag (rename, merge, delete), and tagging from a contact's or
+a company's page. Thin views over crm.tags."""
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -15,7 +15,7 @@ from core.tenancy import get_or_404
 from core.web import apply_service_error
 from crm import tags as service
 from crm.access import get_visible_contact_or_404
-from crm.models import Tag
+from crm.models import Company, Tag
 from staff import bp
 from staff.circles import contact_page_url
 
@@ -94,21 +94,34 @@ def delete_tag(tag_id):
     return redirect(url_for("staff.tags"))
 
 
-# --- from the contact's page ------------------------------------------------------------------------
+# --- from a contact's or a company's page -------------------------------------------------------------
+
+def _tag_from_record_page(record, tag_record, back: str):
+    """The tag field of a record's page: `tag_record(record, name, actor)` from the service;
+    a bad name (empty, too long) is flashed and nothing changes."""
+    try:
+        tag = tag_record(record, request.form.get("name"), current_principal())
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(f"Tagged “{tag.name}”.", "success")
+    return redirect(back)
+
+
+def _untag_from_record_page(record, tag: Tag, untag_record, back: str):
+    if untag_record(record, tag, current_principal()):
+        db.session.commit()
+        flash(f"Tag “{tag.name}” removed.", "success")
+    return redirect(back)
+
 
 @bp.post("/contacts/<int:contact_id>/tags")
 @staff_login_required
 def contact_add_tag(contact_id):
     contact = get_visible_contact_or_404(contact_id)
     require("contacts.edit", contact)
-    try:
-        tag = service.tag_contact(contact, request.form.get("name"), current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(f"Tagged “{tag.name}”.", "success")
-    return redirect(contact_page_url(contact.id))
+    return _tag_from_record_page(contact, service.tag_contact, contact_page_url(contact.id))
 
 
 @bp.post("/contacts/<int:contact_id>/tags/<int:tag_id>/remove")
@@ -117,7 +130,22 @@ def contact_remove_tag(contact_id, tag_id):
     contact = get_visible_contact_or_404(contact_id)
     tag = get_or_404(Tag, tag_id)
     require("contacts.edit", contact)
-    if service.untag_contact(contact, tag, current_principal()):
-        db.session.commit()
-        flash(f"Tag “{tag.name}” removed.", "success")
-    return redirect(contact_page_url(contact.id))
+    return _untag_from_record_page(contact, tag, service.untag_contact, contact_page_url(contact.id))
+
+
+@bp.post("/companies/<int:company_id>/tags")
+@staff_login_required
+def company_add_tag(company_id):
+    company = get_or_404(Company, company_id)
+    require("contacts.edit", company)
+    return _tag_from_record_page(company, service.tag_company, url_for("staff.company", company_id=company.id))
+
+
+@bp.post("/companies/<int:company_id>/tags/<int:tag_id>/remove")
+@staff_login_required
+def company_remove_tag(company_id, tag_id):
+    company = get_or_404(Company, company_id)
+    tag = get_or_404(Tag, tag_id)
+    require("contacts.edit", company)
+    return _untag_from_record_page(company, tag, service.untag_company,
+                                   url_for("staff.company", company_id=company.id))

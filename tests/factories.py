@@ -93,9 +93,10 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     lead = make_contact(f"{marker}Lee", "Lead", role="lead")
     circle = make_circle(f"{marker}VIP circle")
     add_to_circle(circle, contact=contact)
+    add_to_circle(circle, company=company)
     tag = make_tag(f"{marker}hot")
-    from crm.models import ContactTag
-    _add(ContactTag(contact_id=contact.id, tag_id=tag.id))
+    tag_record(tag, contact=contact)
+    tag_record(tag, company=company)
     note = make_note(contact, f"{marker}note body")
     task = make_task(f"{marker}call back", contact_id=contact.id)
     event = make_event(f"{marker}Open day")
