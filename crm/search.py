@@ -2,7 +2,7 @@
 every list, picker and duplicate finder searches the same way.
 
 Contacts are found by word prefixes: each word typed must begin one of the contact's words
-(names, e-mail addresses and their parts, company) or be part of one of their phone numbers. The words live in
+(names, the words of e-mail addresses, company) or begin or end one of their phone numbers. The words live in
 `contact_search_token`, kept here; a prefix is a key range on its B-tree, which stays an
 index scan at a million contacts even under PostgreSQL's row-level security (a LIKE cannot).
 Companies are few per tenant and are still matched anywhere in the name.
@@ -45,21 +45,21 @@ def contains_every_word(column, text: str | None) -> list:
 
 # --- contacts -------------------------------------------------------------------------------------
 
-PHONE_FRAGMENT = 4
+# Marks a phone number written backwards: its ending is then a prefix, found like any other.
+_BACKWARDS = "~"
 
 
 def _phone_tokens(e164: str) -> set[str]:
-    """"+442079460958" is found as 442079460958, 2079460958 and 02079460958 (with the country
-    code, without it, and the way people in that country write it) and by any run of four or
-    more of its digits ("7946", "0958"): people search a number by the part they remember."""
+    """"+442079460958" is found by its start, with the country code or without it or the way
+    people in that country write it (442079460958, 2079460958, 02079460958), and by its end
+    ("0958", "7946 0958"): people search a number by the part they remember."""
     digits = re.sub(r"\D", "", e164)
-    tokens = {digits}
+    tokens = {digits, _BACKWARDS + digits[::-1]}
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return tokens
-    significant = phonenumbers.national_significant_number(number)
-    tokens.update(significant[start:] for start in range(len(significant) - PHONE_FRAGMENT + 1))
+    tokens.add(phonenumbers.national_significant_number(number))
     national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
     if national:
         tokens.add(national)
@@ -68,16 +68,12 @@ def _phone_tokens(e164: str) -> set[str]:
 
 def contact_tokens(*, names: Iterable[str | None] = (), emails: Iterable[str | None] = (),
                    phones: Iterable[str | None] = ()) -> set[str]:
-    """Every word a contact is found by. A pure function, so bulk loaders (imports, the
-    benchmark) index rows exactly as the services do."""
+    """Every word a contact is found by: the words of its names and e-mail addresses, and its
+    phone numbers. A pure function, so bulk loaders (imports, the benchmark) index rows
+    exactly as the services do."""
     tokens: set[str] = set()
-    for name in names:
-        tokens.update(_WORD.findall(fold(name)))
-    for email in emails:
-        if email:
-            folded = fold(email)
-            tokens.add(folded)
-            tokens.update(_WORD.findall(folded))
+    for text in (*names, *emails):
+        tokens.update(_WORD.findall(fold(text)))
     for phone in phones:
         if phone:
             tokens.update(_phone_tokens(phone))
@@ -107,12 +103,18 @@ def _after_prefix(prefix: str) -> str | None:
     return None
 
 
-def _starts_a_word(prefix: str):
-    """Contact.id of the contacts with a word starting with `prefix`."""
+def _token_range(prefix: str):
     condition = ContactSearchToken.token >= prefix
     upper = _after_prefix(prefix)
-    if upper is not None:
-        condition = sa.and_(condition, ContactSearchToken.token < upper)
+    return condition if upper is None else sa.and_(condition, ContactSearchToken.token < upper)
+
+
+def _starts_a_word(prefix: str):
+    """Contact.id of the contacts with a word starting with `prefix` (digits: or a phone
+    number ending with them)."""
+    condition = _token_range(prefix)
+    if prefix.isdigit():
+        condition = sa.or_(condition, _token_range(_BACKWARDS + prefix[::-1]))
     return Contact.id.in_(sa.select(ContactSearchToken.contact_id).where(condition))
 
 

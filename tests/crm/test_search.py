@@ -16,9 +16,9 @@ def test_tokens_cover_names_emails_and_phones():
     tokens = contact_tokens(names=("Ágata", "Núñez-Ortiz", "Globex, Inc."), emails=("Agata.N@Example.com",),
                             phones=("+442079460958",))
     assert {"agata", "nunez", "ortiz", "globex", "inc"} <= tokens
-    assert {"agata.n@example.com", "agata", "n", "example", "com"} <= tokens
-    assert {"442079460958", "2079460958", "02079460958", "79460958", "0958", "460958"} <= tokens
-    assert "795" not in tokens and "" not in tokens  # no phone runs shorter than four digits
+    assert {"agata", "n", "example", "com"} <= tokens
+    assert {"442079460958", "2079460958", "02079460958", "~859064970244"} <= tokens  # backwards: found by its end
+    assert "" not in tokens
 
 
 def test_query_words_and_phone_numbers():
