@@ -50,6 +50,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     cli.init_app(app)
 
     import admin
+    import core.operations  # noqa: F401  (background operations' tables)
     import crm  # noqa: F401  (models and tenant set-up)
     import portal
     import staff

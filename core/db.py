@@ -102,3 +102,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+@sa.event.listens_for(sa.engine.Engine, "savepoint")
+def _sqlite_savepoint_inside_a_transaction(connection, name):
+    """Python's sqlite3 starts a transaction only before the first INSERT/UPDATE/DELETE. A
+    SAVEPOINT sent before that starts one of SQLite's own, and releasing it COMMITS: the
+    outer transaction's rollback then undoes nothing (a request that adds a contact to a
+    circle, then fails, would keep the addition). Begin the real transaction first, so
+    savepoints nest in it as they do on PostgreSQL."""
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")

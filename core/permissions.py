@@ -29,6 +29,7 @@ PERMISSIONS = {
     "contacts.export": "Export lists of contacts",
     "contacts.merge": "Merge duplicate contacts",
     "crm.configure": "Manage Circles, the status pipeline, custom fields and CRM settings",
+    "operations.view_all": "See every background task of the team (everyone sees their own)",
 }
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",

@@ -94,6 +94,10 @@ def contact_bulk():
         selections.clear(current_principal())
         session.pop(_ALL_MATCHING, None)
     db.session.commit()
+    if result.operation is not None:
+        flash(f"{result.operation.total:,} contacts: the change runs in the background. This page shows how far "
+              "it got; you can leave it and come back from “Background tasks” in your account menu.", "success")
+        return redirect(url_for("staff.operation", operation_id=result.operation.id))
     flash(result.message, "success")
     return redirect(_back())
 

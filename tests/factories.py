@@ -84,6 +84,18 @@ def make_timeline_entry(contact: Contact, summary: str = "Something happened", *
     return _add(TimelineEntry(contact_id=contact.id, summary=summary, **fields))
 
 
+def make_operation(started_by_id: int, refs: list[int] | None = None, title: str = "Add a tag: hot", **fields):
+    """A background operation (core.operations) over `refs`, as a bulk change would leave it."""
+    from core.operations import Operation, OperationChunk
+    fields.setdefault("kind", "contacts.bulk")
+    fields.setdefault("params", {"action": "tag", "tag_name": "hot"})
+    refs = refs or []
+    operation = _add(Operation(title=title, started_by_id=started_by_id, total=len(refs), **fields))
+    if refs:
+        _add(OperationChunk(operation_id=operation.id, seq=0, refs=refs))
+    return operation
+
+
 def seed_crm(marker: str = "") -> dict[str, list[int]]:
     """One of everything, for the cross-tenant harness: names carry `marker`, so a leak of
     another tenant's record is visible. Returns {model name: [ids]}."""
@@ -105,9 +117,14 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     segment = make_segment(f"{marker}Hot leads", {"role": ["lead"]})
     make_timeline_entry(contact, f"{marker}timeline entry")
     statuses = list(db.session.scalars(sa.select(PipelineStatus.id)))
+    # A running bulk change started by the tenant's first Staff member: every role of the
+    # tenant may see it (Owners and Admins see all, the Staff member their own).
+    from core.identity import StaffUser
+    starter = db.session.scalar(sa.select(StaffUser.id).where(StaffUser.role == "staff").order_by(StaffUser.id))
+    operation = make_operation(starter, [contact.id, lead.id], title=f"{marker}Add a tag: hot", status="running")
     return {"Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
             "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
-            "Segment": [segment.id], "PipelineStatus": statuses}
+            "Segment": [segment.id], "PipelineStatus": statuses, "Operation": [operation.id]}
 
 
 # --- circles and tags (tests/crm/test_circles.py, test_tags.py) ----------------------------------

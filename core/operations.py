@@ -1,0 +1,298 @@
+"""Background operations: long work a staff member starts (a bulk change of 150,000 contacts,
+an import) that runs as a job and reports its progress on a page of its own.
+
+An Operation is the record people see: what it does, how far it got, what came of it. What
+it works through is frozen when it is created, cut into numbered chunks (for a bulk change,
+the ids of the contacts the member had selected when they pressed the button, 500 a chunk):
+the selection may change afterwards, the operation acts on what they saw. A chunk is one row
+holding its ids, so freezing a million ids writes two thousand rows, not a million.
+
+`work_through()` is the job's loop: each chunk in a transaction of its own that also moves
+the operation's resume point and counts, with the operation's row locked, so a crash or a
+retry resumes after the last committed chunk and nothing is applied twice. The domain
+(crm.bulk, imports) says what one chunk does.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+
+from core.audit import record, register_actions
+from core.db import TenantScoped, UTCDateTime, db, tenant_fk, utcnow
+from core.errors import ServiceError
+from core.permissions import can
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+PROBLEMS_KEPT = 20  # plain-words problems kept in the summary; the counts say how many in all
+
+register_actions({"operation.cancelled": "Background task cancelled"})
+
+
+# --- kinds of operation ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    unit: str  # what its items are, in the plural: "contacts", "rows"
+    summary: Callable[["Operation"], str]  # its result in a sentence
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register_kind(kind: str, *, unit: str, summary: Callable[["Operation"], str]) -> None:
+    """Say how the pages speak of an operation of this kind (its package calls this)."""
+    _KINDS[kind] = Kind(unit, summary)
+
+
+class Operation(TenantScoped, db.Model):
+    __tablename__ = "operation"
+    QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+    STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+    FINISHED = (DONE, FAILED, CANCELLED)
+    LABELS = {QUEUED: "Waiting to start", RUNNING: "Running", DONE: "Done", FAILED: "Stopped by an error",
+              CANCELLED: "Cancelled"}
+    __tenant_table_args__ = (
+        tenant_fk("started_by_id", "staff_user"),
+        sa.CheckConstraint("status in ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),
+        # The list page: a member's own, newest first (and all of the tenant's by id).
+        sa.Index("ix_operation_tenant_id_started_by_id_id", "tenant_id", "started_by_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))  # "contacts.bulk", "contacts.import", …
+    title: Mapped[str] = mapped_column(sa.String(300))  # what people read: "Add to a circle: Newsletter"
+    status: Mapped[str] = mapped_column(sa.String(20), default=QUEUED)
+    params: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # what to do, for the job
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    # Other counts and the plain-words problems, by the kind's own names.
+    result: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    resume_after: Mapped[int | None]  # the last chunk done (its seq): a retry starts after it
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_by_id: Mapped[int | None]
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[object | None] = mapped_column(UTCDateTime)
+
+    started_by = relationship(
+        "StaffUser", foreign_keys="[Operation.started_by_id]",
+        primaryjoin="and_(Operation.started_by_id == StaffUser.id, Operation.tenant_id == StaffUser.tenant_id)",
+        viewonly=True)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def status_label(self) -> str:
+        return self.LABELS[self.status]
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.processed * 100 // self.total)
+
+    @property
+    def unit(self) -> str:
+        kind = _KINDS.get(self.kind)
+        return kind.unit if kind else "items"
+
+    @property
+    def summary(self) -> str | None:
+        """The result in a sentence, once there is one."""
+        kind = _KINDS.get(self.kind)
+        return kind.summary(self) if kind and self.processed else None
+
+    @property
+    def problems(self) -> list[str]:
+        return list((self.result or {}).get("problems", []))
+
+    def progress(self) -> dict:
+        """What the progress page shows, as data (its JSON endpoint)."""
+        return {
+            "id": self.id, "status": self.status, "status_label": self.status_label, "finished": self.is_finished,
+            "total": self.total, "processed": self.processed, "percent": self.percent, "unit": self.unit,
+            "changed": self.changed, "skipped": self.skipped, "errors": self.errors,
+            "last_error": self.last_error, "summary": self.summary,
+        }
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OperationChunk(TenantScoped, db.Model):
+    """A part of what an operation works through, frozen when it was created: for a bulk
+    change, the ids of up to CHUNK contacts. Worked through in seq order, one transaction
+    each; removed when the operation finishes."""
+
+    __tablename__ = "operation_chunk"
+    __tenant_table_args__ = (
+        tenant_fk("operation_id", "operation", ondelete="CASCADE"),
+        sa.UniqueConstraint("tenant_id", "operation_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation_id: Mapped[int]
+    seq: Mapped[int]
+    refs: Mapped[list] = mapped_column(sa.JSON)
+
+
+# --- starting, seeing and cancelling ----------------------------------------------------------
+
+def create_operation(kind: str, title: str, params: dict, refs: list[int], *, started_by,
+                     chunk: int = CHUNK) -> Operation:
+    """A queued operation over `refs`, frozen now (in this transaction) in chunks of `chunk`.
+    The caller queues its job with core.jobs.on_commit, so it starts only once this is
+    committed."""
+    ordered = sorted(set(refs))
+    operation = Operation(kind=kind, title=title[:300], params=params, total=len(ordered),
+                          started_by_id=getattr(started_by, "id", None))
+    db.session.add(operation)
+    db.session.flush()
+    chunks = [{"operation_id": operation.id, "seq": seq, "refs": ordered[start:start + chunk]}
+              for seq, start in enumerate(range(0, len(ordered), chunk))]
+    if chunks:
+        db.session.execute(sa.insert(OperationChunk), chunks)
+    return operation
+
+
+def may_see(staff, operation: Operation) -> bool:
+    """Staff see the operations they started; Owners and Admins see all of the tenant's."""
+    return operation.started_by_id == staff.id or can(staff, "operations.view_all")
+
+
+def operations_for(staff, *, limit: int = 50) -> list[Operation]:
+    """The newest operations the member may see."""
+    query = sa.select(Operation).options(selectinload(Operation.started_by)).order_by(Operation.id.desc()).limit(limit)
+    if not can(staff, "operations.view_all"):
+        query = query.where(Operation.started_by_id == staff.id)
+    return list(db.session.scalars(query))
+
+
+def cancel_operation(operation: Operation, *, actor) -> None:
+    """Stop it before the next chunk: what is done stays done (each chunk is complete)."""
+    operation = _lock(operation.id)
+    if operation.is_finished:
+        raise ServiceError(f"This task has already finished ({operation.status_label.lower()}).")
+    _close(operation, Operation.CANCELLED)
+    record("operation.cancelled", operation, actor=actor,
+           details={"kind": operation.kind, "processed": operation.processed, "total": operation.total})
+
+
+# --- the job's loop ----------------------------------------------------------------------------
+
+Counts = dict  # "changed", "skipped", "errors" go to columns; other ints add up in result; "problems" is a list
+Step = Callable[[list[int]], Counts]
+
+
+def work_through(operation_id: int, *, prepare: Callable[[Operation], Step],
+                 finish: Callable[[Operation], None] | None = None, retries: int) -> None:
+    """Run an operation to its end, a chunk per transaction; call it from a job running as
+    the operation's tenant.
+
+    `prepare(operation)` is called again for every chunk (so who may do what, and what the
+    change needs, is checked afresh) and returns the step that applies one chunk of refs.
+    A ServiceError from either means the operation cannot go on (its circle was archived,
+    its starter deactivated): it stops as failed, with that message, and is not retried.
+    Any other exception is recorded in plain words and re-raised, for the job to be retried
+    (`retries` times, as the job is declared); the retry resumes after the last committed
+    chunk. `finish(operation)` runs in the last transaction, when the operation is done or
+    has failed for good."""
+    operation = _lock(operation_id)
+    if operation is None or operation.is_finished:
+        db.session.commit()
+        return
+    operation.attempts += 1
+    db.session.commit()
+    try:
+        while True:
+            operation = _lock(operation_id)
+            if operation.is_finished:  # cancelled meanwhile
+                db.session.commit()
+                return
+            if operation.status == Operation.QUEUED:
+                operation.status, operation.started_at = Operation.RUNNING, utcnow()
+            part = db.session.scalar(
+                sa.select(OperationChunk)
+                .where(OperationChunk.operation_id == operation.id,
+                       OperationChunk.seq > (-1 if operation.resume_after is None else operation.resume_after))
+                .order_by(OperationChunk.seq).limit(1))
+            if part is None:
+                _close(operation, Operation.DONE)
+                if finish is not None:
+                    finish(operation)
+                db.session.commit()
+                return
+            step = prepare(operation)
+            _add_counts(operation, step(list(part.refs)), done=len(part.refs))
+            operation.resume_after = part.seq
+            operation.last_error = None
+            db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        _fail(operation_id, exc.message, finish)
+    except Exception:
+        db.session.rollback()
+        operation = _lock(operation_id)
+        final = operation.attempts > retries
+        logger.exception("operation %s (%s) failed on attempt %s%s", operation_id, operation.kind,
+                         operation.attempts, "; giving up" if final else "; it will be retried")
+        where = f"after {operation.processed:,} of {operation.total:,} {operation.unit}"
+        if final:
+            _fail(operation_id, f"Stopped {where}: something went wrong on our side, several times. "
+                                "What was done before stays done.", finish)
+            return
+        operation.last_error = (f"Something went wrong on our side {where}; it is tried again automatically "
+                                "in a moment, from where it stopped.")
+        operation.updated_at = utcnow()
+        db.session.commit()
+        raise
+
+
+def _lock(operation_id: int) -> Operation | None:
+    """The operation's row, locked for this transaction and read fresh, so two runs of the
+    same job never work on one chunk together. The lock is a write (SQLite has no FOR
+    UPDATE: a write takes its database lock; PostgreSQL locks the row); the read after it sees
+    what the run before committed."""
+    db.session.execute(sa.update(Operation).where(Operation.id == operation_id).values(updated_at=utcnow()))
+    return db.session.scalar(sa.select(Operation).where(Operation.id == operation_id)
+                             .execution_options(populate_existing=True))
+
+
+def _add_counts(operation: Operation, counts: Counts, *, done: int) -> None:
+    operation.processed += done
+    result = dict(operation.result or {})
+    for key, value in counts.items():
+        if key in ("changed", "skipped", "errors"):
+            setattr(operation, key, getattr(operation, key) + value)
+        elif key == "problems":
+            result["problems"] = (result.get("problems", []) + list(value))[:PROBLEMS_KEPT]
+        else:
+            result[key] = result.get(key, 0) + value
+    operation.result = result
+    operation.updated_at = utcnow()
+
+
+def _close(operation: Operation, status: str) -> None:
+    operation.status = status
+    operation.finished_at = operation.updated_at = utcnow()
+    db.session.execute(sa.delete(OperationChunk).where(OperationChunk.operation_id == operation.id))
+
+
+def _fail(operation_id: int, message: str, finish) -> None:
+    operation = _lock(operation_id)
+    operation.last_error = message[:1000]
+    _close(operation, Operation.FAILED)
+    if finish is not None:
+        finish(operation)
+    db.session.commit()
