@@ -87,15 +87,14 @@ class ServiceOutcome:
 def service_call(form=None, *, show_error: bool = True) -> Iterator[ServiceOutcome]:
     """Run a view's call into the services as one unit of work.
 
-    A request is one transaction, and a refused change (ServiceError) must leave nothing
-    behind: a service may have added or changed rows before its rule said no, and the page
-    that answers (or a later commit in the same request) would otherwise show or keep them.
-    So the block commits only if it ends normally; a ServiceError rolls everything back and
-    is shown where the member looks for it: beside its field of `form` (apply_service_error),
-    or flashed when there is no form. Any other exception rolls back too and goes on up: it
-    is a fault, not an answer (the session's removal at teardown would roll back as well,
-    but the error page is rendered before that, and a test holding the app context never
-    gets there).
+    A change a member asks for happens whole or not at all. A service may add or change rows
+    before one of its rules says no (ServiceError); without a rollback the page that answers
+    would show them, and a later commit in the same request would keep them. So the block
+    commits only if it ends normally; a ServiceError rolls everything back and is shown where
+    the member looks for it: beside its field of `form` (apply_service_error), or flashed
+    when there is no form. Any other exception rolls back too and goes on up: it is a fault,
+    not an answer. (The session's removal at teardown would roll back as well, but the error
+    page is rendered before that, and a test holding the app context never gets there.)
 
         with service_call(form) as outcome:
             contact = create_contact(...)
@@ -105,7 +104,8 @@ def service_call(form=None, *, show_error: bool = True) -> Iterator[ServiceOutco
 
     `show_error=False` is for the views that answer a refusal in their own way (a
     confirmation page, JSON, other words): they read `outcome.error`, which is set either
-    way.
+    way. A ServiceError the view answers otherwise (NotAllowed as a 403) is caught inside
+    the block.
     """
     outcome = ServiceOutcome()
     try:
