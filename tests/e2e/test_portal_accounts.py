@@ -34,8 +34,9 @@ def registrants(app, world) -> dict:
                                 source="Partner referral form")
         db.session.commit()
         token = make_set_password_token(account)
+        ids = {"grace": grace.id}
         db.session.remove()
-    return {"set_password": f"/portal/set-password/{token}"}
+    return {"set_password": f"/portal/set-password/{token}", **ids}
 
 
 def _no_sideways_scroll(page: Page) -> None:
@@ -101,6 +102,14 @@ def test_approval_queue_with_the_keyboard(page: Page, live_server, world, regist
     expect(page.locator(".flash-success")).to_contain_text("Linus Pauling is rejected")
     expect(page.get_by_text("Nobody is waiting for approval.")).to_be_visible()
     expect(page.get_by_role("link", name=re.compile(r"^Approvals"))).to_have_text("Approvals")
+
+    # Grace's contact page says where her login stands.
+    page.goto(live_server.url(world.a.slug, f"/staff/contacts/{registrants['grace']}"))
+    panel = page.locator("article.portal-panel")
+    expect(panel).to_contain_text("Portal login: No password chosen yet")
+    expect(panel).to_contain_text("Approved by")
+    expect(panel).to_contain_text("Spring open day kickoff form")
+    screenshot(page, "contact-portal-panel")
 
 
 def test_approval_queue_at_phone_size(new_context, live_server, world, registrants, screenshot):

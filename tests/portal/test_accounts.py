@@ -430,3 +430,36 @@ def test_merge_keeps_the_usable_login_and_disables_the_other(app, world, usable_
         # The disabled login's address is free again: a new login may use it.
         assert db.session.scalar(sa.select(sa.func.count()).select_from(PortalAccount).where(
             PortalAccount.email == dropped.email, PortalAccount.replaced_by_id.is_(None))) == 0
+
+
+def test_deleting_the_survivor_takes_its_logins_with_it(app, world):
+    from crm.contacts import delete_contact
+
+    with app.app_context(), tenant_context(world.a.id):
+        survivor, merged = make_contact("Del", "Twice", role="client"), make_contact("Del", "Twice", role="client")
+        make_portal_account(survivor, approval="approved")
+        make_portal_account(merged)
+        db.session.commit()
+        ids = survivor.id, merged.id
+    _merge(app, world, *ids)
+    with app.app_context(), tenant_context(world.a.id):
+        owner = db.session.get(StaffUser, world.a.members["owner"].id)
+        delete_contact(db.session.get(Contact, ids[0]), actor=owner)
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(PortalAccount)) == 0
+
+
+def test_the_approval_queue_does_not_query_per_registrant(app, world, staff_client):
+    from tests.test_query_counts import counted_queries
+
+    _register(app, world, needs_approval=True)
+    owner = staff_client("owner")
+    owner.get("/staff/portal/approvals")  # warm up
+    with counted_queries(app) as few:
+        assert owner.get("/staff/portal/approvals").status_code == 200
+    for n in range(15):
+        _register(app, world, needs_approval=True, email=f"more{n}@example.com")
+    with counted_queries(app) as many:
+        page = owner.get("/staff/portal/approvals").get_data(as_text=True)
+    assert "more14@example.com" in page
+    assert len(many) == len(few), f"{len(few)} queries with one registrant, {len(many)} with 16"
