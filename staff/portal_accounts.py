@@ -13,6 +13,8 @@ from portal.accounts import approve, pending_approvals, pending_count, reject
 from portal.models import PortalAccount
 from staff import bp
 
+QUEUE_LIMIT = 200  # the oldest; deciding them brings the next ones up
+
 
 @bp.app_context_processor
 def _pending_portal_approvals():
@@ -30,7 +32,9 @@ def _pending_portal_approvals():
 @staff_login_required
 def portal_approvals():
     require("portal.approve")
-    return render_template("staff/portal/approvals.html", accounts=pending_approvals())
+    accounts = pending_approvals(limit=QUEUE_LIMIT)
+    total = len(accounts) if len(accounts) < QUEUE_LIMIT else pending_count()
+    return render_template("staff/portal/approvals.html", accounts=accounts, total=total)
 
 
 def _decide(account_id: int, decide, done: str):
