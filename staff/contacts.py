@@ -140,10 +140,14 @@ def contact(contact_id):
 def contact_sections(record: Contact) -> dict:
     """What the other CRM areas show on the contact page."""
     from crm import activities, circles, tags
+    from portal.accounts import account_for, sign_in_blockers
 
+    portal_account = account_for(record)
     return {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
             "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
-            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record)}
+            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record),
+            "portal": {"account": portal_account,
+                       "blockers": sign_in_blockers(portal_account) if portal_account else []}}
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
