@@ -7,10 +7,9 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_wtf import FlaskForm
 
 from core.db import db
-from core.errors import ServiceError
 from core.extensions import limiter
 from core.forms import EmailAddressForm, NewPasswordForm
-from core.web import apply_service_error
+from core.web import service_call
 from portal import bp
 from portal.accounts import (account_for_set_password_token, account_for_verify_token, request_new_link,
                              set_password, verify_email)
@@ -56,12 +55,9 @@ def set_password_page(token):
     form.password.description = (f"At least {current_app.config['PASSWORD_MIN_LENGTH']} characters. "
                                  "A few unrelated words make a strong password that is easy to remember.")
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             set_password(account, form.password.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             return render_template("portal/password_set.html", account=account)
     return render_template("portal/set_password.html", form=form, account=account)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
+from core.web import service_call
 from portal.accounts import approve, pending_approvals, pending_count, reject
 from portal.models import PortalAccount
 from staff import bp
@@ -40,13 +39,9 @@ def portal_approvals():
 def _decide(account_id: int, decide, done: str):
     account = get_or_404(PortalAccount, account_id)
     require("portal.approve")
-    try:
+    with service_call() as outcome:
         decide(account)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(done.format(name=account.contact.full_name if account.contact else account.email), "success")
     return redirect(url_for("staff.portal_approvals"))
 
