@@ -3,7 +3,7 @@ then the import runs as a background task (staff/operations.py shows its progres
 gives the result, the failed rows as CSV and undo. The work is crm.imports.engine's."""
 from __future__ import annotations
 
-from flask import (Response, current_app, flash, redirect, render_template, request, stream_with_context,
+from flask import (Response, current_app, flash, g, redirect, render_template, request, stream_with_context,
                    url_for)
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -25,6 +25,7 @@ from crm.imports.models import ContactImport, ImportMapping
 from crm.imports.reading import MAX_BYTES
 from crm.models import ContactRole, PipelineStatus
 from staff import bp
+from staff.bulk import _as_tenant
 from staff.crm_forms import MultiCheckboxField
 
 
@@ -43,7 +44,7 @@ def _allow_large_imports(endpoint, values):
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(exc):
     if request.endpoint == "staff.import_upload":
-        form = UploadForm(meta={"csrf": False})
+        form = UploadForm(formdata=None)
         form.file.errors = [f"The file is larger than {_max_bytes() // (1024 * 1024)} MB, the most an import takes. "
                             "Split it into parts, or save it as CSV, which is smaller."]
         return _list_page(form), 413
@@ -239,8 +240,10 @@ def import_failed_rows(import_id):
     record = _load(import_id)
     stem = record.filename.rsplit(".", 1)[0] or "import"
     safe_stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:80]
-    return Response(stream_with_context(engine.failed_rows_csv(record)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{safe_stem}-failed-rows.csv"'})
+    return Response(stream_with_context(_as_tenant(g.tenant.id, engine.failed_rows_csv(record))),
+                    mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{safe_stem}-failed-rows.csv"',
+                             "Cache-Control": "no-store"})
 
 
 @bp.post("/imports/<int:import_id>/undo")
