@@ -19,8 +19,8 @@ duplicating anyone.
 """
 from __future__ import annotations
 
-import csv
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import IO, Iterable
@@ -354,6 +354,63 @@ def live_counts(upload: ContactImport) -> dict:
     return _counts_of(upload.operation)
 
 
+# --- writing many rows --------------------------------------------------------------------------
+
+def _pg_array_type(column: sa.Column) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    kind = column.type.compile(dialect=postgresql.dialect())
+    return kind.split(" COLLATE ")[0]
+
+
+def insert_rows(model, rows: list[dict], *, with_ids: bool = False) -> list[int]:
+    """Insert many rows of a tenant table in one statement, as the current tenant.
+
+    On PostgreSQL (where the app's role may not COPY, being bound by row-level security) the
+    rows go as one array per column through `INSERT … SELECT FROM unnest(…)`: one round trip
+    and one statement to plan, whatever their number. Ids, when wanted, are drawn from the
+    table's sequence first, so they come back in the rows' order. Elsewhere (SQLite) the ORM's
+    multi-row insert does it. Row-level security still checks every row on PostgreSQL, and the
+    tenant is the current one, written by this function, not by the caller."""
+    if not rows:
+        return []
+    from core.tenancy import TENANT_CHECKED_SQL, current_tenant_id
+
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        statement = sa.insert(model).execution_options(render_nulls=True)
+        if with_ids:
+            return list(session.scalars(statement.returning(model.id, sort_by_parameter_order=True), rows))
+        session.execute(statement, rows)
+        return []
+    table = model.__table__
+    tenant_id = current_tenant_id()
+    columns = list(rows[0])
+    ids: list[int] = []
+    if with_ids:
+        ids = list(session.scalars(sa.text(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)")
+            .execution_options(**{TENANT_CHECKED_SQL: True}), {"n": len(rows)}))
+        columns = ["id", *columns]
+    params: dict = {"tenant_id": tenant_id}
+    arrays = []
+    for index, name in enumerate(columns):
+        column = table.c[name]
+        if name == "id" and with_ids:
+            values = ids
+        elif isinstance(column.type, sa.JSON):
+            values = [None if row[name] is None else json.dumps(row[name]) for row in rows]
+        else:
+            values = [row[name] for row in rows]
+        params[f"c{index}"] = values
+        arrays.append(f"CAST(:c{index} AS {_pg_array_type(column)}[])")
+    session.execute(sa.text(
+        f"INSERT INTO {table.name} (tenant_id, {', '.join(columns)}) "
+        f"SELECT CAST(:tenant_id AS INTEGER), * FROM unnest({', '.join(arrays)})")
+        .execution_options(**{TENANT_CHECKED_SQL: True}), params)
+    return ids
+
+
 # --- one batch ----------------------------------------------------------------------------------
 
 _CONTACT_FIELDS = ("first_name", "last_name", "email", "extra_emails", "phone", "extra_phones", "street", "city",
@@ -363,6 +420,9 @@ _LISTS = ("extra_emails", "extra_phones")
 
 def _empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
+
+
+_COMPANY_CACHE: dict[int, dict[str, tuple[int, str]]] = {}
 
 
 class Batch:
@@ -383,7 +443,11 @@ class Batch:
         self.circles = [c for c in (db.session.get(Circle, i) for i in options.get("circle_ids") or [])
                         if c is not None and c.archived_at is None]
         self._tag_ids: list[int] | None = None
-        self.companies: dict[str, tuple[int, str]] = {}  # name key -> (id, name)
+        # name key -> (id, name), kept across the import's batches in this process: a file names
+        # the same few hundred companies again and again, and matching one is a fuzzy search.
+        self.companies = _COMPANY_CACHE.setdefault(upload.id, {})
+        while len(_COMPANY_CACHE) > 8:
+            _COMPANY_CACHE.pop(next(iter(_COMPANY_CACHE)))
         self.actor_id = actor.id if isinstance(actor, StaffUser) else None
         self.actor_label = getattr(actor, "display_name", None) or "Command line import"
 
@@ -455,6 +519,11 @@ class Batch:
             name = entry["values"].get("company_name")
             if name:
                 names.setdefault(company_name_key(name), name)
+        cached = {self.companies[key][0] for key in names if key in self.companies}
+        if cached:  # deleted since they were cached: match them again
+            alive = set(db.session.scalars(sa.select(Company.id).where(Company.id.in_(cached))))
+            for key in [k for k, (company_id, _) in self.companies.items() if company_id in cached - alive]:
+                del self.companies[key]
         missing = [key for key in names if key and key not in self.companies]
         if missing:
             for company_id, key, name in db.session.execute(
@@ -522,7 +591,7 @@ class Batch:
                 "custom_fields": values.get("custom_fields") or {}, "created_at": self.now, "updated_at": self.now,
                 "last_activity_at": self.now,
             })
-        ids = list(db.session.scalars(sa.insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows))
+        ids = insert_rows(Contact, rows, with_ids=True)
         tokens, entries_out = [], []
         summary = f"Imported from {self.upload.filename}"[:500]
         for contact_id, entry, row in zip(ids, entries, rows):
@@ -535,9 +604,8 @@ class Batch:
                                 "actor_id": self.actor_id, "actor_label": self.actor_label,
                                 "subject_type": "contact_import", "subject_id": self.upload.id,
                                 "occurred_at": self.now})
-        if tokens:
-            db.session.execute(sa.insert(ContactSearchToken), tokens)
-        db.session.execute(sa.insert(TimelineEntry), entries_out)
+        insert_rows(ContactSearchToken, tokens)
+        insert_rows(TimelineEntry, entries_out)
         return ids
 
     # -- updating -------------------------------------------------------------------------------
@@ -600,7 +668,7 @@ class Batch:
             db.session.flush()
             index_contacts(changed_contacts)
             summary = f"Updated from the import of {self.upload.filename}"[:500]
-            db.session.execute(sa.insert(TimelineEntry), [{
+            insert_rows(TimelineEntry, [{
                 "contact_id": c.id, "company_id": None, "kind": "import_updated",
                 "summary": f"{summary}: {', '.join(_field_words(c._import_before))}"[:500],
                 "details": {"import_id": self.upload.id, "fields": sorted(c._import_before)},
@@ -631,16 +699,14 @@ class Batch:
             rows = [{"circle_id": circle.id, "contact_id": i, "company_id": None, "added_by_id": self.actor_id,
                      "added_at": self.now} for i in everyone if i not in have]
             if rows:
-                ids = list(db.session.scalars(sa.insert(CircleMember).returning(
-                    CircleMember.id, sort_by_parameter_order=True), rows))
+                ids = insert_rows(CircleMember, rows, with_ids=True)
                 added_members += [member_id for member_id, row in zip(ids, rows) if row["contact_id"] in updated]
         for tag_id in tag_ids:
             have = set(db.session.scalars(sa.select(ContactTag.contact_id).where(
                 ContactTag.tag_id == tag_id, ContactTag.contact_id.in_(updated)))) if updated else set()
             rows = [{"contact_id": i, "tag_id": tag_id} for i in everyone if i not in have]
             if rows:
-                ids = list(db.session.scalars(sa.insert(ContactTag).returning(ContactTag.id,
-                                                                              sort_by_parameter_order=True), rows))
+                ids = insert_rows(ContactTag, rows, with_ids=True)
                 added_tags += [tag_row_id for tag_row_id, row in zip(ids, rows) if row["contact_id"] in updated]
         return added_members, added_tags
 

@@ -325,14 +325,16 @@ class RowCleaner:
             else:
                 raw[target] = country_code(text) if target == "country" else text
                 columns[target] = index
-        values: dict = {}
-        for name, value in raw.items():
-            if name in ("company_name", "tags"):
-                continue
-            try:
-                values.update(clean_fields({name: value}, region=self.region, primary_email=raw.get("email")))
-            except ServiceError as exc:
-                row.problems[columns[name]] = exc.message
+        plain = {k: v for k, v in raw.items() if k not in ("company_name", "tags")}
+        try:  # the whole row at once; only a row in trouble is checked field by field
+            values: dict = clean_fields(plain, region=self.region)
+        except ServiceError:
+            values = {}
+            for name, value in plain.items():
+                try:
+                    values.update(clean_fields({name: value}, region=self.region, primary_email=raw.get("email")))
+                except ServiceError as exc:
+                    row.problems[columns[name]] = exc.message
         if "company_name" in raw:
             name = raw["company_name"]
             if len(name) > 200 or any(ord(c) < 32 for c in name):
