@@ -21,9 +21,11 @@ def add_database_arguments(parser) -> None:
     parser.add_argument("--explain", action="store_true", help="print the bare queries' plans (PostgreSQL)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
                         or os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--keep", metavar="NAME", help="PostgreSQL: seed into the schema portico_bench_NAME and keep it;"
+                        " a later run with the same NAME and size reuses the data instead of seeding again")
 
 
-def databases(database_url: str | None, stack: ExitStack) -> tuple[str, str]:
+def databases(database_url: str | None, stack: ExitStack, *, keep: str | None = None) -> tuple[str, str]:
     """(the app's URL, the seeding URL). On PostgreSQL the app uses a throwaway schema owned by an
     ordinary role, so row-level security applies as in production; seeding goes through the
     administrator into the same schema, because PostgreSQL refuses COPY to a role bound by RLS
@@ -33,7 +35,7 @@ def databases(database_url: str | None, stack: ExitStack) -> tuple[str, str]:
     if not database_url:
         url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.sqlite"
         return url, url
-    url = stack.enter_context(isolated_schema(database_url, prefix="portico_bench"))
+    url = stack.enter_context(isolated_schema(database_url, prefix="portico_bench", kept=keep))
     schema_option = url[url.index("options="):]
     return url, psycopg_url(database_url) + ("&" if "?" in database_url else "?") + schema_option
 

@@ -5,9 +5,10 @@ contact list through the real app (routing, session, tenant filter, row-level se
 visibility rule, count, template) for the first, a middle and a deep page of a filtered,
 sorted list, for a search and for the possible-duplicates page (1% of the contacts are old,
 inactive records sharing an e-mail), each against the same SQL, as the app sends it, run bare
-on the same database role. Prints a table and, last, one JSON line of figures.
+on the same database role: every statement the page sends, captured from the driver and
+replayed in one transaction. Prints a table and, last, one JSON line of figures.
 
-    python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain]
+    python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain] [--keep NAME]
 
 The database defaults to BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL, in a throwaway
 schema owned by an ordinary role, so RLS applies as in production), else a temporary SQLite.
@@ -121,9 +122,58 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        url, seed_url = databases(args.database_url, stack)
+        url, seed_url = databases(args.database_url, stack, keep=args.keep)
         figures = run(url, seed_url, args, stack)
     print(json.dumps(figures))
+
+
+def _seeded(size: int) -> tuple[int, int] | None:
+    """(tenant id, owner id) of a kept schema's earlier seeding of this size, if there is one."""
+    from core.db import db
+    from core.identity import StaffUser
+    from core.tenancy import Tenant, cross_tenant, tenant_context
+    from crm.models import Contact
+
+    with cross_tenant("benchmark", audit=False):
+        tenant_id = db.session.scalar(sa.select(Tenant.id).where(Tenant.slug == "bench"))
+    if tenant_id is None:
+        return None
+    with tenant_context(tenant_id):
+        if db.session.scalar(sa.select(sa.func.count()).select_from(Contact)) != size:
+            raise SystemExit("the kept schema holds another size: use another --keep name")
+        return tenant_id, db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == "owner@bench.example"))
+
+
+def _seed(seed_url: str, size: int) -> tuple[int, int]:
+    from core.db import db
+    from core.identity import StaffUser
+    from core.tenancy import tenant_context
+    from core.tenants import create_tenant
+    from crm.models import PipelineStatus
+
+    big, owner = create_tenant("bench", "Bench Co", "owner@bench.example", PASSWORD, "Bench Owner")
+    big_id, owner_id = big.id, owner.id  # read now: after commit the owner's row is out of sight
+    smalls = [create_tenant(f"small{i:02d}", f"Small {i}", f"o@small{i}.example", PASSWORD)[0]
+              for i in range(SMALL_TENANTS)]
+    db.session.commit()
+    plan = []
+    for tenant, count in [(big, size)] + [(t, max(size // 1000, 10)) for t in smalls]:
+        with tenant_context(tenant.id):
+            statuses = list(db.session.scalars(sa.select(PipelineStatus.id)))
+            owners = list(db.session.scalars(sa.select(StaffUser.id)))
+        plan.append((tenant.id, count, statuses, owners))
+    seed_engine = sa.create_engine(seed_url)
+    with seed_engine.begin() as connection:
+        for n, (tenant_id, count, statuses, owners) in enumerate(plan):
+            if connection.dialect.name == "postgresql":
+                _copy_contacts(connection, tenant_id, count, statuses, owners, seed=n)
+            else:
+                _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed=n)
+    with seed_engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("ANALYZE")
+    seed_engine.dispose()
+    return big_id, owner_id
 
 
 def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
@@ -131,36 +181,16 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
 
     from core.db import db
     from core.tenancy import tenant_context
-    from core.tenants import create_tenant
     from crm import contact_list
-    from crm.models import PipelineStatus
     app = make_app(url, stack)
     seed_start = time.perf_counter()
     with app.app_context():
         upgrade()
-        big, owner = create_tenant("bench", "Bench Co", "owner@bench.example", PASSWORD, "Bench Owner")
-        big_id, owner_id = big.id, owner.id  # read now: after commit the owner's row is out of sight
-        smalls = [create_tenant(f"small{i:02d}", f"Small {i}", f"o@small{i}.example", PASSWORD)[0]
-                  for i in range(SMALL_TENANTS)]
-        db.session.commit()
-        plan = []
-        for tenant, count in [(big, args.size)] + [(t, max(args.size // 1000, 10)) for t in smalls]:
-            with tenant_context(tenant.id):
-                statuses = list(db.session.scalars(sa.select(PipelineStatus.id)))
-                from core.identity import StaffUser
-                owners = list(db.session.scalars(sa.select(StaffUser.id)))
-            plan.append((tenant.id, count, statuses, owners))
-        seed_engine = sa.create_engine(seed_url)
-        with seed_engine.begin() as connection:
-            for n, (tenant_id, count, statuses, owners) in enumerate(plan):
-                if connection.dialect.name == "postgresql":
-                    _copy_contacts(connection, tenant_id, count, statuses, owners, seed=n)
-                else:
-                    _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed=n)
-        with seed_engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("ANALYZE")
-        seed_engine.dispose()
+        seeded = _seeded(args.size) if args.keep else None
+        if seeded:
+            big_id, owner_id = seeded
+        else:
+            big_id, owner_id = _seed(seed_url, args.size)
     seed_s = time.perf_counter() - seed_start
 
     client, base = sign_in(app, "bench", "owner@bench.example")
@@ -183,43 +213,6 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
         cases["search"] = {"q": "lovelace 4242"}
         cases["duplicates"] = {}
 
-        def bare_for(params: dict):
-            if params is cases["duplicates"]:
-                return [_DuplicatesPage(staff)]
-            f = contact_list.ContactFilters.from_args(_Args(params))
-            query = contact_list.filtered_query(f, staff)
-            # the page's count is of the whole list, not of what follows the cursor
-            count_sql = sa.select(sa.func.count()).select_from(
-                query.with_only_columns(contact_list.Contact.id).order_by(None)
-                .limit(contact_list.COUNT_CAP + 1).subquery())
-            sort = params.get("sort", contact_list.DEFAULT_SORT)
-            cols = [*contact_list.SORTS[sort].columns(), contact_list.Contact.id]
-            descending = params.get("dir", "desc") != "asc"
-            cursor = contact_list.decode_cursor(params.get("after"), sort)
-            if cursor is not None:
-                key = sa.tuple_(*[sa.literal(v, type_=c.type) for v, c in zip(cursor, cols)])
-                query = query.where(sa.tuple_(*cols) > key if not descending else sa.tuple_(*cols) < key)
-            page_sql = query.order_by(*[c.desc() if descending else c.asc() for c in cols]).limit(51)
-            return page_sql, count_sql
-
-        # The SQL exactly as the app sends it (with the tenant conditions the ORM adds to every
-        # table, subqueries included), captured from the driver, to be replayed bare.
-        compiled = {}
-        for name, params in cases.items():
-            sent = []
-
-            def capture(conn, cursor, statement, parameters, context, executemany, sent=sent):
-                if "contact" in statement and "set_config" not in statement:
-                    sent.append((statement, parameters))
-
-            sa.event.listen(db.engine, "before_cursor_execute", capture)
-            try:
-                for query in bare_for(params):
-                    query() if callable(query) else db.session.execute(query).all()
-            finally:
-                sa.event.remove(db.engine, "before_cursor_execute", capture)
-            compiled[name] = sent
-
     figures = {"contacts": args.size, "tenants": SMALL_TENANTS + 1, "matching_clients": matching,
                "seed_s": round(seed_s, 1)}
     table = []
@@ -229,23 +222,38 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
         for name, params in cases.items():
             path = "/staff/duplicates" if name == "duplicates" else "/staff/contacts?" + urlencode(params)
             page = client.get(path, base_url=base)
-            assert page.status_code == 200 and ("Same e-mail" if name == "duplicates" else "contact") in \
+            assert page.status_code == 200 and ("duplicates" if name == "duplicates" else "contact") in \
                 page.get_data(as_text=True), path
             page_ms = median_ms(lambda: client.get(path, base_url=base), args.repeat)
+            # Every statement the page sends (its session and tenant look-ups, the list, the
+            # count, the filter choices…), exactly as sent, captured from the driver: the bare
+            # run replays them in one transaction, with none of the app's Python around them.
+            sent = []
 
-            def bare(sqls=compiled[name]):
+            def capture(conn, cursor, statement, parameters, context, executemany, sent=sent):
+                sent.append((statement, parameters))
+
+            sa.event.listen(engine, "before_cursor_execute", capture)
+            try:
+                client.get(path, base_url=base)
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", capture)
+            compiled = {name: sent}
+
+            def bare(sqls=sent):
                 with connection.begin():
-                    if connection.dialect.name == "postgresql":
-                        connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)",
-                                                   {"t": str(big_id)})
-                    for sql, parameters in sqls:  # the page's rows and its count, as the page needs both
-                        connection.exec_driver_sql(sql, parameters).all()
+                    for sql, parameters in sqls:
+                        result = connection.exec_driver_sql(sql, parameters)
+                        if result.returns_rows:
+                            result.all()
 
             bare_ms = median_ms(bare, args.repeat)
             if args.explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})
                     for sql, parameters in compiled[name]:
+                        if "contact" not in sql or not sql.lstrip().upper().startswith("SELECT"):
+                            continue
                         plan = [r[0] for r in connection.exec_driver_sql("EXPLAIN ANALYZE " + sql, parameters)]
                         print(f"--- {name}\n" + "\n".join(plan))
             figures[f"{name}_ms"] = round(page_ms, 1)
@@ -256,26 +264,6 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
     for name, page_ms, bare_ms in table:
         print(f"{name:<12} {page_ms:>8.1f} {bare_ms:>12.1f}")
     return figures
-
-
-class _DuplicatesPage:
-    """The duplicates page's queries (crm.duplicates), run through the ORM to capture its SQL."""
-
-    def __init__(self, staff):
-        self.staff = staff
-
-    def __call__(self):
-        from crm.duplicates import duplicate_groups
-        from staff.duplicates import GROUPS_PER_PAGE
-        duplicate_groups(self.staff, limit=GROUPS_PER_PAGE + 1)
-
-
-class _Args(dict):
-    """Just enough of werkzeug's MultiDict for ContactFilters.from_args."""
-
-    def getlist(self, key):
-        value = self.get(key)
-        return [] if value is None else value if isinstance(value, list) else [value]
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ IN_FILE_DUPLICATES, EXISTING, BAD = 0.03, 0.02, 0.01
 
 
 def _phone(i: int, style: int) -> str:
-    digits = f"{i % 10_000_000:07d}"
+    digits = f"{200 + (i // 10_000) % 800}{i % 10_000:04d}"  # a real exchange (2xx-9xx): a valid number
     return [f"+1 415 {digits[:3]} {digits[3:]}", f"(415) {digits[:3]}-{digits[3:]}", f"+1415{digits}",
             f"415.{digits[:3]}.{digits[3:]}"][style % 4]
 

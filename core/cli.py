@@ -1,6 +1,8 @@
 """Operator commands: `flask --app wsgi tenant|superadmin|demo|worker|jobs …`."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 import sqlalchemy as sa
 from flask import current_app
@@ -12,6 +14,7 @@ from core.db import db
 from core.errors import ServiceError
 from core.identity import PlatformAdmin, StaffUser, create_platform_admin
 from core.jobs import run_pending_jobs, run_worker
+from core.operations import STALLED_AFTER, resume_stalled
 from core.tenancy import Tenant, cross_tenant, platform_url, tenant_context, tenant_url
 from core.tenants import create_tenant
 
@@ -114,6 +117,16 @@ def worker_command(workers):
 def run_pending_command():
     """Run every job that is due now, in this process, then exit."""
     click.echo(f"Ran {run_pending_jobs()} job(s).")
+
+
+@jobs_cli.command("resume-stalled")
+@click.option("--older-than", type=int, default=int(STALLED_AFTER.total_seconds()), show_default=True,
+              help="Seconds without progress after which an unfinished background task counts as stalled.")
+def resume_stalled_command(older_than):
+    """Queue again the background tasks whose worker died (the worker does this every minute)."""
+    resumed = resume_stalled(stalled_after=timedelta(seconds=older_than))
+    click.echo(f"Queued again {len(resumed)} background task(s){': ' if resumed else '.'}"
+               + ", ".join(f"#{i}" for i in resumed))
 
 
 def init_app(app) -> None:

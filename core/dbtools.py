@@ -30,11 +30,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextmanager
-def isolated_schema(admin_url: str, prefix: str = "portico_t") -> Iterator[str]:
+def isolated_schema(admin_url: str, prefix: str = "portico_t", *, kept: str | None = None) -> Iterator[str]:
     """Yield a URL that connects as the ordinary role into a new schema of its own; the
-    schema is dropped afterwards (and leftovers of dead processes before)."""
+    schema is dropped afterwards (and leftovers of dead processes before). With `kept`, the
+    schema of that name is used as it is and kept (a benchmark's seeded data, reused)."""
     admin_url = psycopg_url(admin_url)
-    schema = f"{prefix}_{os.getpid()}"
+    schema = f"{prefix}_{kept}" if kept else f"{prefix}_{os.getpid()}"
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         if not conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}):
@@ -47,13 +48,14 @@ def isolated_schema(admin_url: str, prefix: str = "portico_t") -> Iterator[str]:
             suffix = stale.rsplit("_", 1)[1]
             if stale == schema or (suffix.isdigit() and not _pid_alive(int(suffix))):
                 conn.execute(sa.text(f"DROP SCHEMA {stale} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {schema} AUTHORIZATION {APP_ROLE}"))
+        conn.execute(sa.text(f"CREATE SCHEMA {'IF NOT EXISTS ' if kept else ''}{schema} AUTHORIZATION {APP_ROLE}"))
     parts = urlsplit(admin_url)
     netloc = f"{APP_ROLE}:{APP_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     query = (parts.query + "&" if parts.query else "") + f"options=-csearch_path%3D{schema}"
     try:
         yield urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        if not kept:
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()

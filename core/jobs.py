@@ -50,30 +50,47 @@ def job(*, retries: int = 8, retry_delay: int = 30, retry_backoff: float = 2.0):
     exponential backoff: 30 s, 1 min, 2 min, … about 2 hours in all with the defaults."""
 
     def decorator(fn):
-        @functools.wraps(fn)
-        def run_in_app(*args, tenant_id: int | None = None, **kwargs):
-            # Worker threads have no app context of their own; the app that queued the job
-            # in this process (tests, run-pending) does.
-            app = current_app._get_current_object() if has_app_context() else _app
-            with app.app_context():
-                try:
-                    if tenant_id is None:
-                        result = fn(*args, **kwargs)
-                    else:
-                        with tenant_context(tenant_id):
-                            result = fn(*args, **kwargs)
-                    db.session.commit()
-                    return result
-                except BaseException:
-                    db.session.rollback()
-                    raise
-
         return huey.task(
             retries=retries, retry_delay=retry_delay, retry_backoff=retry_backoff,
             name=f"{fn.__module__}.{fn.__name__}",
-        )(run_in_app)
+        )(_in_app(fn))
 
     return decorator
+
+
+def periodic_job(schedule):
+    """Declare a job the worker runs on a schedule (`huey.crontab(minute="*")`), across
+    tenants: it says itself which tenants it works in. Not retried: the next run is soon."""
+
+    def decorator(fn):
+        return huey.periodic_task(schedule, name=f"{fn.__module__}.{fn.__name__}")(_in_app(fn))
+
+    return decorator
+
+
+def _in_app(fn):
+    """`fn` run inside the app, as the tenant given by its `tenant_id` keyword (when given),
+    committing at the end and rolling back on any error."""
+
+    @functools.wraps(fn)
+    def run_in_app(*args, tenant_id: int | None = None, **kwargs):
+        # Worker threads have no app context of their own; the app that queued the job
+        # in this process (tests, run-pending) does.
+        app = current_app._get_current_object() if has_app_context() else _app
+        with app.app_context():
+            try:
+                if tenant_id is None:
+                    result = fn(*args, **kwargs)
+                else:
+                    with tenant_context(tenant_id):
+                        result = fn(*args, **kwargs)
+                db.session.commit()
+                return result
+            except BaseException:
+                db.session.rollback()
+                raise
+
+    return run_in_app
 
 
 _PENDING = "portico_jobs_on_commit"

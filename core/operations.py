@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
+from huey import crontab
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from core.audit import record, register_actions
 from core.db import TenantScoped, UTCDateTime, db, tenant_fk, utcnow
 from core.errors import ServiceError
+from core.jobs import periodic_job
 from core.permissions import can
+from core.tenancy import cross_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +44,16 @@ register_actions({"operation.cancelled": "Background task cancelled"})
 class Kind:
     unit: str  # what its items are, in the plural: "contacts", "rows"
     summary: Callable[["Operation"], str]  # its result in a sentence
+    job: Callable  # the core.jobs job that works it through: job(operation_id, tenant_id=…)
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def register_kind(kind: str, *, unit: str, summary: Callable[["Operation"], str]) -> None:
-    """Say how the pages speak of an operation of this kind (its package calls this)."""
-    _KINDS[kind] = Kind(unit, summary)
+def register_kind(kind: str, *, unit: str, summary: Callable[["Operation"], str], job: Callable) -> None:
+    """Say how the pages speak of an operation of this kind, and which job runs it (its
+    package calls this): the sweep below queues that job again when a worker died on it."""
+    _KINDS[kind] = Kind(unit, summary, job)
 
 
 class Operation(TenantScoped, db.Model):
@@ -259,6 +265,41 @@ def work_through(operation_id: int, *, prepare: Callable[[Operation], Step],
         operation.updated_at = utcnow()
         db.session.commit()
         raise
+
+
+# --- when a worker dies ------------------------------------------------------------------------
+
+# An operation commits progress every chunk (a second or so); one silent this long has lost its
+# worker (killed, out of memory, the machine gone), which the queue does not notice.
+STALLED_AFTER = timedelta(minutes=2)
+
+
+def resume_stalled(now: datetime | None = None, *, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
+    """Queue again every unfinished operation, of any tenant, that made no progress for
+    `stalled_after`; returns their ids. Safe to overdo: a second run of an operation that
+    is in fact still running waits for its row lock and carries on after the last committed
+    chunk, so nothing is done twice."""
+    now = now or utcnow()
+    with cross_tenant("resume background operations whose worker died", audit=False):
+        stalled = db.session.execute(
+            sa.select(Operation.id, Operation.tenant_id, Operation.kind)
+            .where(Operation.status.in_((Operation.QUEUED, Operation.RUNNING)),
+                   Operation.updated_at < now - stalled_after)
+            .order_by(Operation.id)).all()
+        if stalled:
+            # Claimed: the next sweep leaves them alone unless they stall again.
+            db.session.execute(sa.update(Operation).where(Operation.id.in_([row.id for row in stalled]))
+                               .values(updated_at=now))
+        db.session.commit()
+    for operation_id, tenant_id, kind in stalled:
+        logger.warning("operation %s (%s) made no progress for %s: queued again", operation_id, kind, stalled_after)
+        _KINDS[kind].job(operation_id, tenant_id=tenant_id)
+    return [row.id for row in stalled]
+
+
+@periodic_job(crontab(minute="*"))
+def resume_stalled_operations() -> None:
+    resume_stalled()
 
 
 def _lock(operation_id: int) -> Operation | None:

@@ -84,7 +84,6 @@ class BulkResult:
                 "unchanged": self.unchanged, "missing": self.missing, "problems": self.problems}
 
 
-register_kind(KIND, unit="contacts", summary=lambda operation: BulkResult.of_operation(operation).message)
 
 
 def _contacts(n: int) -> str:
@@ -261,6 +260,10 @@ def _record(result: BulkResult, *, all_matching: bool, actor, **details) -> None
 def run_bulk_operation(operation_id: int) -> None:
     """Work through a bulk change's frozen contacts (queued by run_bulk_action)."""
     work_through(operation_id, prepare=_prepare_chunk, finish=_finish, retries=RETRIES)
+
+
+register_kind(KIND, unit="contacts", summary=lambda operation: BulkResult.of_operation(operation).message,
+              job=run_bulk_operation)
 
 
 def _started_by(operation: Operation) -> StaffUser | None:

@@ -83,6 +83,21 @@ def to_csv(query: sa.Select) -> Iterator[str]:
     return csv_text(rows(query))
 
 
+# An Excel file is built whole before it is sent (a zip cannot be streamed as it is written):
+# about ten seconds for this many rows. CSV streams, so any number of rows.
+XLSX_MAX = 50_000
+
+
+def xlsx_too_large(query: sa.Select) -> str | None:
+    """Why this list is not offered as an Excel file, in plain words; None when it is."""
+    from crm.contact_list import count_of
+
+    if count_of(query, cap=XLSX_MAX) <= XLSX_MAX:
+        return None
+    return (f"Excel exports hold up to {XLSX_MAX:,} contacts and this list has more. Export it as CSV "
+            "(Excel opens CSV files too), or narrow the list first.")
+
+
 def to_xlsx(query: sa.Select) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Contacts")

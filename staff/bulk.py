@@ -16,7 +16,7 @@ from core.web import safe_next_url
 from crm import selection as selections
 from crm.bulk import ACTIONS, run_bulk_action
 from crm.contact_list import ContactFilters, filtered_query
-from crm.export import to_csv, to_xlsx
+from crm.export import to_csv, to_xlsx, xlsx_too_large
 from staff import bp
 
 _ALL_MATCHING = "contact_selection_all_matching"
@@ -116,6 +116,11 @@ def contact_export():
         filters = ContactFilters.from_args(request.args)
         query, scope = filtered_query(filters, current_principal()), "list"
         count = selections.Selection(current_principal(), filters).count()
+    too_large = xlsx_too_large(query) if fmt == "xlsx" else None
+    if too_large:
+        flash(too_large, "error")
+        return redirect(url_for("staff.contacts", **{k: v for k, v in request.args.to_dict(flat=False).items()
+                                                     if k not in ("format", "scope")}))
     record("contact.exported", details={"format": fmt, "scope": scope, "contacts": count,
                                         "filters": request.args.to_dict(flat=False)})
     db.session.commit()

@@ -76,10 +76,6 @@ def _summary(operation: Operation) -> str:
                             result.get("merged", 0), operation.errors)
 
 
-register_kind(KIND, unit="rows", summary=_summary)
-register_kind(UNDO_KIND, unit="batches",
-              summary=lambda op: f"{(op.result or {}).get('removed', 0):,} contacts removed, "
-                                 f"{(op.result or {}).get('restored', 0):,} restored.")
 
 
 # --- upload ------------------------------------------------------------------------------------
@@ -279,6 +275,9 @@ def discard_import(upload: ContactImport) -> None:
 def run_import(operation_id: int) -> None:
     """Work through an import's rows (queued by start_import; re-queued after a crash)."""
     work_through(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
+
+
+register_kind(KIND, unit="rows", summary=_summary, job=run_import)
 
 
 def run_inline(operation_id: int) -> None:
@@ -802,6 +801,11 @@ def undo_import(upload: ContactImport, *, actor, queue: bool = True) -> Operatio
 @job(retries=RETRIES, retry_delay=10)
 def run_undo(operation_id: int) -> None:
     work_through(operation_id, prepare=_prepare_undo, finish=_finish_undo, retries=RETRIES)
+
+
+register_kind(UNDO_KIND, unit="batches", job=run_undo,
+              summary=lambda op: f"{(op.result or {}).get('removed', 0):,} contacts removed, "
+                                 f"{(op.result or {}).get('restored', 0):,} restored.")
 
 
 def _prepare_undo(operation: Operation):

@@ -148,6 +148,20 @@ def test_export_csv_and_xlsx_follow_the_filters_and_defuse_formulas(world, staff
     assert [(e.details["format"], e.details["contacts"]) for e in exported] == [("csv", 2), ("xlsx", 1)]
 
 
+def test_an_excel_export_too_large_to_build_in_a_request_offers_csv(world, staff_client, app, monkeypatch):
+    from crm import export
+
+    monkeypatch.setattr(export, "XLSX_MAX", 2)  # test-only: "too large" is three contacts here
+    _in_a(app, world, lambda: [make_contact(f"Row{i}", "Big", role="client") for i in range(3)])
+    client = staff_client("owner")
+    refused = client.get("/staff/contacts/export?format=xlsx&role=client")
+    assert refused.status_code == 302 and "role=client" in refused.headers["Location"]
+    page = client.get(refused.headers["Location"]).get_data(as_text=True)
+    assert "Excel exports hold up to 2 contacts and this list has more. Export it as CSV" in page
+    assert client.get("/staff/contacts/export?format=csv&role=client").get_data(as_text=True).count("Big") == 3
+    assert load_workbook(io.BytesIO(client.get("/staff/contacts/export?format=xlsx&role=client&q=row1").data))
+
+
 def test_segments_are_saved_and_re_evaluated(world, staff_client, app):
     _in_a(app, world, lambda: make_contact("First", "Client", role="client"))
     client = staff_client("owner")

@@ -311,3 +311,76 @@ def test_the_list_of_tasks_does_not_query_per_row(app, world, staff_client):
         page = client.get("/staff/operations").get_data(as_text=True)
     assert "Task 29" in page and "Extra 29" in page
     assert len(many) == len(few), f"{len(few)} queries with one task, {len(many)} with 30 more"
+
+
+def test_a_killed_worker_leaves_no_half_chunk_and_the_sweep_resumes_it(app, world, staff_client, small_limits,
+                                                                       queue_env, database_url):
+    """A worker process killed (SIGKILL) in the middle of an operation: the chunk it was in is
+    rolled back by the database, the operation stays unfinished, the periodic sweep queues it
+    again, and a new worker finishes it from the last committed chunk: every contact changed
+    exactly once."""
+    import signal
+
+    from core.db import utcnow
+    from core.operations import resume_stalled
+
+    new_owner = world.a.members["admin"].id
+    ids = _in_a(app, world, lambda: [make_contact(f"Kill{i:03d}", "Sweep").id for i in range(200)])
+    env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
+           "JOBS_WORKERS": "1"}
+
+    def start_worker():
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    client = staff_client("owner")
+    operation_id = _start(client, {"action": "assign_owner", "owner_id": new_owner}, q="sweep")
+    worker = start_worker()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _operation(app, world, operation_id).processed < 20:
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)  # no clean-up of any kind: as if the machine died
+    finally:
+        output = worker.communicate(timeout=20)[0]
+    killed_at = _operation(app, world, operation_id)
+    assert killed_at.status == "running" and 20 <= killed_at.processed < 200, (killed_at.processed, output)
+    time.sleep(0.5)  # the database notices the dead connection and rolls its chunk back
+    changed = _count(app, world, sa.select(sa.func.count()).select_from(Contact).where(
+        Contact.id.in_(ids), Contact.owner_id == new_owner))
+    assert changed == killed_at.processed, "only whole chunks are applied"
+
+    with app.app_context():
+        assert resume_stalled() == [], "a task that just made progress is not stalled"
+        assert resume_stalled(utcnow() + timedelta(minutes=3)) == [operation_id]
+    worker = start_worker()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _operation(app, world, operation_id).is_finished:
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=20)[0]
+    done = _operation(app, world, operation_id)
+    assert (done.status, done.processed, done.changed) == ("done", 200, 200), output
+    per_contact = dict(_in_a(app, world, lambda: db.session.execute(
+        sa.select(TimelineEntry.contact_id, sa.func.count()).where(
+            TimelineEntry.contact_id.in_(ids), TimelineEntry.kind == "owner_changed")
+        .group_by(TimelineEntry.contact_id)).all()))
+    assert set(per_contact) == set(ids) and set(per_contact.values()) == {1}, "a contact changed twice or never"
+
+
+def test_the_worker_sweeps_every_minute_and_operators_can_sweep_now(app, world):
+    when = datetime(2026, 11, 23, 9, 41)  # any minute
+    assert "core.operations.resume_stalled_operations" in [task.name for task in huey.read_periodic(when)]
+    stalled = _operation_of(app, world.b.id, world.b.members["owner"].id)  # any tenant's
+    with app.app_context(), tenant_context(world.b.id):
+        db.session.get(Operation, stalled).updated_at = datetime.now(timezone.utc) - timedelta(minutes=10)
+        db.session.commit()
+    huey.flush()
+    result = app.test_cli_runner().invoke(args=["jobs", "resume-stalled"])
+    assert result.exit_code == 0 and f"Queued again 1 background task(s): #{stalled}" in result.output
+    assert pending_count() == 1
+    again = app.test_cli_runner().invoke(args=["jobs", "resume-stalled"])
+    assert "Queued again 0 background task(s)." in again.output  # claimed: not queued twice
+    huey.flush()
