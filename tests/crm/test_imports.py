@@ -24,6 +24,7 @@ from crm.models import CircleMember, Company, Contact, ContactSearchToken, Conta
 from crm.search import _tokens_of
 from tests.crm.import_files import csv_bytes, xlsx_bytes
 from tests.factories import make_circle, make_company, make_contact, make_custom_field
+from tests.test_worker_process import queue_env  # noqa: F401  (the fixture: SQLite or Redis queue)
 
 HEADER = ["First Name", "Last Name", "Email Address", "Mobile Phone", "Company Name", "Favourite colour"]
 
@@ -288,3 +289,76 @@ def test_undo_is_refused_after_seven_days(app, world, in_a):
         upload.finished_at = utcnow() - timedelta(days=8)
         with pytest.raises(ServiceError, match="7 days"):
             engine.undo_import(upload, actor=owner)
+
+
+def test_a_killed_worker_leaves_no_half_batch_and_the_sweep_resumes_the_import(app, world, in_a, monkeypatch,
+                                                                             queue_env, database_url):
+    """A real `flask --app wsgi worker` killed with SIGKILL in the middle of an import: the batch
+    it was in rolls back whole, the sweep queues the import again, a new worker finishes it from
+    the last committed batch, and every row of the file is one contact, imported once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.operations import resume_stalled
+    from tests.test_worker_process import ROOT
+
+    monkeypatch.setattr(engine, "CHUNK", 20)  # the rows are frozen here: batches of 20 for the worker too
+    rows = [["Email", "First Name", "Phone"]] + [[f"kill{i:04d}@example.com", f"Kill{i}", ""] for i in range(1500)]
+    with in_a() as owner:
+        upload = _upload(owner, rows)
+        upload_id, owner_id = upload.id, owner.id
+    with in_a():
+        operation_id = _run(app, upload_id, {"tags": ["fair"]}, owner_id)
+
+    def state():
+        with app.app_context(), tenant_context(world.a.id):
+            operation = db.session.get(Operation, operation_id)
+            result = (operation.status, operation.processed,
+                      db.session.scalar(sa.select(sa.func.count(Contact.id))),
+                      db.session.scalar(sa.select(sa.func.count(ContactImportBatch.id))))
+            db.session.commit()
+            return result
+
+    env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
+           "JOBS_WORKERS": "1"}
+
+    def start_worker():
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    worker = start_worker()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and state()[1] < 60:
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)  # no clean-up of any kind: as if the machine died
+    finally:
+        output = worker.communicate(timeout=20)[0]
+    time.sleep(0.5)  # the database notices the dead connection and rolls its batch back
+    status, processed, contacts, batches = state()
+    assert status == "running" and 60 <= processed < 1500, (processed, output)
+    assert contacts == processed and batches == processed // 20, "only whole batches are written"
+
+    with app.app_context():
+        assert resume_stalled(utcnow() + timedelta(minutes=3)) == [operation_id]
+    worker = start_worker()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and state()[0] != "done":
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=20)[0]
+    assert state() == ("done", 1500, 1500, 75), output
+    with in_a():
+        emails = db.session.scalars(sa.select(Contact.email)).all()
+        assert sorted(emails) == sorted(row[0] for row in rows[1:])
+        per_contact = db.session.execute(sa.select(TimelineEntry.contact_id, sa.func.count(TimelineEntry.id))
+                                         .where(TimelineEntry.kind == "imported")
+                                         .group_by(TimelineEntry.contact_id)).all()
+        assert len(per_contact) == 1500 and {n for _, n in per_contact} == {1}, "a row imported twice or never"
+        assert db.session.scalar(sa.select(sa.func.count(ContactTag.id))) == 1500
+        assert db.session.get(ContactImport, upload_id).status == "done"
