@@ -23,16 +23,19 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, Iterable
 
 import sqlalchemy as sa
+from huey import crontab
 
 from core.audit import record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import StaffUser
-from core.jobs import job, on_commit
+from core.jobs import job, on_commit, periodic_job
 from core.operations import Operation, OperationChunk, register_kind, work_through
+from core.tenancy import cross_tenant
 from core.text import clean_line
 from crm import custom_fields
 from crm.contacts import default_status_id
@@ -865,3 +868,35 @@ def _finish_undo(operation: Operation) -> None:
            details={"file": upload.filename, "removed": result.get("removed", 0),
                     "restored": result.get("restored", 0), "kept": result.get("kept", 0),
                     "status": operation.status})
+
+
+# --- housekeeping --------------------------------------------------------------------------------
+
+UPLOAD_KEPT = timedelta(days=1)  # an upload nobody went on with
+
+
+def expire_imports(now=None) -> tuple[int, int]:
+    """Forget uploads never started after UPLOAD_KEPT (their frozen rows with them), and what
+    finished imports kept for undo and the failed-rows file once UNDO_DAYS have passed; the
+    counts stay. Returns (uploads removed, imports expired)."""
+    from crm.imports.models import UNDO_DAYS
+
+    now = now or utcnow()
+    with cross_tenant("expire old import uploads and undo data", audit=False):
+        stale = list(db.session.scalars(sa.select(ContactImport.id).where(
+            ContactImport.status == ContactImport.UPLOADED, ContactImport.created_at < now - UPLOAD_KEPT)))
+        if stale:
+            db.session.execute(sa.delete(ContactImportChunk).where(ContactImportChunk.import_id.in_(stale)))
+            db.session.execute(sa.delete(ContactImport).where(ContactImport.id.in_(stale)))
+        old = list(db.session.scalars(sa.select(ContactImport.id).where(
+            ContactImport.finished_at < now - timedelta(days=UNDO_DAYS),
+            sa.select(ContactImportBatch.id).where(ContactImportBatch.import_id == ContactImport.id).exists())))
+        if old:
+            db.session.execute(sa.delete(ContactImportBatch).where(ContactImportBatch.import_id.in_(old)))
+        db.session.commit()
+    return len(stale), len(old)
+
+
+@periodic_job(crontab(minute="23"))
+def expire_imports_hourly() -> None:
+    expire_imports()

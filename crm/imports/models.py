@@ -86,6 +86,11 @@ class ContactImport(TenantScoped, db.Model):
                 and utcnow() < self.undo_until and (self.counts or {}).get("created", 0)
                 + (self.counts or {}).get("updated", 0) > 0)
 
+    @property
+    def keeps_details(self) -> bool:
+        """The failed rows and undo data are kept UNDO_DAYS after the import ended."""
+        return self.finished_at is None or utcnow() < self.undo_until
+
     def __str__(self) -> str:
         return self.filename
 

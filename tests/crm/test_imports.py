@@ -362,3 +362,23 @@ def test_a_killed_worker_leaves_no_half_batch_and_the_sweep_resumes_the_import(a
         assert len(per_contact) == 1500 and {n for _, n in per_contact} == {1}, "a row imported twice or never"
         assert db.session.scalar(sa.select(sa.func.count(ContactTag.id))) == 1500
         assert db.session.get(ContactImport, upload_id).status == "done"
+
+
+def test_abandoned_uploads_and_old_undo_data_expire(app, world, in_a):
+    with in_a() as owner:
+        abandoned = _upload(owner, [["Email"], ["x@example.com"]])
+        abandoned.created_at = utcnow() - timedelta(days=2)
+        fresh = _upload(owner, [["Email"], ["y@example.com"]])
+        done = _upload(owner, [["Email"], ["z@example.com"], ["bad"]])
+        ids = abandoned.id, fresh.id, done.id, owner.id
+    with in_a():
+        _run(app, ids[2], {}, ids[3])
+    with app.app_context():
+        run_pending_jobs()
+        assert engine.expire_imports() == (1, 0)
+        assert engine.expire_imports(utcnow() + timedelta(days=8)) == (1, 1)
+    with in_a():
+        assert db.session.scalars(sa.select(ContactImport.id).order_by(ContactImport.id)).all() == [ids[2]]
+        assert db.session.scalar(sa.select(sa.func.count(ContactImportChunk.id))) == 0
+        assert db.session.scalar(sa.select(sa.func.count(ContactImportBatch.id))) == 0
+        assert db.session.get(ContactImport, ids[2]).counts["created"] == 1
