@@ -188,12 +188,17 @@ class PreviewRow:
 
 def preview(upload: ContactImport, *, limit: int = PREVIEW_ROWS) -> list[PreviewRow]:
     """The first rows as the import will read them, with what is wrong in each cell."""
-    chunk = db.session.scalar(sa.select(ContactImportChunk).where(ContactImportChunk.import_id == upload.id)
-                              .order_by(ContactImportChunk.seq).limit(1))
+    rows: list = []
+    for chunk in db.session.scalars(sa.select(ContactImportChunk.rows).where(
+            ContactImportChunk.import_id == upload.id).order_by(ContactImportChunk.seq)
+            .execution_options(yield_per=1)):
+        rows.extend(chunk[:limit - len(rows)])
+        if len(rows) >= limit:
+            break
     cleaner = RowCleaner(upload.header, upload.mapping, region=settings().default_region,
                          fields=load_custom_fields())
     out = []
-    for line, cells in (chunk.rows if chunk else [])[:limit]:
+    for line, cells in rows:
         row = cleaner.clean(cells)
         out.append(PreviewRow(line, cells, row.problems, row.row_problem, row.values))
     return out
