@@ -46,7 +46,7 @@ def test_upload_map_preview_run_and_download_the_failed_rows(app, world, staff_c
                            data={"csrf_token": token, **mapping, "mapping_name": "Google export"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/preview")
     page = client.get(f"/staff/imports/{import_id}/preview").get_data(as_text=True)
-    assert "1 of them have problems" in page
+    assert "1 of them has problems" in page
     assert "That e-mail address is not valid" in page
     response = client.post(f"/staff/imports/{import_id}/preview", data={
         "csrf_token": token, "on_duplicate": "skip", "role": "prospect", "status_id": "", "owner_id": "",
