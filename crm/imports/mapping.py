@@ -23,6 +23,7 @@ from core.db import db
 from core.errors import ServiceError
 from crm import custom_fields
 from crm.contacts import clean_fields
+from crm.export import FORMULA_STARTS
 from crm.models import CustomField
 from crm.normalize import fold
 
@@ -305,6 +306,8 @@ class RowCleaner:
         customs: dict[str, tuple[int, str]] = {}
         for index, text in enumerate(cells):
             text = text.strip()
+            if text[:1] == "'" and text[1:2] in FORMULA_STARTS:
+                text = text[1:]  # written so by our failed-rows file (crm.export.safe_cell): read it back
             target = self._target(index)
             if not target or not text:
                 continue

@@ -184,6 +184,12 @@ def test_failed_rows_come_back_as_a_csv_ready_to_fix_and_reupload(app, world, in
                                                 ["", "", "", "Basic", "5"]]
     assert "“Gold” is not one of the choices" in lines[2][5] and "phone number" in lines[2][5]
     assert lines[3][5].startswith("no name, e-mail or phone")
+    # Fixed and uploaded again, the file imports: the quote that kept "+1…" from being a
+    # formula in a spreadsheet is read back as the number it guards.
+    fixed = [lines[0][:4], ["Ann Lee", "ann@example.com", "'+1 415 555 0123", "Pro"]]
+    with in_a() as owner:
+        upload = _upload(owner, fixed, filename="people-failed-rows.csv")
+        assert engine.preview(upload)[0].values["phone"] == "+14155550123"
 
 
 def test_bad_files_change_nothing(app, world, in_a):
