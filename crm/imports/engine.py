@@ -309,10 +309,15 @@ def _import_of(operation: Operation) -> ContactImport:
 def _actor_of(upload: ContactImport):
     if upload.created_by_id is None:
         return None  # an operator's import from the command line
+    from core.permissions import can
+
     actor = db.session.get(StaffUser, upload.created_by_id)
     if actor is None or not actor.active:
         raise ServiceError("Stopped: the account of the member who started this import is no longer active. "
                            "What was imported before stays imported.")
+    if not can(actor, "contacts.import"):
+        raise ServiceError("Stopped: the role of the member who started this import may no longer import "
+                           "contacts. What was imported before stays imported.")
     return actor
 
 

@@ -388,3 +388,20 @@ def test_abandoned_uploads_and_old_undo_data_expire(app, world, in_a):
         assert db.session.scalar(sa.select(sa.func.count(ContactImportChunk.id))) == 0
         assert db.session.scalar(sa.select(sa.func.count(ContactImportBatch.id))) == 0
         assert db.session.get(ContactImport, ids[2]).counts["created"] == 1
+
+
+def test_an_import_stops_when_its_starter_may_no_longer_import(app, world, in_a):
+    with in_a():
+        admin = db.session.get(StaffUser, world.a.members["admin"].id)
+        upload = _upload(admin, [["Email"], ["a@example.com"]])
+        upload_id, admin_id = upload.id, admin.id
+    with in_a():
+        operation_id = _run(app, upload_id, {}, admin_id)
+        db.session.get(StaffUser, admin_id).role = "staff"  # Staff may not import, by default
+    with app.app_context():
+        run_pending_jobs()
+    with in_a():
+        operation = db.session.get(Operation, operation_id)
+        assert operation.status == "failed" and "may no longer import" in operation.last_error
+        assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == 0
+        assert db.session.get(ContactImport, upload_id).status == "failed"
