@@ -40,7 +40,7 @@ from core.text import clean_line
 from crm import custom_fields
 from crm.contacts import default_status_id
 from crm.export import csv_text, safe_cell
-from crm.imports.mapping import (CUSTOM, NEW_FIELD, RowCleaner, check_mapping, guess_mapping, header_key,
+from crm.imports.mapping import (NEW_FIELD, RowCleaner, check_mapping, guess_mapping, header_key,
                                  load_custom_fields, saved_form)
 from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk, ImportMapping
 from crm.imports.reading import MAX_BYTES, FileInfo, ImportFileError, Table, sniff
@@ -686,7 +686,7 @@ class Batch:
                 "details": {"import_id": self.upload.id, "fields": sorted(c._import_before)},
                 "actor_id": self.actor_id, "actor_label": self.actor_label, "subject_type": "contact_import",
                 "subject_id": self.upload.id, "occurred_at": self.now} for c in changed_contacts])
-        counts["updated"] += len([c for c in changed_contacts])
+        counts["updated"] += len(changed_contacts)
         return changed_contacts
 
     # -- circles and tags -----------------------------------------------------------------------
