@@ -19,7 +19,7 @@ from core.errors import ServiceError
 from core.identity import PlatformAdmin, StaffUser, current_principal
 from core.tenancy import Tenant, TenantDomain
 from core.tenants import add_domain, create_tenant, set_tenant_status, update_tenant_profile
-from core.web import csp_nonce
+from core.web import csp_nonce, service_call
 
 
 class OperatorOnly:
@@ -90,15 +90,10 @@ class TenantView(ConsoleModelView):
 
     def update_model(self, form, model):
         """Through the same checks as the tenant's own settings page, audited with what changed."""
-        try:
+        with service_call() as outcome:
             update_tenant_profile(model, name=form.name.data, display_name=form.display_name.data,
                                   primary_color=form.primary_color.data, actor=current_principal())
-            db.session.commit()
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return False
-        return True
+        return bool(outcome)
 
     @action("suspend", "Suspend", "Suspend the selected tenants? Their staff are signed out and cannot sign in.")
     def action_suspend(self, ids):
@@ -123,14 +118,9 @@ class TenantDomainView(ConsoleModelView):
     can_edit = False
 
     def create_model(self, form):
-        try:
+        with service_call() as outcome:
             domain = add_domain(form.tenant.data, form.hostname.data, actor=current_principal())
-            db.session.commit()
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return False
-        return domain
+        return domain if outcome else False
 
     def on_model_delete(self, model):
         record("tenant.domain_removed", model.tenant, actor=current_principal(), tenant_id=model.tenant_id,

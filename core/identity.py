@@ -338,23 +338,35 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"portico.{purpose}")
 
 
-def _fingerprint(user) -> str:
-    # The token dies as soon as the password changes, which makes it single-use.
-    return hashlib.sha256((user.password_hash or "unset").encode()).hexdigest()[:16]
+def _fingerprint(user, state: str = "") -> str:
+    # The token dies as soon as the password changes (or the `state` it was made for does),
+    # which makes it single-use.
+    seed = user.password_hash or "unset"
+    if state:
+        seed = f"{seed}|{state}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-def make_token(user, purpose: str) -> str:
-    return _serializer(purpose).dumps({"u": user.id, "f": _fingerprint(user)})
+def make_token(user, purpose: str, *, state: str = "") -> str:
+    """A signed link token for `user`. It stops working when the user's password changes, and
+    when `state` (what the link is for, e.g. an unverified address) no longer matches."""
+    return _serializer(purpose).dumps({"u": user.id, "f": _fingerprint(user, state)})
 
 
-def load_token(model, token: str, purpose: str, max_age: int):
-    """The user a token was made for, or None when it is forged, expired or already used."""
+def load_token(model, token: str, purpose: str, max_age: int, *, state=None):
+    """The user a token was made for, or None when it is forged, expired or already used.
+    `state(user) -> str` gives the user's current state, for tokens made with one."""
     try:
         data = _serializer(purpose).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature):
         return None
-    user = db.session.get(model, data.get("u"))
-    if user is None or not secrets.compare_digest(_fingerprint(user), data.get("f", "")):
+    if not isinstance(data, dict) or not isinstance(data.get("u"), int):
+        return None
+    user = db.session.get(model, data["u"])
+    if user is None:
+        return None
+    expected = _fingerprint(user, state(user) if state is not None else "")
+    if not secrets.compare_digest(expected, str(data.get("f", ""))):
         return None
     return user
 

@@ -31,6 +31,7 @@ PERMISSIONS = {
     "contacts.merge": "Merge duplicate contacts",
     "crm.configure": "Manage Circles, the status pipeline, custom fields and CRM settings",
     "operations.view_all": "See every background task of the team (everyone sees their own)",
+    "portal.approve": "Approve or reject people who registered for a portal login",
 }
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import secrets
-
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, flash, g, request
 from werkzeug.routing import IntegerConverter
 
+from core.db import db
+from core.errors import ServiceError
 from core.identity import current_principal, real_principal
 from core.permissions import can
 
@@ -66,6 +69,61 @@ def apply_service_error(form, exc) -> None:
         field.errors = [*field.errors, exc.message]
     else:
         form.form_errors.append(exc.message)
+
+
+class ServiceOutcome:
+    """What a `service_call` block came to: true once its work is committed; `error` is the
+    ServiceError that refused it (None otherwise)."""
+
+    def __init__(self) -> None:
+        self.committed = False
+        self.error: ServiceError | None = None
+
+    def __bool__(self) -> bool:
+        return self.committed
+
+
+@contextmanager
+def service_call(form=None, *, show_error: bool = True) -> Iterator[ServiceOutcome]:
+    """Run a view's call into the services as one unit of work.
+
+    A change a member asks for happens whole or not at all. A service may add or change rows
+    before one of its rules says no (ServiceError); without a rollback the page that answers
+    would show them, and a later commit in the same request would keep them. So the block
+    commits only if it ends normally; a ServiceError rolls everything back and is shown where
+    the member looks for it: beside its field of `form` (apply_service_error), or flashed
+    when there is no form. Any other exception rolls back too and goes on up: it is a fault,
+    not an answer. (The session's removal at teardown would roll back as well, but the error
+    page is rendered before that, and a test holding the app context never gets there.)
+
+        with service_call(form) as outcome:
+            contact = create_contact(...)
+        if outcome:  # committed
+            flash(...)
+            return redirect(...)
+
+    `show_error=False` is for the views that answer a refusal in their own way (a
+    confirmation page, JSON, other words): they read `outcome.error`, which is set either
+    way. A ServiceError the view answers otherwise (NotAllowed as a 403) is caught inside
+    the block.
+    """
+    outcome = ServiceOutcome()
+    try:
+        yield outcome
+        db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        outcome.error = exc
+        if show_error:
+            if form is not None:
+                apply_service_error(form, exc)
+            else:
+                flash(exc.message, "error")
+    except BaseException:
+        db.session.rollback()
+        raise
+    else:
+        outcome.committed = True
 
 
 def safe_next_url(target: str | None, default: str) -> str:

@@ -1,6 +1,10 @@
-"""The tenant's public face and client portal. Today: the tenant home page and its logo; the
-portal sign-in for prospects and clients comes with the portal issue."""
+"""The tenant's public face and client portal. Today: the tenant home page and its logo, and
+the pages registrants use to confirm their e-mail and choose a password (portal.views); the
+portal sign-in for prospects and clients comes with the portal issue. Portal logins
+themselves: portal.models, portal.accounts."""
 from flask import Blueprint, Response, abort, g, render_template
+
+from portal import accounts, models  # noqa: F401  (the table, audit actions and merge hook)
 
 bp = Blueprint("portal", __name__)
 
@@ -30,4 +34,6 @@ def logo():
 
 
 def init_app(app) -> None:
+    import portal.views  # noqa: F401  (registers its routes on bp)
+
     app.register_blueprint(bp)

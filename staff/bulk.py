@@ -8,11 +8,10 @@ from flask import Response, flash, g, jsonify, redirect, render_template, reques
 
 from core.audit import record
 from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import tenant_context
-from core.web import safe_next_url
+from core.web import safe_next_url, service_call
 from crm import selection as selections
 from crm.bulk import ACTIONS, run_bulk_action
 from crm.contact_list import ContactFilters, filtered_query
@@ -48,7 +47,8 @@ def contact_selection():
     require("contacts.view")
     staff = current_principal()
     change = request.form.get("change", "page")
-    try:
+    wants_json = request.accept_mimetypes.best == "application/json"
+    with service_call(show_error=False) as outcome:
         if change == "clear":
             session.pop(_ALL_MATCHING, None)
             selections.clear(staff)
@@ -63,15 +63,12 @@ def contact_selection():
             checked = {int(i) for i in request.form.getlist("ids") if i.isdigit()} & set(page_ids)
             selections.pick(staff, sorted(checked))
             selections.unpick(staff, sorted(set(page_ids) - checked))
-    except ServiceError as exc:
-        db.session.rollback()
-        if request.accept_mimetypes.best == "application/json":
-            return jsonify(error={"message": exc.message}), 400
-        flash(exc.message, "error")
-        return redirect(_back())
-    db.session.commit()
-    if request.accept_mimetypes.best == "application/json":
+    if wants_json:
+        if outcome.error:
+            return jsonify(error={"message": outcome.error.message}), 400
         return jsonify(selection_summary())
+    if outcome.error:
+        flash(outcome.error.message, "error")
     return redirect(_back())
 
 
@@ -81,19 +78,17 @@ def contact_bulk():
     require("contacts.view")
     action = request.form.get("action", "")
     chosen = current_selection()
-    try:
+    with service_call(show_error=False) as outcome:
         result = run_bulk_action(chosen, action, request.form.to_dict(), actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        if exc.field == "confirm":
-            return render_template("staff/contacts/confirm_bulk.html", message=exc.message, form=request.form,
-                                   action_label=ACTIONS.get(action, action))
-        flash(exc.message, "error")
+        if action == "delete":
+            selections.clear(current_principal())
+            session.pop(_ALL_MATCHING, None)
+    if outcome.error and outcome.error.field == "confirm":  # an action that wants a second look
+        return render_template("staff/contacts/confirm_bulk.html", message=outcome.error.message, form=request.form,
+                               action_label=ACTIONS.get(action, action))
+    if outcome.error:
+        flash(outcome.error.message, "error")
         return redirect(_back())
-    if action == "delete":
-        selections.clear(current_principal())
-        session.pop(_ALL_MATCHING, None)
-    db.session.commit()
     if result.operation is not None:
         flash(f"{result.operation.total:,} contacts: the change runs in the background. This page shows how far "
               "it got; you can leave it and come back from “Background tasks” in your account menu.", "success")

@@ -10,11 +10,10 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error, int_arg
+from core.web import int_arg, service_call
 from crm import circles as service
 from crm.access import contact_visible_to, get_visible_contact_or_404
 from crm.models import Circle, Company, Contact
@@ -69,12 +68,9 @@ def new_circle():
     require("crm.configure")
     form = CircleForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             circle = service.create_circle(form.name.data, form.description.data, form.color.data, current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Circle “{circle.name}” created. Add its first members below.", "success")
             return redirect(_circle_url(circle))
     return render_template("staff/circles/form.html", form=form, circle=None, colours=service.SUGGESTED_COLORS)
@@ -87,13 +83,10 @@ def edit_circle(circle_id):
     require("crm.configure")
     form = CircleForm(obj=circle)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changed = service.update_circle(circle, form.name.data, form.description.data, form.color.data,
                                             current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Circle “{circle.name}” saved." if changed else "Nothing to change.", "success")
             return redirect(_circle_url(circle))
     return render_template("staff/circles/form.html", form=form, circle=circle, colours=service.SUGGESTED_COLORS)
@@ -170,14 +163,11 @@ def circle_add_contact(circle_id):
         flash("That contact could not be found. Search again.", "error")
         return redirect(back)
     require("contacts.edit", contact)
-    try:
+    with service_call() as outcome:
         added = service.add_contact_to_circle(circle, contact, viewer)
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(back)
-    db.session.commit()
-    flash(f"Added {contact.full_name} to “{circle.name}”." if added
-          else f"{contact.full_name} is already in “{circle.name}”.", "success" if added else "info")
+    if outcome:
+        flash(f"Added {contact.full_name} to “{circle.name}”." if added
+              else f"{contact.full_name} is already in “{circle.name}”.", "success" if added else "info")
     return redirect(back)
 
 
@@ -206,14 +196,11 @@ def circle_add_company(circle_id):
         flash("That company could not be found. Search again.", "error")
         return redirect(back)
     require("contacts.edit", company)
-    try:
+    with service_call() as outcome:
         added = service.add_company_to_circle(circle, company, current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(back)
-    db.session.commit()
-    flash(f"Added {company.name} to “{circle.name}”." if added else f"{company.name} is already in “{circle.name}”.",
-          "success" if added else "info")
+    if outcome:
+        flash(f"Added {company.name} to “{circle.name}”." if added
+              else f"{company.name} is already in “{circle.name}”.", "success" if added else "info")
     return redirect(back)
 
 
@@ -241,14 +228,12 @@ def circle_assign_staff(circle_id):
     if member is None:
         flash("Choose a teammate to assign.", "error")
         return redirect(back)
-    try:
+    with service_call() as outcome:
         assigned = service.assign_staff(circle, member, current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(back)
-    db.session.commit()
-    flash(f"{member.display_name} is assigned to “{circle.name}”." if assigned
-          else f"{member.display_name} already was assigned to “{circle.name}”.", "success" if assigned else "info")
+    if outcome:
+        flash(f"{member.display_name} is assigned to “{circle.name}”." if assigned
+              else f"{member.display_name} already was assigned to “{circle.name}”.",
+              "success" if assigned else "info")
     return redirect(back)
 
 
@@ -274,13 +259,10 @@ def _add_from_record_page(record, add, back: str):
     if circle is None:
         flash("Choose a circle.", "error")
         return redirect(back)
-    try:
+    with service_call() as outcome:
         added = add(circle, record, current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(back)
-    db.session.commit()
-    flash(f"Added to “{circle.name}”." if added else f"Already in “{circle.name}”.", "success" if added else "info")
+    if outcome:
+        flash(f"Added to “{circle.name}”." if added else f"Already in “{circle.name}”.", "success" if added else "info")
     return redirect(back)
 
 

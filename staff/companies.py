@@ -6,11 +6,10 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error, int_arg
+from core.web import int_arg, service_call
 from crm.circles import active_circles, circles_of_company
 from crm.companies import (company_page, contacts_of, create_company, delete_company, people_of, primary_contact_of,
                            set_primary_contact, update_company)
@@ -62,13 +61,9 @@ def new_company():
     require("contacts.create")
     form = _company_form()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             company = create_company(_form_data(form), actor=current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"{company.name} is added.", "success")
             return redirect(url_for("staff.company", company_id=company.id))
     return render_template("staff/companies/form.html", form=form, company=None)
@@ -95,13 +90,9 @@ def edit_company(company_id):
     require("contacts.edit", record)
     form = _company_form(record)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changed = update_company(record, _form_data(form), actor=current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Saved {record.name}." if changed else "Nothing to change.", "success")
             return redirect(url_for("staff.company", company_id=record.id))
     return render_template("staff/companies/form.html", form=form, company=record)
@@ -119,13 +110,9 @@ def company_primary(company_id):
         if chosen is None:
             flash("Choose one of the company's contacts.", "error")
             return redirect(url_for("staff.company", company_id=record.id))
-    try:
+    with service_call() as outcome:
         set_primary_contact(record, chosen, actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(f"{chosen.full_name} is the primary contact." if chosen else "No primary contact now.", "success")
     return redirect(url_for("staff.company", company_id=record.id))
 

@@ -6,10 +6,9 @@ import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
-from core.web import apply_service_error
+from core.web import service_call
 from crm import contact_list
 from crm.access import get_visible_contact_or_404
 from crm.contacts import (SOCIAL_KEYS, archive_contact, change_role, change_status, create_contact, delete_contact,
@@ -111,13 +110,9 @@ def new_contact():
     require("contacts.create")
     form = _contact_form()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             contact = create_contact(_form_data(form), actor=current_principal(), role=form.role.data)
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"{contact.full_name} is added.", "success")
             return redirect(url_for("staff.contact", contact_id=contact.id))
     return render_template("staff/contacts/form.html", form=form, contact=None, company_names=_company_names())
@@ -145,10 +140,14 @@ def contact(contact_id):
 def contact_sections(record: Contact) -> dict:
     """What the other CRM areas show on the contact page."""
     from crm import activities, circles, tags
+    from portal.accounts import account_for, sign_in_blockers
 
+    portal_account = account_for(record)
     return {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
             "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
-            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record)}
+            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record),
+            "portal": {"account": portal_account,
+                       "blockers": sign_in_blockers(portal_account) if portal_account else []}}
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
@@ -158,13 +157,9 @@ def edit_contact(contact_id):
     require("contacts.edit", record)
     form = _contact_form(record)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changed = update_contact(record, _form_data(form), actor=current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Saved {record.full_name}." if changed else "Nothing to change.", "success")
             return redirect(url_for("staff.contact", contact_id=record.id))
     return render_template("staff/contacts/form.html", form=form, contact=record, company_names=_company_names())
@@ -176,18 +171,15 @@ def contact_role(contact_id):
     record = get_visible_contact_or_404(contact_id)
     require("contacts.edit", record)
     role = request.form.get("role", "")
-    try:
+    with service_call(show_error=False) as outcome:
         changed = change_role(record, role, actor=current_principal(), confirmed=request.form.get("confirm") == "yes")
-    except ServiceError as exc:
-        db.session.rollback()
-        if exc.field == "confirm":
-            return render_template("staff/contacts/confirm_role.html", contact=record, role=role,
-                                   role_label=ContactRole.LABELS.get(role, role), message=exc.message)
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        if changed:
-            flash(f"{record.full_name} is now a {record.role_label}.", "success")
+    if outcome.error and outcome.error.field == "confirm":  # a change that wants a second look
+        return render_template("staff/contacts/confirm_role.html", contact=record, role=role,
+                               role_label=ContactRole.LABELS.get(role, role), message=outcome.error.message)
+    if outcome.error:
+        flash(outcome.error.message, "error")
+    elif changed:
+        flash(f"{record.full_name} is now a {record.role_label}.", "success")
     return redirect(url_for("staff.contact", contact_id=record.id))
 
 
@@ -198,14 +190,13 @@ def contact_status(contact_id):
     require("contacts.edit", record)
     try:
         status_id = int(request.form.get("status_id", ""))
-        if change_status(record, status_id, actor=current_principal()):
-            flash(f"Status of {record.full_name}: {record.status.name}.", "success")
-        db.session.commit()
     except ValueError:
         flash("Choose a status from the list.", "error")
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    else:
+        with service_call() as outcome:
+            changed = change_status(record, status_id, actor=current_principal())
+        if outcome and changed:
+            flash(f"Status of {record.full_name}: {record.status.name}.", "success")
     return redirect(url_for("staff.contact", contact_id=record.id))
 
 
@@ -225,13 +216,9 @@ def archive(contact_id):
 def restore(contact_id):
     record = get_visible_contact_or_404(contact_id)
     require("contacts.delete", record)
-    try:
+    with service_call() as outcome:
         restore_contact(record, actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(f"{record.full_name} is restored.", "success")
     return redirect(url_for("staff.contact", contact_id=record.id))
 

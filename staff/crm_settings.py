@@ -9,11 +9,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffRole, StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error
+from core.web import service_call
 from crm import custom_fields as fields_service
 from crm import pipeline
 from crm import settings_service
@@ -145,13 +144,9 @@ def add_status():
     require("crm.configure")
     form = StatusForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             status = pipeline.add_status(form.name.data, current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Status “{status.name}” added at the end of the pipeline.", "success")
             return _back("pipeline")
     return _page(new_status=form)
@@ -165,13 +160,9 @@ def rename_status(status_id):
     form = StatusForm(prefix=f"rename-{status.id}")
     if form.validate_on_submit():
         before = status.name
-        try:
+        with service_call(form) as outcome:
             changed = pipeline.rename_status(status, form.name.data, current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"“{before}” is now called “{status.name}”; its contacts show the new name." if changed
                   else "Nothing to change.", "success")
             return _back("pipeline")
@@ -184,13 +175,9 @@ def move_status(status_id):
     status = get_or_404(PipelineStatus, status_id)
     require("crm.configure")
     direction = request.form.get("direction", "")
-    try:
+    with service_call() as outcome:
         moved = pipeline.move_status(status, direction, current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         if moved:
             flash(f"Moved “{status.name}” {direction}.", "success")
         else:
@@ -203,13 +190,9 @@ def move_status(status_id):
 def default_status(status_id):
     status = get_or_404(PipelineStatus, status_id)
     require("crm.configure")
-    try:
+    with service_call() as outcome:
         changed = pipeline.set_default_status(status, current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(f"New contacts now get “{status.name}”." if changed else f"“{status.name}” already is the default.",
               "success")
     return _back("pipeline")
@@ -236,13 +219,9 @@ def archive_status(status_id):
             if move_to is None:
                 form.move_to.errors = ["Choose a status from the list."]
         if not form.move_to.errors:
-            try:
+            with service_call(form) as outcome:
                 moved = pipeline.archive_status(status, current_principal(), move_to=move_to)
-            except ServiceError as exc:
-                db.session.rollback()
-                apply_service_error(form, exc)
-            else:
-                db.session.commit()
+            if outcome:
                 if moved:
                     flash(f"“{status.name}” is archived; {moved:,} contact{'' if moved == 1 else 's'} moved to "
                           f"“{move_to.name}”.", "success")
@@ -261,13 +240,11 @@ def archive_status(status_id):
 def restore_status(status_id):
     status = get_or_404(PipelineStatus, status_id)
     require("crm.configure")
-    try:
+    with service_call(show_error=False) as outcome:
         restored = pipeline.restore_status(status, current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(f"“{status.name}” cannot be restored: {exc.message} Rename that one first.", "error")
+    if outcome.error:
+        flash(f"“{status.name}” cannot be restored: {outcome.error.message} Rename that one first.", "error")
     else:
-        db.session.commit()
         flash(f"“{status.name}” is back, at the end of the pipeline." if restored
               else f"“{status.name}” is not archived.", "success")
     return _back("pipeline")
@@ -283,13 +260,9 @@ def move_status_contacts(status_id):
     if not form.validate_on_submit():
         flash("This form has expired. Reload the page and send it again.", "error")
         return _back("pipeline")
-    try:
+    with service_call() as outcome:
         moved = pipeline.move_contacts(status, target, current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(f"{moved:,} contact{'' if moved == 1 else 's'} moved from “{status.name}” to “{target.name}”."
               if moved else f"No contact has “{status.name}”.", "success")
     return _back("pipeline")
@@ -309,14 +282,10 @@ def new_field():
     entity = request.args.get("entity")
     form = NewFieldForm(data={"entity": entity} if entity in CustomField.ENTITIES else None)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             field = fields_service.create_field(form.entity.data, actor=current_principal(),
                                                 field_type=form.field_type.data, **_field_form_data(form))
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             where = "contact" if field.entity == "contact" else "company"
             flash(f"Field “{field.label}” added: it is on the {where} form and in the filters now.", "success")
             return _back("fields")
@@ -350,13 +319,9 @@ def edit_field(field_id):
         data = _field_form_data(form)
         if field.field_type not in fields_service.CHOICE_TYPES:
             data["choices"] = None
-        try:
+        with service_call(form) as outcome:
             changed = fields_service.update_field(field, actor=current_principal(), **data)
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Field “{field.label}” saved." if changed else "Nothing to change.", "success")
             return _back("fields")
     return _field_page(field, form)
@@ -373,13 +338,9 @@ def rename_field_choice(field_id):
     rename = _rename_choice_form(field, RenameChoiceForm())
     if rename.validate_on_submit():
         old = rename.old.data
-        try:
+        with service_call(rename) as outcome:
             changed = fields_service.rename_choice(field, old, rename.new.data, current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(rename, exc)
-        else:
-            db.session.commit()
+        if outcome:
             new = rename.new.data.strip()
             if old == new:
                 flash("Nothing to change.", "success")
@@ -398,13 +359,9 @@ def move_field(field_id):
     field = get_or_404(CustomField, field_id)
     require("crm.configure")
     direction = request.form.get("direction", "")
-    try:
+    with service_call() as outcome:
         moved = fields_service.move_field(field, direction, current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         if moved:
             flash(f"Moved “{field.label}” {direction}.", "success")
         else:
@@ -443,13 +400,9 @@ def crm_visibility():
     require("crm.configure")
     form = VisibilityForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changed = settings_service.set_staff_visibility(form.staff_visibility.data, current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             mode = settings_service.VISIBILITY_SHORT[form.staff_visibility.data]
             flash(f"Staff now see {mode}." if changed else "Nothing to change.", "success")
             return _back("visibility")
@@ -462,13 +415,9 @@ def crm_phone_region():
     require("crm.configure")
     form = RegionForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changed = settings_service.set_default_region(form.default_region.data, current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             code = settings().default_region
             flash(f"Local phone numbers are now read as numbers of {settings_service.region_name(code)}."
                   if changed else "Nothing to change.", "success")

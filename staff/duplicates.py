@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from flask import flash, redirect, render_template, request, url_for
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
-from core.web import MAX_ID, int_arg
+from core.web import MAX_ID, int_arg, service_call
 from crm.access import get_visible_contact_or_404
 from crm.contacts import SOCIAL_KEYS
 from crm.custom_fields import definitions
@@ -182,15 +181,12 @@ def merge():
         else:
             kept = next((c for c in asked if c.id == survivor.id), survivor)
             names = ", ".join(c.full_name for c in asked if c.id != kept.id)
-            try:
+            with service_call(show_error=False) as outcome:  # the merge page shows the error itself
                 merge_contacts(kept, [c for c in asked if c.id != kept.id], chosen, actor=staff)
-            except ServiceError as exc:
-                db.session.rollback()
-                error = exc.message
-            else:
-                db.session.commit()
+            if outcome:
                 flash(f"Merged {names} into {kept.full_name}.", "success")
                 return redirect(url_for("staff.contact", contact_id=kept.id))
+            error = outcome.error.message
 
     query = (request.args.get("q") or "").strip()[:200]
     candidates = find_candidates(query, staff, exclude=[c.id for c in contacts]) if query else []

@@ -12,7 +12,7 @@ from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error
+from core.web import service_call
 from crm.access import get_visible_contact_or_404, visible_contacts_clause
 from crm.activities import (STATUS_LABELS, NotAllowed, add_attendee, attendee_of, create_event, delete_event,
                             find_contact_by_email, invite_circle, may_manage_attendee, remove_attendee,
@@ -93,12 +93,9 @@ def new_event():
     require("crm.configure")
     form = EventForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             event = create_event(**form.values(), actor=current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Event “{event.title}” created. Now invite people.", "success")
             return redirect(url_for("staff.event", event_id=event.id))
     return render_template("staff/events/form.html", form=form, event=None)
@@ -156,12 +153,9 @@ def edit_event(event_id):
     require("crm.configure")
     form = EventForm(obj=event)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             update_event(event, **form.values(), actor=current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Event saved.", "success")
             return redirect(url_for("staff.event", event_id=event.id))
     return render_template("staff/events/form.html", form=form, event=event)
@@ -187,14 +181,11 @@ def add_event_attendee_view(event_id):
     me = current_principal()
     form = AttendeeForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             contact = find_contact_by_email(form.email.data, viewer=me, field="email")
             already = attendee_of(event, contact) is not None
             add_attendee(event, contact, me)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"{contact.full_name} is already on the list." if already
                   else f"Invited {contact.full_name}.", "info" if already else "success")
             return redirect(url_for("staff.event", event_id=event.id, _anchor="attendees"))
@@ -209,14 +200,11 @@ def invite_event_circle_view(event_id):
     form = CircleInviteForm()
     if form.validate_on_submit():
         circle = db.session.get(Circle, form.circle_id.data) if form.circle_id.data else None
-        try:
+        with service_call(form) as outcome:
             if circle is None or circle.tenant_id != event.tenant_id:
                 raise ServiceError("Choose a circle.", field="circle_id")
             result = invite_circle(event, circle, current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"{circle.name}: {result.message}", "info" if result.left_out else "success")
             return redirect(url_for("staff.event", event_id=event.id, _anchor="attendees"))
     return _event_page(event, circle_form=form)
@@ -240,14 +228,14 @@ def set_event_attendance_view(event_id, contact_id):
         abort(403)
     form = AttendanceForm()
     if form.validate_on_submit():
-        try:
-            set_attendance(attendee, form.status.data, me)
-        except NotAllowed:
-            abort(403)
-        except ServiceError as exc:
-            flash(f"{contact.full_name}: {exc.message}", "error")
+        with service_call(show_error=False) as outcome:
+            try:
+                set_attendance(attendee, form.status.data, me)
+            except NotAllowed:  # a ServiceError too, but no message: the contact is not theirs to manage
+                abort(403)
+        if outcome.error:
+            flash(f"{contact.full_name}: {outcome.error.message}", "error")
         else:
-            db.session.commit()
             flash(f"{contact.full_name}: {STATUS_LABELS[attendee.status].lower()}.", "success")
     return redirect(url_for("staff.event", event_id=event.id, page=request.form.get("page", type=int),
                             _anchor=f"attendee-{contact.id}"))

@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
+from core.forms import EmailAddressForm, NewPasswordForm
 from core.identity import StaffRole
 
 ROLE_CHOICES = [SelectChoice(role, StaffRole.LABELS[role]) for role in StaffRole.ALL]
@@ -16,18 +17,7 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in on this device")
 
 
-class ForgotPasswordForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address."),
-                                             Email("Enter a valid e-mail address.")],
-                       render_kw={"autocomplete": "username", "autofocus": True})
-
-
-class NewPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired("Choose a password.")],
-                             render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField("Repeat the new password",
-                            validators=[EqualTo("password", "The two passwords differ.")],
-                            render_kw={"autocomplete": "new-password"})
+ForgotPasswordForm = EmailAddressForm
 
 
 class AcceptInvitationForm(NewPasswordForm):

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
-from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.operations import Operation, cancel_operation, may_see, operations_for
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
+from core.web import service_call
 from staff import bp
 
 
@@ -52,12 +51,8 @@ def operation_progress(operation_id):
 def cancel_operation_page(operation_id):
     record = _visible_or_404(operation_id)
     require("contacts.view")
-    try:
+    with service_call() as outcome:
         cancel_operation(record, actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash("Cancelled. What was done before stays done; nothing more will change.", "success")
     return redirect(url_for("staff.operation", operation_id=operation_id))

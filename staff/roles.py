@@ -8,13 +8,11 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
-from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffRole, current_principal
 from core.permissions import EDITABLE_ROLES, PERMISSIONS, require, role_permissions, staff_login_required
 from core.roles import (ONLY_OWNERS_CHANGE_ADMINS, OWNERS_ALWAYS, ROLE_PEOPLE, describe, editable_roles, lock_reason,
                         update_role_permissions)
-from core.web import apply_service_error
+from core.web import service_call
 from staff import bp
 
 
@@ -96,13 +94,9 @@ def roles():
     form = _matrix_form(editable, sets)
     if form.validate_on_submit():
         wanted = {role: {p for p in PERMISSIONS if form[field_name(role, p)].data} for role in editable}
-        try:
+        with service_call(form) as outcome:
             changes = update_role_permissions(actor, wanted)
-        except ServiceError as exc:
-            db.session.rollback()
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(describe(changes) if changes else "Nothing to change.", "success")
             return redirect(url_for("staff.roles"))
     return _page(form, editable, sets)

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
+from core.web import service_call
 from crm.contact_list import ContactFilters
 from crm.models import Segment
 from crm.segments import delete_segment, filters_of, may_see, save_segment, segments_for
@@ -26,14 +25,11 @@ def segments():
 def save_segment_page():
     require("contacts.view")
     filters = ContactFilters.from_args(request.form)
-    try:
+    with service_call() as outcome:
         segment = save_segment(request.form.get("name", ""), filters, actor=current_principal(),
                                shared=request.form.get("shared") != "no")
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if not outcome:  # back to the list as it was filtered
         return redirect(url_for("staff.contacts") + "?" + "&".join(f"{k}={v}" for k, v in filters.to_args()))
-    db.session.commit()
     flash(f"Saved the segment “{segment.name}”. It updates itself as contacts change.", "success")
     return redirect(url_for("staff.segment", segment_id=segment.id))
 
@@ -58,12 +54,8 @@ def delete_segment_page(segment_id):
     if not may_see(current_principal(), record):
         abort(404)
     require("contacts.view")
-    try:
+    with service_call() as outcome:
         delete_segment(record, actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash("Segment deleted.", "success")
     return redirect(url_for("staff.segments"))

@@ -8,11 +8,10 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error
+from core.web import service_call
 from crm import tags as service
 from crm.access import get_visible_contact_or_404
 from crm.models import Company, Tag
@@ -63,12 +62,9 @@ def tag(tag_id):
         require("crm.configure")
         if rename.validate():
             old = tag.name
-            try:
+            with service_call(rename) as outcome:
                 kept = service.rename_tag(tag, rename.name.data, current_principal())
-            except ServiceError as exc:
-                apply_service_error(rename, exc)
-            else:
-                db.session.commit()
+            if outcome:
                 if kept.id != tag_id:
                     flash(f"“{old}” is merged into “{kept.name}”.", "success")
                 elif kept.name != old:
@@ -99,12 +95,9 @@ def delete_tag(tag_id):
 def _tag_from_record_page(record, tag_record, back: str):
     """The tag field of a record's page: `tag_record(record, name, actor)` from the service;
     a bad name (empty, too long) is flashed and nothing changes."""
-    try:
+    with service_call() as outcome:
         tag = tag_record(record, request.form.get("name"), current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    if outcome:
         flash(f"Tagged “{tag.name}”.", "success")
     return redirect(back)
 

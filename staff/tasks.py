@@ -10,11 +10,10 @@ from wtforms import DateTimeLocalField, EmailField, SelectChoice, SelectField, S
 from wtforms.validators import Optional
 
 from core.db import db, utcnow
-from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
-from core.web import apply_service_error, safe_next_url
+from core.web import safe_next_url, service_call
 from crm.access import get_visible_contact_or_404
 from crm.activities import (TASK_DUE_FILTERS, TASK_STATUSES, NotAllowed, add_note, attach_task_people,
                             complete_task, create_task, delete_note, delete_task, find_contact_by_email, linkify, note_editable_by,
@@ -177,14 +176,11 @@ def new_task():
     form.fill_assignees()
     if form.validate_on_submit():
         contact = None
-        try:
+        with service_call(form) as outcome:
             if form.contact_email.data:
                 contact = find_contact_by_email(form.contact_email.data, viewer=me, field="contact_email")
             task = create_task(**_task_form_data(form), contact=contact, actor=me)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Task “{task.title}” added.", "success")
             return redirect(url_for("staff.tasks"))
     return render_template("staff/tasks/form.html", form=form, task=None, contact=None, kinds=Task.KINDS,
@@ -204,12 +200,9 @@ def task(task_id):
     form = TaskForm(obj=task) if request.method == "GET" else TaskForm()
     form.fill_assignees(keep=task.assignee_id)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             update_task(task, **_task_form_data(form), actor=me)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Task saved.", "success")
             return redirect(_back(url_for("staff.tasks")))
     return render_template("staff/tasks/form.html", form=form, task=task, contact=task.linked_contact, kinds=Task.KINDS,
@@ -266,12 +259,9 @@ def add_note_view(contact_id):
     require("contacts.edit", contact)
     form = NoteForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             add_note(form.body.data, contact=contact, author=current_principal())
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Note added.", "success")
             return redirect(contact_page_url(contact.id))
     # The contact page is not ours to re-render: the note form alone, with the text kept.
@@ -290,14 +280,12 @@ def edit_note_view(note_id):
     contact = db.session.get(Contact, note.contact_id) if note.contact_id else None
     form = NoteForm(obj=note)
     if form.validate_on_submit():
-        try:
-            update_note(note, form.body.data, me)
-        except NotAllowed:
-            abort(403)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        with service_call(form) as outcome:
+            try:
+                update_note(note, form.body.data, me)
+            except NotAllowed:  # a ServiceError too, but no message for the form: the note is not theirs
+                abort(403)
+        if outcome:
             flash("Note saved.", "success")
             return redirect(_note_home(note))
     return render_template("staff/tasks/note_form.html", form=form, contact=contact, note=note,
@@ -334,12 +322,9 @@ def add_contact_task_view(contact_id):
         data = _task_form_data(form)
         if "assignee_id" not in request.form:  # a form without the field: the task is the sender's
             data["assignee_id"] = me.id
-        try:
+        with service_call(form) as outcome:
             create_task(**data, contact=contact, actor=me)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"{Task.KINDS.get(form.kind.data, 'Task')} “{form.title.data.strip()}” added.", "success")
             return redirect(contact_page_url(contact.id))
     return render_template("staff/tasks/form.html", form=form, task=None, contact=contact, kinds=Task.KINDS,

@@ -8,13 +8,12 @@ from core.accounts import (accept_invitation, change_own_password, complete_invi
                            update_profile, update_staff_member, user_for_reset_token)
 from core.audit import ANONYMOUS, AuditEvent, action_label, known_actions, record
 from core.db import db, utcnow
-from core.errors import ServiceError
 from core.extensions import limiter, login_email_key
 from core.identity import StaffUser, authenticate_staff, current_principal, sign_in, sign_out
 from core.permissions import require, staff_login_required
 from core.tenancy import current_tenant, get_or_404
 from core.tenants import update_branding
-from core.web import apply_service_error, int_arg, safe_next_url
+from core.web import int_arg, safe_next_url, service_call
 from staff import bp
 from staff.forms import (AcceptInvitationForm, BrandingForm, ChangePasswordForm, ForgotPasswordForm,
                          InviteForm, LoginForm, MemberForm, NewPasswordForm, ProfileForm)
@@ -92,12 +91,9 @@ def reset_password_page(token):
         return render_template("staff/token_invalid.html", what="password reset link"), 400
     form = NewPasswordForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             reset_password(user, form.password.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Your password is changed. Sign in with it now.", "success")
             return redirect(url_for("staff.login"))
     return render_template("staff/reset_password.html", form=form, user=user)
@@ -110,12 +106,10 @@ def accept_invitation_page(token):
         return render_template("staff/token_invalid.html", what="invitation"), 400
     form = AcceptInvitationForm(name=user.name)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             complete_invitation(user, form.name.data, form.password.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            sign_in(user)
+            sign_in(user)  # commits: the accepted invitation and the new session together
+        if outcome:
             flash(f"Welcome to {current_tenant().brand_name}, {user.name}.", "success")
             return redirect(url_for("staff.dashboard"))
     return render_template("staff/accept_invitation.html", form=form, user=user)
@@ -149,12 +143,9 @@ def invite():
     require("staff.manage")
     form = InviteForm()
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             member = invite_staff(current_principal(), form.email.data, form.name.data, form.role.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Invitation sent to {member.email}.", "success")
             return redirect(url_for("staff.team"))
     return render_template("staff/invite.html", form=form)
@@ -167,13 +158,10 @@ def member(member_id):
     require("staff.manage")
     form = MemberForm(obj=member)
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             changes = update_staff_member(current_principal(), member, role=form.role.data,
                                           active=form.active.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash(f"Saved {member.display_name}." if changes else "Nothing to change.", "success")
             return redirect(url_for("staff.team"))
     return render_template("staff/member.html", form=form, member=member)
@@ -184,13 +172,10 @@ def member(member_id):
 def resend_invitation(member_id):
     member = get_or_404(StaffUser, member_id)
     require("staff.manage")
-    try:
+    with service_call() as outcome:
         send_invitation(member, current_principal())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-    else:
         record("staff.invitation_resent", member)
-        db.session.commit()
+    if outcome:
         flash(f"Invitation sent again to {member.email}.", "success")
     return redirect(url_for("staff.member", member_id=member.id))
 
@@ -228,13 +213,10 @@ def branding():
     form = BrandingForm(data={"display_name": tenant.display_name, "primary_color": tenant.primary_color})
     if form.validate_on_submit():
         upload = form.logo.data
-        try:
+        with service_call(form) as outcome:
             update_branding(tenant, display_name=form.display_name.data, primary_color=form.primary_color.data,
                             logo=upload.read() if upload else None, remove_logo=form.remove_logo.data)
-        except ServiceError as exc:
-            apply_service_error(form, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Branding saved.", "success")
             return redirect(url_for("staff.branding"))
     return render_template("staff/branding.html", form=form)
@@ -247,21 +229,15 @@ def account():
     profile = ProfileForm(obj=user, prefix="profile")
     password = ChangePasswordForm(prefix="password")
     if request.method == "POST" and request.form.get("form") == "profile" and profile.validate():
-        try:
+        with service_call(profile) as outcome:
             update_profile(user, profile.name.data)
-        except ServiceError as exc:
-            apply_service_error(profile, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Your name is saved.", "success")
             return redirect(url_for("staff.account"))
     if request.method == "POST" and request.form.get("form") == "password" and password.validate():
-        try:
+        with service_call(password) as outcome:
             change_own_password(user, password.current_password.data, password.password.data)
-        except ServiceError as exc:
-            apply_service_error(password, exc)
-        else:
-            db.session.commit()
+        if outcome:
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("staff.account"))
     return render_template("staff/account.html", profile=profile, password=password)

@@ -109,6 +109,15 @@ def make_import(filename: str = "people.csv", header: list[str] | None = None, r
     return upload
 
 
+def make_portal_account(contact: Contact, **fields):
+    """A portal login for `contact`, as the services would leave it (no e-mails, no audit):
+    pending approval, no password, e-mail not verified, unless told otherwise."""
+    from portal.models import PortalAccount
+    fields.setdefault("email", (contact.email or f"contact{contact.id}@example.com").lower())
+    fields.setdefault("approval", "pending")
+    return _add(PortalAccount(contact_id=contact.id, **fields))
+
+
 def seed_crm(marker: str = "") -> dict[str, list[int]]:
     """One of everything, for the cross-tenant harness: names carry `marker`, so a leak of
     another tenant's record is visible. Returns {model name: [ids]}."""
@@ -137,7 +146,9 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     operation = make_operation(starter, [contact.id, lead.id], title=f"{marker}Add a tag: hot", status="running")
     upload = make_import(f"{marker}people.csv", [f"{marker}Name", "Email"], [[2, [f"{marker}Ann", "ann@example.com"]]],
                          created_by_id=starter)
-    return {"Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
+    # A registrant waiting in the approval queue (and whose links the harness aims at).
+    account = make_portal_account(contact, source=f"{marker}Kickoff form")
+    return {"PortalAccount": [account.id], "Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
             "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
             "Segment": [segment.id], "PipelineStatus": statuses, "Operation": [operation.id],
             "ContactImport": [upload.id]}

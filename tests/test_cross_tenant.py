@@ -38,6 +38,10 @@ from core.db import Base, db
 from core.identity import StaffUser, make_token
 from core.tenancy import Tenant, cross_tenant, tenant_context
 from core.tenants import add_domain, update_branding
+from portal.accounts import SET_PASSWORD as PORTAL_SET_PASSWORD
+from portal.accounts import VERIFY as PORTAL_VERIFY
+from portal.accounts import make_set_password_token, make_verify_token
+from portal.models import PortalAccount
 from tests.factories import seed_crm
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
 
@@ -76,6 +80,7 @@ PATH_PARAMS: dict[str, PathParam] = {
            "note_id": "Note", "task_id": "Task", "event_id": "Event", "field_id": "CustomField",
            "segment_id": "Segment", "status_id": "PipelineStatus", "operation_id": "Operation",
            "import_id": "ContactImport",
+           "account_id": "PortalAccount",
        }.items()},
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).
     "export_type": PathParam(CHOICE, lambda victim, endpoint: ["csv"]),
@@ -87,6 +92,8 @@ PATH_PARAMS: dict[str, PathParam] = {
 TOKEN_PURPOSES = {
     "staff.reset_password": RESET,
     "staff.accept_invitation": INVITE,
+    "portal.verify_email": PORTAL_VERIFY,
+    "portal.set_password": PORTAL_SET_PASSWORD,
 }
 
 # Endpoints the harness does not probe, and why. Keep this short: every entry is a route
@@ -161,6 +168,10 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         admin = db.session.get(StaffUser, side.members["admin"].id)
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
         crm_ids = seed_crm(crm_marker)
+        # The seeded registrant's real links (portal.accounts): confirm the e-mail, choose a password.
+        account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
+        tokens[PORTAL_VERIFY] = make_verify_token(account)
+        tokens[PORTAL_SET_PASSWORD] = make_set_password_token(account)
     people = [*side.members.values(), Member(pending.id, pending.email, pending.name, "staff")]
     # Long, specific strings only: a short one (the bare slug) could turn up by chance inside
     # a random CSRF token and make the suite flaky.

@@ -1,0 +1,131 @@
+"""core.web.service_call: the one way a view calls a service. It commits what the block did,
+or, when a business rule refuses (ServiceError), rolls all of it back and shows the reason;
+any other error rolls back too and is raised."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from flask import get_flashed_messages
+from sqlalchemy.exc import IntegrityError
+from wtforms import Form, StringField
+
+from core.db import db
+from core.errors import ServiceError
+from core.tenancy import tenant_context
+from core.web import service_call
+from crm.models import Tag
+
+
+class NameForm(Form):
+    name = StringField("Name")
+
+
+@pytest.fixture
+def in_a_request(app, world):
+    """A request of tenant A, with a session for flashed messages."""
+    with app.test_request_context("/staff/"), tenant_context(world.a.id):
+        yield
+
+
+def tag_names() -> list[str]:
+    """The tags as the view's own session sees them straight after the block (so a rollback
+    left to teardown would not do), which must be what another request sees."""
+    def names():
+        return db.session.scalars(sa.select(Tag.name).order_by(Tag.name)).all()
+
+    seen = names()
+    db.session.remove()
+    assert names() == seen
+    return seen
+
+
+def add_tag(name: str) -> Tag:
+    tag = Tag(name=name, key=name.lower())
+    db.session.add(tag)
+    db.session.flush()  # written to the database, not only pending in the session
+    return tag
+
+
+def test_a_block_that_ends_normally_is_committed(in_a_request):
+    with service_call() as outcome:
+        add_tag("VIP")
+        assert not outcome  # nothing committed yet
+    assert outcome
+    assert outcome.committed and outcome.error is None
+    assert get_flashed_messages() == []
+    assert tag_names() == ["VIP"]
+
+
+def test_a_refusal_rolls_back_everything_the_block_wrote_and_shows_the_message_beside_its_field(in_a_request):
+    form = NameForm()
+    with service_call(form) as outcome:
+        add_tag("VIP")
+        add_tag("Lead")
+        raise ServiceError("There is already a tag called “Lead”.", field="name")
+    assert not outcome
+    assert outcome.error.message == "There is already a tag called “Lead”."
+    assert form.name.errors == ["There is already a tag called “Lead”."]
+    assert form.form_errors == []
+    assert get_flashed_messages() == []  # beside the field, not flashed as well
+    assert tag_names() == []
+
+
+def test_a_refusal_that_names_no_field_of_the_form_shows_above_the_form(in_a_request):
+    form = NameForm()
+    with service_call(form) as outcome:
+        raise ServiceError("You do not have permission to manage tags.", field="nonexistent")
+    assert not outcome
+    assert form.form_errors == ["You do not have permission to manage tags."]
+    assert not form.name.errors
+
+
+def test_without_a_form_the_refusal_is_flashed_as_an_error(in_a_request):
+    with service_call() as outcome:
+        add_tag("VIP")
+        raise ServiceError("Enter a tag.")
+    assert not outcome
+    assert get_flashed_messages(with_categories=True) == [("error", "Enter a tag.")]
+    assert tag_names() == []
+
+
+def test_a_view_that_answers_a_refusal_itself_gets_the_error_and_nothing_is_shown(in_a_request):
+    form = NameForm()
+    with service_call(form, show_error=False) as outcome:
+        add_tag("VIP")
+        raise ServiceError("Are you sure?", field="confirm")
+    assert not outcome
+    assert outcome.error.field == "confirm" and outcome.error.message == "Are you sure?"
+    assert not form.name.errors and form.form_errors == []
+    assert get_flashed_messages() == []
+    assert tag_names() == []
+
+
+def test_any_other_error_goes_on_up_and_leaves_nothing_written(in_a_request):
+    with pytest.raises(ZeroDivisionError):
+        with service_call(NameForm()) as outcome:
+            add_tag("VIP")
+            1 / 0
+    assert not outcome and outcome.error is None
+    assert get_flashed_messages() == []
+    assert tag_names() == []
+
+
+def test_a_commit_that_fails_is_rolled_back_and_raised(in_a_request):
+    with service_call():
+        add_tag("VIP")
+    with pytest.raises(IntegrityError):
+        with service_call() as outcome:
+            db.session.add(Tag(name="vip", key="vip"))  # the same key: refused by the database at commit
+    assert not outcome
+    assert tag_names() == ["VIP"]  # and the session is usable again
+
+
+def test_an_http_abort_inside_the_block_rolls_back_and_is_raised(in_a_request):
+    from werkzeug.exceptions import Forbidden
+    from flask import abort
+
+    with pytest.raises(Forbidden):
+        with service_call():
+            add_tag("VIP")
+            abort(403)
+    assert tag_names() == []
