@@ -14,10 +14,10 @@ from wtforms.validators import Optional
 import sqlalchemy as sa
 
 from core.db import db
-from core.errors import ServiceError
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
+from core.web import service_call
 from crm import circles as circle_service
 from crm.imports import engine
 from crm.imports.mapping import load_custom_fields, targets
@@ -102,14 +102,10 @@ def import_upload():
         if upload is None or not upload.filename:
             form.file.errors.append("Choose a file to import.")
         else:
-            try:
+            with service_call(form) as outcome:
                 record = engine.new_import(upload.stream, upload.filename, actor=current_principal(),
                                            max_bytes=_max_bytes())
-            except ServiceError as exc:
-                db.session.rollback()
-                form.file.errors.append(exc.message)
-            else:
-                db.session.commit()
+            if outcome:
                 return redirect(_next_step(record))
     return _list_page(form), 400
 
@@ -129,15 +125,11 @@ def import_sheet(import_id):
     form = SheetForm()
     form.sheet.choices = [SelectChoice(name, name) for name in record.sheets]
     if form.validate_on_submit():
-        try:
+        with service_call(form) as outcome:
             engine.choose_sheet(record, form.sheet.data)
-        except ServiceError as exc:
-            db.session.rollback()
-            record = _load(import_id)
-            form.sheet.errors = [exc.message]
-        else:
-            db.session.commit()
+        if outcome:
             return redirect(url_for("staff.import_mapping", import_id=import_id))
+        record = _load(import_id)
     return render_template("staff/imports/sheet.html", record=record, form=form), 400 if form.errors else 200
 
 
@@ -161,18 +153,15 @@ def import_mapping(import_id):
             mapping = engine.apply_saved_mapping(record, saved)
         else:
             mapping = [request.form.get(f"column-{i}", "") for i in range(len(record.header))]
-            try:
+            with service_call(show_error=False) as outcome:
                 engine.set_mapping(record, mapping)
                 name = (request.form.get("mapping_name") or "").strip()
                 if name:
                     engine.save_mapping(name, record.header, mapping, actor=current_principal())
-            except ServiceError as exc:
-                db.session.rollback()
-                record = _load(import_id)
-                error, status = exc.message, 400
-            else:
-                db.session.commit()
+            if outcome:
                 return redirect(url_for("staff.import_preview", import_id=import_id))
+            record = _load(import_id)
+            error, status = outcome.error.message, 400
     elif request.method == "POST":
         status = 400
     return render_template("staff/imports/mapping.html", record=record, form=form, mapping=mapping, error=error,
@@ -203,20 +192,13 @@ def import_preview(import_id):
         options = {"on_duplicate": form.on_duplicate.data, "role": form.role.data, "status_id": form.status_id.data,
                    "owner_id": form.owner_id.data, "circle_ids": form.circle_ids.data or [],
                    "tags": [t for t in (form.tags.data or "").split(",") if t.strip()]}
-        try:
+        with service_call(form) as outcome:
             operation = engine.start_import(record, options, actor=current_principal())
-        except ServiceError as exc:
-            db.session.rollback()
-            record = _load(import_id)
-            target = getattr(form, exc.field or "", None)
-            if target is not None and hasattr(target, "errors"):
-                target.errors = [exc.message]
-            else:
-                form.form_errors.append(exc.message)
-            status = 400
-        else:
-            db.session.commit()
-            return redirect(url_for("staff.operation", operation_id=operation.id))
+            operation_id = operation.id
+        if outcome:
+            return redirect(url_for("staff.operation", operation_id=operation_id))
+        record = _load(import_id)
+        status = 400
     elif request.method == "POST":
         status = 400
     labels = {t.value: t.label for t in targets(load_custom_fields())}
@@ -250,27 +232,21 @@ def import_failed_rows(import_id):
 @staff_login_required
 def import_undo(import_id):
     record = _load(import_id)
-    try:
-        operation = engine.undo_import(record, actor=current_principal())
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    with service_call() as outcome:
+        operation_id = engine.undo_import(record, actor=current_principal()).id
+    if not outcome:
         return redirect(url_for("staff.import_detail", import_id=import_id))
-    db.session.commit()
     flash("Undoing the import: its new contacts are being removed and the fields it changed restored.", "success")
-    return redirect(url_for("staff.operation", operation_id=operation.id))
+    return redirect(url_for("staff.operation", operation_id=operation_id))
 
 
 @bp.post("/imports/<int:import_id>/discard")
 @staff_login_required
 def import_discard(import_id):
     record = _load(import_id)
-    try:
+    with service_call() as outcome:
         engine.discard_import(record)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if not outcome:
         return redirect(url_for("staff.import_detail", import_id=import_id))
-    db.session.commit()
     flash("The upload was discarded.", "success")
     return redirect(url_for("staff.imports"))

@@ -1,7 +1,7 @@
 """Imports: uploads, their frozen rows, what each batch did, saved mappings
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-23 08:22:40.900197
 
 """
@@ -15,7 +15,7 @@ TENANT_TABLES = ['import_mapping', 'contact_import', 'contact_import_batch', 'co
 
 # revision identifiers, used by Alembic.
 revision = '0008'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
