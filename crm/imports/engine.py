@@ -134,7 +134,17 @@ def _freeze(upload: ContactImport, source: IO[bytes], info: FileInfo, sheet: str
         where = f"The sheet “{sheet}”" if sheet and len(info.sheets) > 1 else "The file"
         raise ImportFileError(f"{where} has a header row but no contacts under it.")
     upload.row_count = count
-    upload.mapping = guess_mapping(table.header, fields=load_custom_fields())
+    upload.mapping = guess_mapping(table.header, saved=_saved_mapping_for(table.header), fields=load_custom_fields())
+
+
+def _saved_mapping_for(header: list[str]) -> dict[str, str] | None:
+    """The saved mapping that knows every column of this file (the newest, when several do):
+    the same export as last time is mapped as it was then."""
+    keys = {header_key(name) for name in header}
+    for saved in db.session.scalars(sa.select(ImportMapping).order_by(ImportMapping.id.desc()).limit(50)):
+        if keys <= set(saved.columns):
+            return saved.columns
+    return None
 
 
 # --- mapping, preview, options ------------------------------------------------------------------

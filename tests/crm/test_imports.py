@@ -405,3 +405,12 @@ def test_an_import_stops_when_its_starter_may_no_longer_import(app, world, in_a)
         assert operation.status == "failed" and "may no longer import" in operation.last_error
         assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == 0
         assert db.session.get(ContactImport, upload_id).status == "failed"
+
+
+def test_a_file_like_one_mapped_before_gets_the_saved_mapping(app, world, in_a):
+    with in_a() as owner:
+        engine.save_mapping("CRM export", ["Kontakt", "Mail", "Ort"], ["full_name", "email", ""], actor=owner)
+        same = _upload(owner, [["Mail", "Kontakt", "Ort"], ["a@example.com", "Ann Lee", "Bonn"]])
+        other = _upload(owner, [["Mail", "Kontakt", "City"], ["a@example.com", "Ann Lee", "Bonn"]])
+        assert same.mapping == ["email", "full_name", ""]
+        assert other.mapping == ["email", "", "city"]  # not every column known: the guess
