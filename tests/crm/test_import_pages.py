@@ -13,7 +13,7 @@ from core.jobs import run_pending_jobs
 from core.tenancy import tenant_context
 from crm.imports.models import ContactImport, ImportMapping
 from crm.models import Contact
-from tests.crm.import_files import csv_bytes, xlsx_bytes
+from tests.crm.import_files import csv_bytes, encrypted_xlsx_bytes, xlsx_bytes
 from tests.support import csrf_token
 
 ROWS = [["Full Name", "E-mail 1 - Value", "Mobile Phone", "Organization 1 - Name", "Notes"],
@@ -85,6 +85,8 @@ def test_bad_input_re_renders_with_the_error_beside_the_field(app, world, staff_
     assert response.status_code == 400 and "The file is empty." in response.get_data(as_text=True)
     response = _upload(client, b"Name,Email\r\n")
     assert "header row but no contacts" in response.get_data(as_text=True)
+    response = _upload(client, encrypted_xlsx_bytes(ROWS), "locked.xlsx")
+    assert response.status_code == 400 and "protected with a password" in response.get_data(as_text=True)
     import_id = _import_id(_upload(client, csv_bytes(ROWS)))
     token = csrf_token(client, "/staff/imports")
     response = client.post(f"/staff/imports/{import_id}/mapping",
