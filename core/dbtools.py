@@ -46,7 +46,7 @@ def isolated_schema(admin_url: str, prefix: str = "portico_t", *, kept: str | No
         for (stale,) in conn.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
                                      {"p": pattern}):
             suffix = stale.rsplit("_", 1)[1]
-            if stale == schema or (suffix.isdigit() and not _pid_alive(int(suffix))):
+            if (stale == schema and not kept) or (suffix.isdigit() and not _pid_alive(int(suffix))):
                 conn.execute(sa.text(f"DROP SCHEMA {stale} CASCADE"))
         conn.execute(sa.text(f"CREATE SCHEMA {'IF NOT EXISTS ' if kept else ''}{schema} AUTHORIZATION {APP_ROLE}"))
     parts = urlsplit(admin_url)

@@ -197,12 +197,16 @@ def _custom_condition(definition: CustomField, wanted: str):
     return contains(sa.func.lower(value.as_string()), wanted.lower())
 
 
+# Counts stop here: past it the exact figure costs a scan of every matching row, and "1,000+"
+# tells a person browsing a list as much (GitLab caps its counts the same way). The list's
+# count runs on every page view, so it stops early; a selection is counted further, as people
+# about to change it want to know how many they are changing.
+LIST_COUNT_CAP = 1_000
 COUNT_CAP = 10_000
 
 
-def count(filters: ContactFilters, staff, *, cap: int | None = COUNT_CAP) -> int:
-    """How many match, counted up to `cap` + 1: past ten thousand the exact figure costs a scan of
-    every matching row on every page view, and "10,000+" tells a person as much."""
+def count(filters: ContactFilters, staff, *, cap: int | None = LIST_COUNT_CAP) -> int:
+    """How many match, counted up to `cap` + 1."""
     return count_of(filtered_query(filters, staff), cap=cap)
 
 
@@ -213,8 +217,8 @@ def count_of(query: sa.Select, *, cap: int | None = COUNT_CAP) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(inner.subquery()))
 
 
-def count_label(n: int) -> str:
-    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
+def count_label(n: int, cap: int = COUNT_CAP) -> str:
+    return f"{cap:,}+" if n > cap else f"{n:,}"
 
 
 def encode_cursor(values: list) -> str:
@@ -258,6 +262,7 @@ class Page:
     contacts: list[Contact]
     next_cursor: str | None
     total: int | None
+    total_cap: int  # counted up to this + 1
 
 
 def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending: bool = True,
@@ -281,7 +286,8 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
         rows = rows[:size]
         last = rows[-1]
         next_cursor = encode_cursor([*SORTS[sort].key(last), last.id])
-    return Page(rows, next_cursor, count(filters, staff) if with_total else None)
+    cap = LIST_COUNT_CAP
+    return Page(rows, next_cursor, count(filters, staff, cap=cap) if with_total else None, cap)
 
 
 def choices_for_filters() -> dict:

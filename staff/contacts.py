@@ -28,8 +28,8 @@ def _phone(value):
 
 
 @bp.app_template_filter("count_label")
-def _count_label(value):
-    return contact_list.count_label(value)
+def _count_label(value, cap=contact_list.COUNT_CAP):
+    return contact_list.count_label(value, cap)
 
 
 def _contact_form(contact: Contact | None = None):

@@ -101,6 +101,6 @@ def test_a_forged_cursor_is_ignored_not_an_error(world, staff_client, people):
 def test_large_counts_are_capped_and_said_so(world, staff_client, people, monkeypatch):
     from crm import contact_list
 
-    monkeypatch.setattr(contact_list, "COUNT_CAP", 2)
+    monkeypatch.setattr(contact_list, "LIST_COUNT_CAP", 2)
     page = staff_client("owner").get("/staff/contacts?active=any").get_data(as_text=True)
     assert "2+ contacts" in page and "Select all 2+ matching" in page
