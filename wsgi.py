@@ -55,6 +55,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     import portal
     import staff
 
+    from crm.cli import contacts_cli
+
+    app.cli.add_command(contacts_cli)
     staff.init_app(app)
     portal.init_app(app)
     admin.init_app(app)

@@ -130,6 +130,8 @@ class Operation(TenantScoped, db.Model):
             "total": self.total, "processed": self.processed, "percent": self.percent, "unit": self.unit,
             "changed": self.changed, "skipped": self.skipped, "errors": self.errors,
             "last_error": self.last_error, "summary": self.summary,
+            # The kind's own counts ("created", "updated" of an import), live.
+            "counts": {k: v for k, v in (self.result or {}).items() if isinstance(v, int)},
         }
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ PERMISSIONS = {
     "contacts.delete": "Delete or archive contacts and companies (Staff: their own)",
     "contacts.demote": "Move a contact back a role (Client → Prospect → Lead)",
     "contacts.export": "Export lists of contacts",
+    "contacts.import": "Import contacts from spreadsheets (and undo an import)",
     "contacts.merge": "Merge duplicate contacts",
     "crm.configure": "Manage Circles, the status pipeline, custom fields and CRM settings",
     "operations.view_all": "See every background task of the team (everyone sees their own)",

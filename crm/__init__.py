@@ -2,6 +2,7 @@
 models and services with no HTTP in them."""
 from core.tenants import on_tenant_created
 from crm import demo, models  # noqa: F401  (tables for the metadata; the demo tenant's sample data)
+from crm.imports import models as import_models  # noqa: F401  (the imports' tables)
 
 
 @on_tenant_created

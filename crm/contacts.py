@@ -66,10 +66,10 @@ def live_contact_with_email(email: str, *, except_id: int | None = None) -> Cont
     return db.session.scalar(query)
 
 
-def _clean(data: dict, contact: Contact | None) -> dict:
-    """Check and normalise submitted fields (only those present); ServiceError beside the
-    first field in trouble."""
-    region = settings().default_region
+def clean_fields(data: dict, *, region: str, primary_email: str | None = None) -> dict:
+    """Check and normalise a contact's own fields among `data` (names, e-mails, phones,
+    address, notes, social links), without touching the database: what a form, an import row
+    and an API call share. ServiceError beside the first field in trouble."""
     out: dict = {}
     for name, (label, longest) in TEXT_FIELDS.items():
         if name in data:
@@ -88,7 +88,7 @@ def _clean(data: dict, contact: Contact | None) -> dict:
                 cleaned.append(normalize_email(raw))
             except ValueError:
                 raise ServiceError(f"“{raw.strip()}” is not a valid e-mail address.", field="extra_emails") from None
-        primary = out.get("email", contact.email if contact else None)
+        primary = out.get("email", primary_email)
         out["extra_emails"] = [e for e in dict.fromkeys(cleaned) if e != primary]
     for name in ("phone", "extra_phones"):
         if name in data:
@@ -121,6 +121,14 @@ def _clean(data: dict, contact: Contact | None) -> dict:
                                    field=f"social_{key}")
             social[key] = value
         out["social"] = social
+    return out
+
+
+def _clean(data: dict, contact: Contact | None) -> dict:
+    """Check and normalise submitted fields (only those present); ServiceError beside the
+    first field in trouble."""
+    region = settings().default_region
+    out = clean_fields(data, region=region, primary_email=contact.email if contact else None)
     if "company_id" in data:
         company_id = data["company_id"] or None
         if company_id is not None and db.session.get(Company, int(company_id)) is None:

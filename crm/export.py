@@ -63,18 +63,24 @@ def rows(query: sa.Select) -> Iterator[list]:
         yield [safe_cell(v) for v in values]
 
 
-def to_csv(query: sa.Select) -> Iterator[str]:
-    """CSV text in chunks, UTF-8 with a BOM so Excel reads accents right."""
+def csv_text(lines) -> Iterator[str]:
+    """CSV text in chunks, UTF-8 with a BOM so Excel reads accents right; cells as given
+    (pass them through safe_cell)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     yield "\ufeff"
-    for count, row in enumerate(rows(query), 1):
+    for count, row in enumerate(lines, 1):
         writer.writerow(row)
         if count % BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def to_csv(query: sa.Select) -> Iterator[str]:
+    """The contacts as CSV text, in chunks."""
+    return csv_text(rows(query))
 
 
 # An Excel file is built whole before it is sent (a zip cannot be streamed as it is written):

@@ -8,7 +8,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 # Each module registers its routes on `bp` when imported.
 VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "tags", "tasks", "events", "crm_settings",
-                "duplicates", "segments", "bulk", "operations", "portal_accounts")
+                "duplicates", "segments", "bulk", "operations", "portal_accounts", "imports")
 
 
 @bp.before_request

@@ -96,6 +96,19 @@ def make_operation(started_by_id: int, refs: list[int] | None = None, title: str
     return operation
 
 
+def make_import(filename: str = "people.csv", header: list[str] | None = None, rows: list | None = None, **fields):
+    """An uploaded import, not started: its rows frozen, its columns guessed."""
+    from crm.imports.mapping import guess_mapping
+    from crm.imports.models import ContactImport, ContactImportChunk
+    header = header or ["Name", "Email"]
+    rows = rows or [[2, ["Ann Lee", "ann@example.com"]]]
+    fields.setdefault("file_format", "csv")
+    upload = _add(ContactImport(filename=filename, header=header, row_count=len(rows),
+                                mapping=guess_mapping(header, fields=[]), **fields))
+    _add(ContactImportChunk(import_id=upload.id, seq=0, rows=rows))
+    return upload
+
+
 def make_portal_account(contact: Contact, **fields):
     """A portal login for `contact`, as the services would leave it (no e-mails, no audit):
     pending approval, no password, e-mail not verified, unless told otherwise."""
@@ -131,11 +144,14 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     from core.identity import StaffUser
     starter = db.session.scalar(sa.select(StaffUser.id).where(StaffUser.role == "staff").order_by(StaffUser.id))
     operation = make_operation(starter, [contact.id, lead.id], title=f"{marker}Add a tag: hot", status="running")
+    upload = make_import(f"{marker}people.csv", [f"{marker}Name", "Email"], [[2, [f"{marker}Ann", "ann@example.com"]]],
+                         created_by_id=starter)
     # A registrant waiting in the approval queue (and whose links the harness aims at).
     account = make_portal_account(contact, source=f"{marker}Kickoff form")
     return {"PortalAccount": [account.id], "Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
             "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
-            "Segment": [segment.id], "PipelineStatus": statuses, "Operation": [operation.id]}
+            "Segment": [segment.id], "PipelineStatus": statuses, "Operation": [operation.id],
+            "ContactImport": [upload.id]}
 
 
 # --- circles and tags (tests/crm/test_circles.py, test_tags.py) ----------------------------------

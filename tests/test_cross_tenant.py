@@ -79,6 +79,7 @@ PATH_PARAMS: dict[str, PathParam] = {
            "contact_id": "Contact", "company_id": "Company", "circle_id": "Circle", "tag_id": "Tag",
            "note_id": "Note", "task_id": "Task", "event_id": "Event", "field_id": "CustomField",
            "segment_id": "Segment", "status_id": "PipelineStatus", "operation_id": "Operation",
+           "import_id": "ContactImport",
            "account_id": "PortalAccount",
        }.items()},
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).

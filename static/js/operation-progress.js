@@ -29,6 +29,10 @@
         ["processed", "percent", "changed", "skipped", "errors", "status_label", "last_error"].forEach(function (name) {
           show(name, data[name]);
         });
+        Object.keys(data.counts || {}).forEach(function (name) {
+          var el = box.querySelector('[data-count="' + name + '"]');
+          if (el) el.textContent = data.counts[name].toLocaleString();
+        });
         delay = 1500;
         window.setTimeout(poll, delay);
       })

@@ -1,0 +1,243 @@
+"""How fast does a contact import run, compared with a bare COPY of the same rows?
+
+Writes a CSV of N rows (a realistic mix: names with accents, e-mails, phones written every
+which way, 300 companies, cities, job titles; 3% rows repeating an earlier person of the file
+with another spelling, 2% rows of people already in the CRM, 1% bad rows), then imports it
+through the app's own path as a worker runs it: sniff and freeze the rows (crm.imports.engine.
+new_import), start, and work through every batch (run_inline) as the tenant, with row-level
+security on. The baseline is PostgreSQL's COPY of the same contacts into the same table by the
+administrator (the app's role may not COPY under RLS). Peak memory is the process's peak
+resident size, measured in a fresh process per size.
+
+    python bench/import.py [--size N] [--database-url URL]
+
+The database defaults to BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL), else a
+temporary SQLite (no COPY baseline then). Targets (issue 4): at least 10,000 rows/s, within
+5x of COPY, memory flat as the file grows. The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from _common import PASSWORD, databases, make_app
+
+import sqlalchemy as sa  # noqa: E402
+
+FIRST = ["Ada", "Grace", "Alan", "Katherine", "Dorothy", "Mary", "Linus", "Barbara", "Edsger", "Donald", "Frances",
+         "John", "Margaret", "Tim", "Radia", "Ken", "Sophie", "Hedy", "Annie", "Claude", "Ágata", "Jürgen", "Ngozi",
+         "Wei", "Priya", "Mateo", "Yuki", "Olu", "Fatima", "Lars"]
+LAST = ["Lovelace", "Hopper", "Turing", "Johnson", "Vaughan", "Jackson", "Torvalds", "Liskov", "Dijkstra", "Knuth",
+        "Allen", "Backus", "Hamilton", "Berners-Lee", "Perlman", "Thompson", "Wilson", "Lamarr", "Easley", "Shannon",
+        "Núñez", "Schmidt", "Okafor", "Zhang", "Sharma", "García", "Tanaka", "Adeyemi", "Haddad", "Nilsson"]
+CITIES = ["London", "Paris", "Berlin", "New York", "San Francisco", "São Paulo", "Zürich", "Lagos", "Tokyo", "Oslo"]
+TITLES = ["CEO", "CTO", "Engineer", "Sales Manager", "Designer", "Accountant", "Founder", "", "", ""]
+HEADER = ["First Name", "Last Name", "E-mail Address", "Mobile Phone", "Company", "Job Title", "City", "Notes"]
+IN_FILE_DUPLICATES, EXISTING, BAD = 0.03, 0.02, 0.01
+
+
+def _phone(i: int, style: int) -> str:
+    digits = f"{200 + (i // 10_000) % 800}{i % 10_000:04d}"  # a real exchange (2xx-9xx): a valid number
+    return [f"+1 415 {digits[:3]} {digits[3:]}", f"(415) {digits[:3]}-{digits[3:]}", f"+1415{digits}",
+            f"415.{digits[:3]}.{digits[3:]}"][style % 4]
+
+
+def write_file(path: Path, size: int, seed: int = 7) -> dict:
+    """The CSV, and what a perfect import of it must end with (for lost/duplicated)."""
+    rng = random.Random(seed)
+    companies = [f"{rng.choice(LAST)} {rng.choice(['Labs', 'GmbH', 'Ltd', 'Inc.', 'Partners', 'Group'])} {n}"
+                 for n in range(300)]
+    people: list[tuple[str, str, str]] = []
+    existing = []
+    expected = set()
+    bad = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(HEADER)
+        for i in range(size):
+            roll = rng.random()
+            if roll < BAD:
+                bad += 1
+                writer.writerow([rng.choice(FIRST), rng.choice(LAST), f"broken{i}@", "", "", "", "", ""])
+                continue
+            if roll < BAD + IN_FILE_DUPLICATES and people:
+                first, last, email = rng.choice(people)
+                writer.writerow([first, last, email.upper(), "", "", rng.choice(TITLES), "", ""])
+                continue
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            email = f"{first}.{last}.{i}@example.com".lower().encode("ascii", "ignore").decode()
+            if roll < BAD + IN_FILE_DUPLICATES + EXISTING:
+                existing.append((first, last, email))
+            people.append((first, last, email))
+            expected.add(email)
+            writer.writerow([first, last, email, _phone(i, i) if rng.random() < 0.7 else "",
+                             rng.choice(companies) if rng.random() < 0.8 else "", rng.choice(TITLES),
+                             rng.choice(CITIES), "Met at the fair" if rng.random() < 0.1 else ""])
+    return {"expected": expected, "existing": existing, "bad": bad}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(url: str, seed_url: str, size: int, stack: ExitStack) -> dict:
+    from flask_migrate import upgrade
+
+    from core.db import db
+    from core.tenancy import tenant_context
+    from core.tenants import create_tenant
+    from crm.imports import engine
+    from crm.models import Contact
+    from crm.search import index_contacts
+
+    app = make_app(url, stack)
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    path = folder / f"contacts-{size}.csv"
+    truth = write_file(path, size)
+    with app.app_context():
+        upgrade()
+        tenant, _ = create_tenant("bench", "Bench Co", "owner@bench.example", PASSWORD, "Bench Owner")
+        tenant_id = tenant.id
+        db.session.commit()
+        with tenant_context(tenant_id):  # the people already in the CRM, with an empty city to fill
+            people = [Contact(first_name=f, last_name=l, email=e) for f, l, e in truth["existing"]]
+            db.session.add_all(people)
+            db.session.flush()
+            index_contacts(people)
+            db.session.commit()
+        if seed_url.startswith("postgresql"):
+            # The planner's statistics, as autovacuum keeps them on a live database. Without them
+            # a fresh table looks empty, and the foreign-key checks of the rows the import writes
+            # are planned (once per connection) as sequential scans that grow with the table.
+            seed_engine = sa.create_engine(seed_url)
+            with seed_engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+            seed_engine.dispose()
+            db.session.remove()
+            db.engine.dispose()
+        before_mb = _peak_mb()
+        started = time.perf_counter()
+        with tenant_context(tenant_id):
+            with path.open("rb") as source:
+                upload = engine.new_import(source, path.name, actor=None)
+            frozen = time.perf_counter()
+            operation = engine.start_import(upload, {"on_duplicate": "fill"}, actor=None, queue=False)
+            operation_id, upload_id = operation.id, upload.id
+            db.session.commit()
+            engine.run_inline(operation_id)
+            elapsed = time.perf_counter() - started
+            peak_mb = _peak_mb()
+            upload = engine.sync_status(db.session.get(engine.ContactImport, upload_id))
+            counts = engine.live_counts(upload)
+            emails = [e for (e,) in db.session.execute(sa.select(Contact.email).where(
+                Contact.merged_into_id.is_(None), Contact.is_active.is_(True)))]
+            db.session.commit()
+    found = set(emails)
+    figures = {
+        "rows": size, "seconds": round(elapsed, 2), "freeze_seconds": round(frozen - started, 2),
+        "rows_per_s": round(size / elapsed), "peak_mb": round(peak_mb, 1), "baseline_mb": round(before_mb, 1),
+        "created": counts["created"], "updated": counts["updated"], "merged": counts["merged"],
+        "skipped": counts["skipped"], "failed": counts["failed"],
+        "lost": len(truth["expected"] - found), "duplicated": len(emails) - len(found),
+        "expected_failed": truth["bad"],
+    }
+    if seed_url.startswith("postgresql"):
+        figures["copy_rows_per_s"] = _copy_rate(seed_url, tenant_id, path)
+    return figures
+
+
+def _copy_rate(seed_url: str, tenant_id: int, path: Path) -> int:
+    """COPY the file's contacts (the same columns the import writes) into contact, bare."""
+    rows = []
+    with path.open(encoding="utf-8", newline="") as source:
+        reader = csv.reader(source)
+        next(reader)
+        for i, (first, last, email, phone, company, title, city, notes) in enumerate(reader):
+            rows.append("\t".join([str(tenant_id), first, last, f"copy.{i}.{email}".lower(), "[]",
+                                   phone and "+1415" + "".join(c for c in phone if c.isdigit())[-7:] or "\\N", "[]",
+                                   "f", "{}", "lead", "t", "f", "{}", title or "\\N", city or "\\N",
+                                   notes or "\\N", "2024-01-01T00:00:00+00:00", "2024-01-01T00:00:00+00:00",
+                                   "2024-01-01T00:00:00+00:00"]))
+    data = "\n".join(rows) + "\n"
+    columns = ("tenant_id, first_name, last_name, email, extra_emails, phone, extra_phones, is_primary_contact, "
+               "social, role, is_active, is_test, custom_fields, job_title, city, notes, created_at, updated_at, "
+               "last_activity_at")
+    engine = sa.create_engine(seed_url)
+    with engine.begin() as connection:
+        started = time.perf_counter()
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY contact ({columns}) FROM STDIN") as copy:
+                copy.write(data)
+        elapsed = time.perf_counter() - started
+    engine.dispose()
+    return round(len(rows) / elapsed)
+
+
+def _child_peak(size: int, database_url: str | None) -> tuple[float, float]:
+    """The peak memory of an import of `size` rows, in a fresh process."""
+    env = {**os.environ}
+    if database_url:
+        env["BENCH_DATABASE_URL"] = database_url
+    out = subprocess.run([sys.executable, __file__, "--size", str(size), "--memory-only"], env=env,
+                         capture_output=True, text=True, check=True)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures["peak_mb"], figures["baseline_mb"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
+                        or os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    peaks = {}
+    if not args.memory_only:
+        # First, while this process is small: a child's peak counts its parent's size at the
+        # moment it was started (Linux keeps the high-water mark across fork and exec).
+        for size in (10_000, 100_000):
+            if size != args.size:
+                peaks[size] = _child_peak(size, args.database_url)
+    with ExitStack() as stack:
+        url, seed_url = databases(args.database_url, stack)
+        figures = run(url, seed_url, args.size, stack)
+    if args.memory_only:
+        print(json.dumps({"peak_mb": figures["peak_mb"], "baseline_mb": figures["baseline_mb"]}))
+        return
+    peaks[args.size] = figures["peak_mb"], figures["baseline_mb"]
+    copy_rate = figures.get("copy_rows_per_s")
+    print(f"Imported {figures['rows']:,} rows in {figures['seconds']} s ({figures['freeze_seconds']} s reading and "
+          f"freezing the file): {figures['rows_per_s']:,} rows/s")
+    print(f"  created {figures['created']:,}, updated {figures['updated']:,}, merged {figures['merged']:,}, "
+          f"skipped {figures['skipped']:,}, failed {figures['failed']:,} (bad rows written: "
+          f"{figures['expected_failed']:,}); lost {figures['lost']}, duplicated {figures['duplicated']}")
+    if copy_rate:
+        print(f"  bare COPY of the same contacts: {copy_rate:,} rows/s; the import is "
+              f"{copy_rate / figures['rows_per_s']:.1f}x slower")
+    grown = {size: round(peak - base, 1) for size, (peak, base) in peaks.items()}
+    print(f"  peak memory: {peaks[10_000][0]} MB at 10k rows, {peaks[100_000][0]} MB at 100k rows; the import's own "
+          f"growth over the process before it (app, libraries, this benchmark's record of the file): "
+          f"{grown[10_000]} MB at 10k, {grown[100_000]} MB at 100k")
+    print(json.dumps({
+        "rows_per_s": figures["rows_per_s"], "copy_rows_per_s": copy_rate,
+        "copy_ratio": round(copy_rate / figures["rows_per_s"], 2) if copy_rate else None,
+        "peak_mb_10k": peaks[10_000][0], "peak_mb_100k": peaks[100_000][0],
+        "import_growth_mb_10k": grown[10_000], "import_growth_mb_100k": grown[100_000],
+        "created": figures["created"], "updated": figures["updated"], "failed": figures["failed"],
+        "lost": figures["lost"], "duplicated": figures["duplicated"],
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,922 @@
+"""Importing contacts: from an uploaded file to contacts, at scale, without losing or
+duplicating anyone.
+
+1. `new_import` sniffs the file and freezes its rows into the database (ContactImportChunk,
+   CHUNK rows a row), streaming: workers on other machines never need the upload, and
+   memory stays flat. A workbook of several sheets is kept until its sheet is chosen.
+2. The member maps columns and sets options; `preview` shows the first rows as they will be
+   imported, with every problem per cell.
+3. `start_import` moves the frozen rows to a background operation (core.operations) and
+   queues `run_import`, which works through them a batch per transaction: clean each row with
+   the services' checks, merge the file's own duplicates, match existing contacts by e-mail,
+   then phone (one query per batch), then insert the new contacts, their search words and
+   timeline entries with multi-row INSERTs, and update the matched ones as the member chose.
+   Each batch records what it did (ContactImportBatch), in the same transaction: the result,
+   the failed-rows file and undo read it. A worker killed mid-batch leaves nothing of it; the
+   retry resumes after the last committed batch.
+4. `undo_import`, within UNDO_DAYS, removes the contacts the import created and restores the
+   fields it changed (where nobody changed them since), as an operation of its own.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO, Iterable
+
+import sqlalchemy as sa
+from huey import crontab
+
+from core.audit import record, register_actions
+from core.db import db, utcnow
+from core.errors import ServiceError
+from core.identity import StaffUser
+from core.jobs import job, on_commit, periodic_job
+from core.operations import Operation, OperationChunk, register_kind, work_through
+from core.tenancy import cross_tenant
+from core.text import clean_line
+from crm import custom_fields
+from crm.contacts import default_status_id
+from crm.export import csv_text, safe_cell
+from crm.imports.mapping import (NEW_FIELD, RowCleaner, check_mapping, guess_mapping, header_key,
+                                 load_custom_fields, saved_form)
+from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk, ImportMapping
+from crm.imports.reading import MAX_BYTES, FileInfo, ImportFileError, Table, sniff
+from crm.models import (Circle, CircleMember, Company, Contact, ContactRole, ContactSearchToken, ContactTag,
+                        PipelineStatus, TimelineEntry)
+from crm.normalize import company_name_key
+from crm.search import contact_tokens, index_contacts
+from crm.setup import settings
+
+logger = logging.getLogger(__name__)
+
+KIND, UNDO_KIND = "contacts.import", "contacts.import_undo"
+CHUNK = 1000  # rows a batch: one transaction, a handful of multi-row statements
+MAX_ROWS = 1_000_000
+RETRIES = 5
+PREVIEW_ROWS = 20
+
+register_actions({
+    "contact_import.started": "Contact import started",
+    "contact_import.finished": "Contact import finished",
+    "contact_import.undone": "Contact import undone",
+})
+
+
+def _counts_sentence(created: int, updated: int, skipped: int, merged: int, failed: int) -> str:
+    parts = [f"{created:,} created", f"{updated:,} updated", f"{skipped:,} skipped"]
+    if merged:
+        parts.append(f"{merged:,} merged with another row of the file")
+    parts.append(f"{failed:,} failed")
+    return ", ".join(parts) + "."
+
+
+def _summary(operation: Operation) -> str:
+    result = operation.result or {}
+    return _counts_sentence(result.get("created", 0), result.get("updated", 0), result.get("skipped_rows", 0),
+                            result.get("merged", 0), operation.errors)
+
+
+
+
+# --- upload ------------------------------------------------------------------------------------
+
+def new_import(source: IO[bytes], filename: str, *, actor, max_bytes: int = MAX_BYTES) -> ContactImport:
+    """Sniff the file and freeze its rows (or keep a workbook of several sheets until one is
+    chosen). ImportFileError, with nothing written, for a file that cannot be imported."""
+    info = sniff(source, max_bytes=max_bytes)
+    upload = ContactImport(filename=_clean_filename(filename), file_format=info.format, encoding=info.encoding,
+                           delimiter=info.delimiter, size=info.size, sheets=info.sheets,
+                           created_by_id=getattr(actor, "id", None) if isinstance(actor, StaffUser) else None)
+    db.session.add(upload)
+    db.session.flush()
+    if len(info.sheets) > 1:
+        upload.file = source.read()
+        source.seek(0)
+        return upload
+    _freeze(upload, source, info, info.sheets[0] if info.sheets else None)
+    return upload
+
+
+def _clean_filename(filename: str) -> str:
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip()
+    return name[:255] or "upload"
+
+
+def choose_sheet(upload: ContactImport, sheet: str) -> None:
+    if not upload.needs_sheet or upload.file is None:
+        raise ServiceError("This file's sheet has been chosen already.", field="sheet")
+    if sheet not in upload.sheets:
+        raise ServiceError("Choose one of the workbook's sheets.", field="sheet")
+    info = FileInfo(upload.file_format, upload.size, sheets=upload.sheets)
+    _freeze(upload, io.BytesIO(upload.file), info, sheet)
+    upload.file = None
+
+
+def _freeze(upload: ContactImport, source: IO[bytes], info: FileInfo, sheet: str | None) -> None:
+    table = Table(source, info, sheet)
+    upload.sheet, upload.header = sheet, table.header
+    count, seq, rows = 0, 0, []
+    for row in table.rows():
+        rows.append([row.line, row.cells])
+        count += 1
+        if count > MAX_ROWS:
+            raise ImportFileError(f"The file has more than {MAX_ROWS:,} rows; import it in parts.")
+        if len(rows) == CHUNK:
+            db.session.execute(sa.insert(ContactImportChunk), [{"import_id": upload.id, "seq": seq, "rows": rows}])
+            seq, rows = seq + 1, []
+    if rows:
+        db.session.execute(sa.insert(ContactImportChunk), [{"import_id": upload.id, "seq": seq, "rows": rows}])
+    if not count:
+        where = f"The sheet “{sheet}”" if sheet and len(info.sheets) > 1 else "The file"
+        raise ImportFileError(f"{where} has a header row but no contacts under it.")
+    upload.row_count = count
+    upload.mapping = guess_mapping(table.header, saved=_saved_mapping_for(table.header), fields=load_custom_fields())
+
+
+def _saved_mapping_for(header: list[str]) -> dict[str, str] | None:
+    """The saved mapping that knows every column of this file (the newest, when several do):
+    the same export as last time is mapped as it was then."""
+    keys = {header_key(name) for name in header}
+    for saved in db.session.scalars(sa.select(ImportMapping).order_by(ImportMapping.id.desc()).limit(50)):
+        if keys <= set(saved.columns):
+            return saved.columns
+    return None
+
+
+# --- mapping, preview, options ------------------------------------------------------------------
+
+def saved_mappings() -> list[ImportMapping]:
+    return list(db.session.scalars(sa.select(ImportMapping).order_by(ImportMapping.name)))
+
+
+def apply_saved_mapping(upload: ContactImport, mapping: ImportMapping) -> list[str]:
+    return guess_mapping(upload.header, saved=mapping.columns, fields=load_custom_fields())
+
+
+def save_mapping(name: str, header: list[str], mapping: list[str], *, actor) -> ImportMapping:
+    name = clean_line(name, label="a name for the mapping", field="mapping_name", max_length=120)
+    saved = db.session.scalar(sa.select(ImportMapping).where(ImportMapping.name == name))
+    columns = saved_form(header, mapping)
+    if saved is None:
+        saved = ImportMapping(name=name, columns=columns, created_by_id=getattr(actor, "id", None))
+        db.session.add(saved)
+    else:
+        saved.columns = {**saved.columns, **columns}
+    db.session.flush()
+    return saved
+
+
+def set_mapping(upload: ContactImport, mapping: list[str]) -> None:
+    _require_editable(upload)
+    check_mapping(upload.header, mapping, load_custom_fields())
+    new_labels = [upload.header[i] for i, target in enumerate(mapping) if target == NEW_FIELD]
+    taken = {header_key(f.label) for f in custom_fields.definitions("contact", include_archived=True)}
+    for label in new_labels:
+        if header_key(label) in taken:
+            raise ServiceError(f"There is already a custom field called “{label}”: map the column to it.",
+                               field="mapping")
+    upload.mapping = list(mapping)
+
+
+def _require_editable(upload: ContactImport) -> None:
+    if upload.status != ContactImport.UPLOADED:
+        raise ServiceError("This import has started already; its mapping and options can no longer change.")
+
+
+@dataclass
+class PreviewRow:
+    line: int
+    cells: list[str]
+    problems: dict[int, str]
+    row_problem: str | None
+    values: dict
+
+
+def preview(upload: ContactImport, *, limit: int = PREVIEW_ROWS) -> list[PreviewRow]:
+    """The first rows as the import will read them, with what is wrong in each cell."""
+    rows: list = []
+    for chunk in db.session.scalars(sa.select(ContactImportChunk.rows).where(
+            ContactImportChunk.import_id == upload.id).order_by(ContactImportChunk.seq)
+            .execution_options(yield_per=1)):
+        rows.extend(chunk[:limit - len(rows)])
+        if len(rows) >= limit:
+            break
+    cleaner = RowCleaner(upload.header, upload.mapping, region=settings().default_region,
+                         fields=load_custom_fields())
+    out = []
+    for line, cells in rows:
+        row = cleaner.clean(cells)
+        out.append(PreviewRow(line, cells, row.problems, row.row_problem, row.values))
+    return out
+
+
+def check_options(options: dict) -> dict:
+    """The run's options, checked: what to do with duplicates, and the role, status, owner,
+    circles and tags new contacts get."""
+    on_duplicate = options.get("on_duplicate") or ContactImport.SKIP
+    if on_duplicate not in ContactImport.ON_DUPLICATE:
+        raise ServiceError("Choose what to do with rows that match a contact.", field="on_duplicate")
+    role = options.get("role") or ContactRole.LEAD
+    if role not in ContactRole.ALL:
+        raise ServiceError("Choose Lead, Prospect or Client.", field="role")
+    status_id = int(options.get("status_id") or 0) or None
+    if status_id is not None:
+        status = db.session.get(PipelineStatus, status_id)
+        if status is None or status.archived_at is not None:
+            raise ServiceError("Choose a status from the list.", field="status_id")
+    owner_id = int(options.get("owner_id") or 0) or None
+    if owner_id is not None:
+        owner = db.session.get(StaffUser, owner_id)
+        if owner is None or not owner.active:
+            raise ServiceError("Choose an active member of the team as owner.", field="owner_id")
+    circle_ids = sorted({int(c) for c in options.get("circle_ids") or [] if str(c).isdigit()})
+    for circle_id in circle_ids:
+        circle = db.session.get(Circle, circle_id)
+        if circle is None or circle.archived_at is not None:
+            raise ServiceError("Choose circles from the list.", field="circle_ids")
+    tags = []
+    for name in options.get("tags") or []:
+        name = " ".join(str(name).split())
+        if name:
+            tags.append(clean_line(name, label="a tag", field="tags", max_length=60))
+    return {"on_duplicate": on_duplicate, "role": role, "status_id": status_id, "owner_id": owner_id,
+            "circle_ids": circle_ids, "tags": list(dict.fromkeys(tags))}
+
+
+def start_import(upload: ContactImport, options: dict, *, actor, queue: bool = True) -> Operation:
+    """Check the mapping and options, make the new custom fields, and hand the frozen rows to
+    a background operation, queued once the caller commits (queue=False: the caller runs it)."""
+    _require_editable(upload)
+    if upload.needs_sheet:
+        raise ServiceError("Choose the sheet to import first.", field="sheet")
+    set_mapping(upload, upload.mapping)
+    options = check_options(options)
+    new_fields = {}
+    for index, target in enumerate(upload.mapping):
+        if target == NEW_FIELD:
+            definition = custom_fields.create_field("contact", upload.header[index], "text", actor=actor)
+            new_fields[str(index)] = definition.key
+    options["new_fields"] = new_fields
+    upload.options = options
+    operation = Operation(kind=KIND, title=f"Import {upload.filename}"[:300], params={"import_id": upload.id},
+                          total=upload.row_count, started_by_id=upload.created_by_id)
+    db.session.add(operation)
+    db.session.flush()
+    db.session.execute(
+        sa.insert(OperationChunk).from_select(
+            ["tenant_id", "operation_id", "seq", "refs"],
+            sa.select(ContactImportChunk.tenant_id, sa.literal(operation.id), ContactImportChunk.seq,
+                      ContactImportChunk.rows).where(ContactImportChunk.import_id == upload.id)))
+    db.session.execute(sa.delete(ContactImportChunk).where(ContactImportChunk.import_id == upload.id))
+    upload.status, upload.operation_id = ContactImport.RUNNING, operation.id
+    record("contact_import.started", upload, actor=actor,
+           details={"file": upload.filename, "rows": upload.row_count, "on_duplicate": options["on_duplicate"]})
+    if queue:
+        on_commit(run_import, operation.id, tenant_id=operation.tenant_id)
+    return operation
+
+
+def discard_import(upload: ContactImport) -> None:
+    """Forget an import that was never started (its frozen rows go with it)."""
+    _require_editable(upload)
+    db.session.execute(sa.delete(ContactImportChunk).where(ContactImportChunk.import_id == upload.id))
+    db.session.delete(upload)
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+@job(retries=RETRIES, retry_delay=10)
+def run_import(operation_id: int) -> None:
+    """Work through an import's rows (queued by start_import; re-queued after a crash)."""
+    work_through(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
+
+
+register_kind(KIND, unit="rows", summary=_summary, job=run_import)
+
+
+def run_inline(operation_id: int) -> None:
+    """The same, in this process (the CLI): retried here, as the job would be."""
+    for _ in range(RETRIES + 1):
+        try:
+            work_through(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
+            return
+        except Exception:  # recorded on the operation; try again from the last committed batch
+            db.session.rollback()
+    return
+
+
+def _import_of(operation: Operation) -> ContactImport:
+    upload = db.session.get(ContactImport, operation.params["import_id"])
+    if upload is None:
+        raise ServiceError("Stopped: the import was removed.")
+    return upload
+
+
+def _actor_of(upload: ContactImport):
+    if upload.created_by_id is None:
+        return None  # an operator's import from the command line
+    from core.permissions import can
+
+    actor = db.session.get(StaffUser, upload.created_by_id)
+    if actor is None or not actor.active:
+        raise ServiceError("Stopped: the account of the member who started this import is no longer active. "
+                           "What was imported before stays imported.")
+    if not can(actor, "contacts.import"):
+        raise ServiceError("Stopped: the role of the member who started this import may no longer import "
+                           "contacts. What was imported before stays imported.")
+    return actor
+
+
+def _prepare(operation: Operation):
+    upload = _import_of(operation)
+    actor = _actor_of(upload)
+    batch = Batch(upload, actor)
+    return batch.run
+
+
+def _finish(operation: Operation) -> None:
+    upload = _import_of(operation)
+    upload.status = {Operation.DONE: ContactImport.DONE, Operation.CANCELLED: ContactImport.CANCELLED}.get(
+        operation.status, ContactImport.FAILED)
+    upload.finished_at = utcnow()
+    upload.counts = _counts_of(operation)
+    record("contact_import.finished", upload, actor=_started_by(upload),
+           details={"file": upload.filename, "status": operation.status, **upload.counts})
+
+
+def _started_by(upload: ContactImport):
+    return db.session.get(StaffUser, upload.created_by_id) if upload.created_by_id else None
+
+
+def _counts_of(operation: Operation) -> dict:
+    result = operation.result or {}
+    return {"rows": operation.total, "processed": operation.processed, "created": result.get("created", 0),
+            "updated": result.get("updated", 0), "skipped": result.get("skipped_rows", 0),
+            "merged": result.get("merged", 0), "failed": operation.errors}
+
+
+def sync_status(upload: ContactImport) -> ContactImport:
+    """An import whose operation was cancelled (cancelling ends the operation between batches,
+    without the job's finish) reads as cancelled."""
+    if upload.status == ContactImport.RUNNING and upload.operation is not None and upload.operation.is_finished:
+        upload.status = {Operation.DONE: ContactImport.DONE, Operation.CANCELLED: ContactImport.CANCELLED}.get(
+            upload.operation.status, ContactImport.FAILED)
+        upload.finished_at = upload.operation.finished_at
+        upload.counts = _counts_of(upload.operation)
+    return upload
+
+
+def live_counts(upload: ContactImport) -> dict:
+    if upload.operation is None:
+        return dict(upload.counts or {})
+    return _counts_of(upload.operation)
+
+
+# --- writing many rows --------------------------------------------------------------------------
+
+def _pg_array_type(column: sa.Column) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    kind = column.type.compile(dialect=postgresql.dialect())
+    return kind.split(" COLLATE ")[0]
+
+
+def insert_rows(model, rows: list[dict], *, with_ids: bool = False) -> list[int]:
+    """Insert many rows of a tenant table in one statement, as the current tenant.
+
+    On PostgreSQL (where the app's role may not COPY, being bound by row-level security) the
+    rows go as one array per column through `INSERT … SELECT FROM unnest(…)`: one round trip
+    and one statement to plan, whatever their number. Ids, when wanted, are drawn from the
+    table's sequence first, so they come back in the rows' order. Elsewhere (SQLite) the ORM's
+    multi-row insert does it. Row-level security still checks every row on PostgreSQL, and the
+    tenant is the current one, written by this function, not by the caller."""
+    if not rows:
+        return []
+    from core.tenancy import TENANT_CHECKED_SQL, current_tenant_id
+
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        statement = sa.insert(model).execution_options(render_nulls=True)
+        if with_ids:
+            return list(session.scalars(statement.returning(model.id, sort_by_parameter_order=True), rows))
+        session.execute(statement, rows)
+        return []
+    table = model.__table__
+    tenant_id = current_tenant_id()
+    columns = list(rows[0])
+    ids: list[int] = []
+    if with_ids:
+        ids = list(session.scalars(sa.text(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)")
+            .execution_options(**{TENANT_CHECKED_SQL: True}), {"n": len(rows)}))
+        columns = ["id", *columns]
+    params: dict = {"tenant_id": tenant_id}
+    arrays = []
+    for index, name in enumerate(columns):
+        column = table.c[name]
+        if name == "id" and with_ids:
+            values = ids
+        elif isinstance(column.type, sa.JSON):
+            values = [None if row[name] is None else json.dumps(row[name]) for row in rows]
+        else:
+            values = [row[name] for row in rows]
+        params[f"c{index}"] = values
+        arrays.append(f"CAST(:c{index} AS {_pg_array_type(column)}[])")
+    session.execute(sa.text(
+        f"INSERT INTO {table.name} (tenant_id, {', '.join(columns)}) "
+        f"SELECT CAST(:tenant_id AS INTEGER), * FROM unnest({', '.join(arrays)})")
+        .execution_options(**{TENANT_CHECKED_SQL: True}), params)
+    return ids
+
+
+# --- one batch ----------------------------------------------------------------------------------
+
+_CONTACT_FIELDS = ("first_name", "last_name", "email", "extra_emails", "phone", "extra_phones", "street", "city",
+                   "postal_code", "region", "country", "job_title", "source", "notes")
+_LISTS = ("extra_emails", "extra_phones")
+
+
+def _empty(value) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+_COMPANY_CACHE: dict[int, dict[str, tuple[int, str]]] = {}
+
+
+class Batch:
+    """Applies one chunk of rows; made afresh for every chunk (work_through's prepare), so the
+    member's account, the circles and the custom fields are read again each time."""
+
+    def __init__(self, upload: ContactImport, actor):
+        self.upload, self.actor = upload, actor
+        options = upload.options or {}
+        self.options = options
+        self.on_duplicate = options.get("on_duplicate", ContactImport.SKIP)
+        self.now = utcnow()
+        new_fields = {int(k): v for k, v in (options.get("new_fields") or {}).items()}
+        self.cleaner = RowCleaner(upload.header, upload.mapping, region=settings().default_region,
+                                  fields=load_custom_fields(), new_fields=new_fields)
+        self.status_id = options.get("status_id") or default_status_id()
+        self.owner_id = options.get("owner_id") or (actor.id if isinstance(actor, StaffUser) else None)
+        self.circles = [c for c in (db.session.get(Circle, i) for i in options.get("circle_ids") or [])
+                        if c is not None and c.archived_at is None]
+        self._tag_ids: list[int] | None = None
+        # name key -> (id, name), kept across the import's batches in this process: a file names
+        # the same few hundred companies again and again, and matching one is a fuzzy search.
+        self.companies = _COMPANY_CACHE.setdefault(upload.id, {})
+        while len(_COMPANY_CACHE) > 8:
+            _COMPANY_CACHE.pop(next(iter(_COMPANY_CACHE)))
+        self.actor_id = actor.id if isinstance(actor, StaffUser) else None
+        self.actor_label = getattr(actor, "display_name", None) or "Command line import"
+
+    # -- the step -------------------------------------------------------------------------------
+    def run(self, rows: list) -> dict:
+        seq = rows[0][0] if rows else 0
+        failed: list = []
+        groups: dict[str, dict] = {}
+        order: list[dict] = []
+        merged = 0
+        for line, cells in rows:
+            row = self.cleaner.clean(cells)
+            if not row.ok:
+                failed.append([line, row.reason(self.upload.header), cells])
+                continue
+            values = row.values
+            key = ("e:" + values["email"]) if values.get("email") else ("p:" + values["phone"]) \
+                if values.get("phone") else None
+            if key is not None and key in groups:
+                _fold_into(groups[key]["values"], values)
+                groups[key]["lines"].append(line)
+                merged += 1
+                continue
+            entry = {"line": line, "lines": [line], "values": values}
+            order.append(entry)
+            if key is not None:
+                groups[key] = entry
+        counts = {"created": 0, "updated": 0, "skipped_rows": 0, "unchanged": 0, "merged": merged}
+        self._resolve_companies(order)
+        matches = self._match(order)
+        ours = self._created_by_this_import({c.id for c in matches.values()})
+        creates, updates = [], []
+        for index, entry in enumerate(order):
+            contact = matches.get(index)
+            if contact is None:
+                creates.append(entry)
+            elif contact.id in ours:  # the same person further down the file: one contact
+                updates.append((entry, contact, ContactImport.FILL))
+                counts["merged"] += 1
+            elif self.on_duplicate == ContactImport.SKIP:
+                counts["skipped_rows"] += 1
+            elif self.on_duplicate == ContactImport.CREATE:
+                entry["inactive"] = bool(entry["values"].get("email")) and contact.email == entry["values"]["email"]
+                creates.append(entry)
+            else:
+                updates.append((entry, contact, self.on_duplicate))
+        created_ids = self._create(creates)
+        counts["created"] = len(created_ids)
+        changed = self._update(updates, counts)
+        touched = created_ids + [contact.id for contact in changed]
+        added_members, added_tags = self._circles_and_tags(created_ids, [c.id for c in changed])
+        db.session.execute(sa.insert(ContactImportBatch), [{
+            "import_id": self.upload.id, "seq": seq, "created": created_ids,
+            "updated": {str(c.id): c._import_before for c in changed}, "failed": failed,
+            "circle_members": added_members, "contact_tags": added_tags}])
+        db.session.flush()
+        problems = [f"Row {line}: {reason}" for line, reason, _ in failed[:5]]
+        skipped = counts["skipped_rows"] + counts["merged"] + counts["unchanged"]
+        return {"changed": len(touched), "skipped": skipped, "errors": len(failed), "problems": problems,
+                "created": counts["created"], "updated": counts["updated"], "skipped_rows": counts["skipped_rows"]
+                + counts["unchanged"], "merged": counts["merged"]}
+
+    # -- companies ------------------------------------------------------------------------------
+    def _resolve_companies(self, entries: list[dict]) -> None:
+        from crm.companies import create_company, match_company
+
+        names = {}
+        for entry in entries:
+            name = entry["values"].get("company_name")
+            if name:
+                names.setdefault(company_name_key(name), name)
+        cached = {self.companies[key][0] for key in names if key in self.companies}
+        if cached:  # deleted since they were cached: match them again
+            alive = set(db.session.scalars(sa.select(Company.id).where(Company.id.in_(cached))))
+            for key in [k for k, (company_id, _) in self.companies.items() if company_id in cached - alive]:
+                del self.companies[key]
+        missing = [key for key in names if key and key not in self.companies]
+        if missing:
+            for company_id, key, name in db.session.execute(
+                    sa.select(Company.id, Company.name_key, Company.name).where(Company.name_key.in_(missing))
+                    .order_by(Company.id)):
+                self.companies.setdefault(key, (company_id, name))
+        for key, name in names.items():
+            if not key or key in self.companies:
+                continue
+            company = match_company(name) or create_company({"name": name}, actor=self.actor)
+            self.companies[key] = (company.id, company.name)
+        for entry in entries:
+            name = entry["values"].pop("company_name", None)
+            if name and company_name_key(name):
+                entry["values"]["company_id"], entry["company"] = self.companies[company_name_key(name)]
+
+    # -- matching ------------------------------------------------------------------------------
+    def _match(self, entries: list[dict]) -> dict[int, Contact]:
+        """index in entries -> the existing contact it matches: by e-mail among live contacts,
+        else by phone among current ones (the oldest, when several share it). One query each."""
+        emails = {e["values"]["email"]: i for i, e in enumerate(entries) if e["values"].get("email")}
+        found: dict[int, Contact] = {}
+        if emails:
+            for contact in db.session.scalars(sa.select(Contact).where(
+                    Contact.email.in_(list(emails)), Contact.is_active.is_(True), Contact.archived_at.is_(None),
+                    Contact.merged_into_id.is_(None))):
+                found[emails[contact.email]] = contact
+        phones: dict[str, list[int]] = {}
+        for i, entry in enumerate(entries):
+            if i not in found and entry["values"].get("phone"):
+                phones.setdefault(entry["values"]["phone"], []).append(i)
+        if phones:
+            for contact in db.session.scalars(sa.select(Contact).where(
+                    Contact.phone.in_(list(phones)), Contact.archived_at.is_(None), Contact.merged_into_id.is_(None))
+                    .order_by(Contact.id.desc())):
+                for i in phones[contact.phone]:
+                    found[i] = contact  # ordered newest first: the oldest is written last
+        return found
+
+    def _created_by_this_import(self, ids: set[int]) -> set[int]:
+        if not ids:
+            return set()
+        return set(db.session.scalars(sa.select(TimelineEntry.contact_id).where(
+            TimelineEntry.contact_id.in_(ids), TimelineEntry.kind == "imported",
+            TimelineEntry.subject_type == "contact_import", TimelineEntry.subject_id == self.upload.id)))
+
+    # -- creating -------------------------------------------------------------------------------
+    def _create(self, entries: list[dict]) -> list[int]:
+        if not entries:
+            return []
+        role = self.options.get("role") or ContactRole.LEAD
+        rows = []
+        for entry in entries:
+            values = entry["values"]
+            rows.append({
+                "first_name": values.get("first_name") or "", "last_name": values.get("last_name") or "",
+                "email": values.get("email"), "extra_emails": values.get("extra_emails") or [],
+                "phone": values.get("phone"), "extra_phones": values.get("extra_phones") or [],
+                "street": values.get("street"), "city": values.get("city"), "postal_code": values.get("postal_code"),
+                "region": values.get("region"), "country": values.get("country"),
+                "company_id": values.get("company_id"), "job_title": values.get("job_title"),
+                "source": values.get("source"), "notes": values.get("notes"), "social": {}, "role": role,
+                "status_id": self.status_id, "is_active": not entry.get("inactive"), "is_test": False,
+                "is_primary_contact": False, "owner_id": self.owner_id,
+                "custom_fields": values.get("custom_fields") or {}, "created_at": self.now, "updated_at": self.now,
+                "last_activity_at": self.now,
+            })
+        ids = insert_rows(Contact, rows, with_ids=True)
+        tokens, entries_out = [], []
+        summary = f"Imported from {self.upload.filename}"[:500]
+        for contact_id, entry, row in zip(ids, entries, rows):
+            for token in contact_tokens(names=(row["first_name"], row["last_name"], entry.get("company")),
+                                        emails=(row["email"], *row["extra_emails"]),
+                                        phones=(row["phone"], *row["extra_phones"])):
+                tokens.append({"contact_id": contact_id, "token": token})
+            entries_out.append({"contact_id": contact_id, "company_id": None, "kind": "imported", "summary": summary,
+                                "details": {"import_id": self.upload.id, "rows": entry["lines"]},
+                                "actor_id": self.actor_id, "actor_label": self.actor_label,
+                                "subject_type": "contact_import", "subject_id": self.upload.id,
+                                "occurred_at": self.now})
+        insert_rows(ContactSearchToken, tokens)
+        insert_rows(TimelineEntry, entries_out)
+        return ids
+
+    # -- updating -------------------------------------------------------------------------------
+    def _update(self, updates: list[tuple[dict, Contact, str]], counts: dict) -> list[Contact]:
+        changed_contacts = []
+        live_emails = set()
+        wanted = [e["values"]["email"] for e, c, _ in updates if e["values"].get("email")
+                  and e["values"]["email"] != c.email]
+        if wanted:
+            live_emails = set(db.session.scalars(sa.select(Contact.email).where(
+                Contact.email.in_(wanted), Contact.is_active.is_(True), Contact.archived_at.is_(None),
+                Contact.merged_into_id.is_(None))))
+        seen: dict[int, Contact] = {}
+        for entry, contact, mode in updates:
+            before = getattr(contact, "_import_before", None)
+            if before is None:
+                before = {}
+            values = entry["values"]
+            changes: dict = {}
+            for name in _CONTACT_FIELDS + ("company_id",):
+                if name not in values or _empty(values[name]):
+                    continue
+                new, current = values[name], getattr(contact, name)
+                if name in _LISTS:
+                    primary = contact.email if name == "extra_emails" else contact.phone
+                    merged = list(dict.fromkeys([*(current or []), *[v for v in new if v != primary]]))
+                    if merged != list(current or []):
+                        changes[name] = merged
+                    continue
+                if name == "email" and (new in live_emails or not contact.is_active):
+                    continue  # another live contact has it
+                if new != current and (mode == ContactImport.OVERWRITE or _empty(current)):
+                    changes[name] = new
+            if values.get("custom_fields"):
+                current = dict(contact.custom_fields or {})
+                merged = dict(current)
+                for key, value in values["custom_fields"].items():
+                    if _empty(value):
+                        continue
+                    if mode == ContactImport.OVERWRITE or _empty(current.get(key)):
+                        merged[key] = value
+                if merged != current:
+                    changes["custom_fields"] = merged
+            if not changes:
+                if contact.id not in seen:
+                    counts["unchanged"] += 1
+                continue
+            for name, value in changes.items():
+                before.setdefault(name, [_jsonable(getattr(contact, name)), None])
+                before[name][1] = _jsonable(value)
+                setattr(contact, name, value)
+            if "email" in changes:
+                live_emails.add(changes["email"])
+            contact.updated_at = contact.last_activity_at = self.now
+            contact._import_before = before
+            if contact.id not in seen:
+                seen[contact.id] = contact
+                changed_contacts.append(contact)
+        if changed_contacts:
+            db.session.flush()
+            index_contacts(changed_contacts)
+            summary = f"Updated from the import of {self.upload.filename}"[:500]
+            insert_rows(TimelineEntry, [{
+                "contact_id": c.id, "company_id": None, "kind": "import_updated",
+                "summary": f"{summary}: {', '.join(_field_words(c._import_before))}"[:500],
+                "details": {"import_id": self.upload.id, "fields": sorted(c._import_before)},
+                "actor_id": self.actor_id, "actor_label": self.actor_label, "subject_type": "contact_import",
+                "subject_id": self.upload.id, "occurred_at": self.now} for c in changed_contacts])
+        counts["updated"] += len(changed_contacts)
+        return changed_contacts
+
+    # -- circles and tags -----------------------------------------------------------------------
+    def _tags(self) -> list[int]:
+        if self._tag_ids is None:
+            from crm.tags import get_or_create_tag
+
+            self._tag_ids = [get_or_create_tag(name).id for name in self.options.get("tags") or []]
+        return self._tag_ids
+
+    def _circles_and_tags(self, created: list[int], updated: list[int]) -> tuple[list[int], list[int]]:
+        """Put the imported contacts in the chosen circles and give them the chosen tags;
+        returns the ids of what was added to contacts that existed before (undo removes those;
+        created contacts take theirs with them)."""
+        everyone = created + updated
+        added_members, added_tags = [], []
+        tag_ids = self._tags() if everyone else []
+        for circle in self.circles:
+            have = set(db.session.scalars(sa.select(CircleMember.contact_id).where(
+                CircleMember.circle_id == circle.id, CircleMember.removed_at.is_(None),
+                CircleMember.contact_id.in_(updated)))) if updated else set()
+            rows = [{"circle_id": circle.id, "contact_id": i, "company_id": None, "added_by_id": self.actor_id,
+                     "added_at": self.now} for i in everyone if i not in have]
+            if rows:
+                ids = insert_rows(CircleMember, rows, with_ids=True)
+                added_members += [member_id for member_id, row in zip(ids, rows) if row["contact_id"] in updated]
+        for tag_id in tag_ids:
+            have = set(db.session.scalars(sa.select(ContactTag.contact_id).where(
+                ContactTag.tag_id == tag_id, ContactTag.contact_id.in_(updated)))) if updated else set()
+            rows = [{"contact_id": i, "tag_id": tag_id} for i in everyone if i not in have]
+            if rows:
+                ids = insert_rows(ContactTag, rows, with_ids=True)
+                added_tags += [tag_row_id for tag_row_id, row in zip(ids, rows) if row["contact_id"] in updated]
+        return added_members, added_tags
+
+
+def _fold_into(target: dict, extra: dict) -> None:
+    """A later row of the same person fills what the first left empty; lists add up."""
+    for name, value in extra.items():
+        if _empty(value):
+            continue
+        if name in _LISTS or name == "tags":
+            target[name] = list(dict.fromkeys([*(target.get(name) or []), *value]))
+        elif name == "custom_fields":
+            target[name] = {**value, **{k: v for k, v in (target.get(name) or {}).items() if not _empty(v)}}
+        elif _empty(target.get(name)):
+            target[name] = value
+    for name in _LISTS:
+        primary = target.get("email" if name == "extra_emails" else "phone")
+        if target.get(name) and primary in target[name]:
+            target[name] = [v for v in target[name] if v != primary]
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, (list, tuple)) else dict(value) if isinstance(value, dict) else value
+
+
+_WORDS = {"company_id": "company", "custom_fields": "custom fields", "extra_emails": "other e-mails",
+          "extra_phones": "other phones", "email": "e-mail"}
+
+
+def _field_words(before: dict) -> list[str]:
+    return [_WORDS.get(name, name.replace("_", " ")) for name in before]
+
+
+# --- the result ----------------------------------------------------------------------------------
+
+FAILED_COLUMNS = ("Row", "Why it was not imported")
+
+
+def failed_rows(upload: ContactImport) -> Iterable[list]:
+    """The header, then each failed row as it was in the file, with its row number and why:
+    fix the cells, delete the two last columns or leave them (they are not mapped), upload."""
+    yield [*upload.header, *FAILED_COLUMNS]
+    batches = db.session.scalars(sa.select(ContactImportBatch.failed).where(
+        ContactImportBatch.import_id == upload.id).order_by(ContactImportBatch.seq)
+        .execution_options(yield_per=20))
+    width = len(upload.header)
+    for failed in batches:
+        for line, reason, cells in failed:
+            yield [*cells, *[""] * (width - len(cells)), line, reason]
+
+
+def failed_rows_csv(upload: ContactImport) -> Iterable[str]:
+    return csv_text([safe_cell(v) for v in row] for row in failed_rows(upload))
+
+
+def imports_list(*, limit: int = 50) -> list[ContactImport]:
+    from sqlalchemy.orm import selectinload
+
+    return list(db.session.scalars(sa.select(ContactImport).options(
+        selectinload(ContactImport.created_by), selectinload(ContactImport.operation))
+        .order_by(ContactImport.id.desc()).limit(limit)))
+
+
+# --- undo ---------------------------------------------------------------------------------------
+
+def undo_import(upload: ContactImport, *, actor, queue: bool = True) -> Operation:
+    """Remove what the import created and restore what it changed, as a background operation."""
+    sync_status(upload)
+    if upload.status == ContactImport.UNDONE:
+        raise ServiceError("This import has been undone already.")
+    if upload.status == ContactImport.RUNNING:
+        raise ServiceError("The import is still running: cancel it first, then undo what it did.")
+    if not upload.can_undo:
+        raise ServiceError("An import can be undone for 7 days after it ended, when it created or changed contacts."
+                           if upload.finished_at else "This import has not run.")
+    batch_ids = list(db.session.scalars(sa.select(ContactImportBatch.id).where(
+        ContactImportBatch.import_id == upload.id).order_by(ContactImportBatch.seq)))
+    operation = Operation(kind=UNDO_KIND, title=f"Undo the import of {upload.filename}"[:300],
+                          params={"import_id": upload.id}, total=len(batch_ids),
+                          started_by_id=getattr(actor, "id", None) if isinstance(actor, StaffUser) else None)
+    db.session.add(operation)
+    db.session.flush()
+    chunks = [{"operation_id": operation.id, "seq": seq, "refs": batch_ids[start:start + 5]}
+              for seq, start in enumerate(range(0, len(batch_ids), 5))]
+    if chunks:
+        db.session.execute(sa.insert(OperationChunk), chunks)
+    upload.status, upload.undone_at = ContactImport.UNDONE, utcnow()
+    if queue:
+        on_commit(run_undo, operation.id, tenant_id=operation.tenant_id)
+    return operation
+
+
+@job(retries=RETRIES, retry_delay=10)
+def run_undo(operation_id: int) -> None:
+    work_through(operation_id, prepare=_prepare_undo, finish=_finish_undo, retries=RETRIES)
+
+
+register_kind(UNDO_KIND, unit="batches", job=run_undo,
+              summary=lambda op: f"{(op.result or {}).get('removed', 0):,} contacts removed, "
+                                 f"{(op.result or {}).get('restored', 0):,} restored.")
+
+
+def _prepare_undo(operation: Operation):
+    upload = _import_of(operation)
+    actor = db.session.get(StaffUser, operation.started_by_id) if operation.started_by_id else None
+
+    def step(batch_ids: list[int]) -> dict:
+        removed = restored = kept = 0
+        for batch in db.session.scalars(sa.select(ContactImportBatch).where(ContactImportBatch.id.in_(batch_ids))
+                                        .order_by(ContactImportBatch.seq)):
+            if batch.circle_members:
+                db.session.execute(sa.delete(CircleMember).where(CircleMember.id.in_(batch.circle_members)))
+            if batch.contact_tags:
+                db.session.execute(sa.delete(ContactTag).where(ContactTag.id.in_(batch.contact_tags)))
+            if batch.created:
+                # A contact someone has merged another into since keeps the merged one's history: it stays.
+                keep = set(db.session.scalars(sa.select(Contact.merged_into_id).where(
+                    Contact.merged_into_id.in_(batch.created))))
+                gone = [i for i in batch.created if i not in keep]
+                kept += len(keep)
+                if gone:
+                    removed += db.session.execute(sa.delete(Contact).where(Contact.id.in_(gone))).rowcount or 0
+            if batch.updated:
+                contacts = db.session.scalars(sa.select(Contact).where(
+                    Contact.id.in_([int(i) for i in batch.updated]))).all()
+                back = []
+                for contact in contacts:
+                    fields = []
+                    for name, (before, after) in batch.updated[str(contact.id)].items():
+                        if _jsonable(getattr(contact, name)) == after:  # nobody changed it since
+                            setattr(contact, name, before)
+                            fields.append(name)
+                    if fields:
+                        contact.updated_at = utcnow()
+                        back.append(contact)
+                        db.session.add(TimelineEntry(
+                            contact_id=contact.id, kind="import_undone",
+                            summary=f"Import of {upload.filename} undone: {', '.join(_field_words(dict.fromkeys(fields)))} restored"[:500],
+                            details={"import_id": upload.id, "fields": fields}, actor_id=getattr(actor, "id", None),
+                            actor_label=getattr(actor, "display_name", None), subject_type="contact_import",
+                            subject_id=upload.id, occurred_at=utcnow()))
+                if back:
+                    db.session.flush()
+                    index_contacts(back)
+                    restored += len(back)
+        db.session.flush()
+        return {"changed": removed + restored, "removed": removed, "restored": restored, "kept": kept}
+
+    return step
+
+
+def _finish_undo(operation: Operation) -> None:
+    upload = _import_of(operation)
+    result = operation.result or {}
+    actor = db.session.get(StaffUser, operation.started_by_id) if operation.started_by_id else None
+    record("contact_import.undone", upload, actor=actor,
+           details={"file": upload.filename, "removed": result.get("removed", 0),
+                    "restored": result.get("restored", 0), "kept": result.get("kept", 0),
+                    "status": operation.status})
+
+
+# --- housekeeping --------------------------------------------------------------------------------
+
+UPLOAD_KEPT = timedelta(days=1)  # an upload nobody went on with
+
+
+def expire_imports(now=None) -> tuple[int, int]:
+    """Forget uploads never started after UPLOAD_KEPT (their frozen rows with them), and what
+    finished imports kept for undo and the failed-rows file once UNDO_DAYS have passed; the
+    counts stay. Returns (uploads removed, imports expired)."""
+    from crm.imports.models import UNDO_DAYS
+
+    now = now or utcnow()
+    with cross_tenant("expire old import uploads and undo data", audit=False):
+        stale = list(db.session.scalars(sa.select(ContactImport.id).where(
+            ContactImport.status == ContactImport.UPLOADED, ContactImport.created_at < now - UPLOAD_KEPT)))
+        if stale:
+            db.session.execute(sa.delete(ContactImportChunk).where(ContactImportChunk.import_id.in_(stale)))
+            db.session.execute(sa.delete(ContactImport).where(ContactImport.id.in_(stale)))
+        old = list(db.session.scalars(sa.select(ContactImport.id).where(
+            ContactImport.finished_at < now - timedelta(days=UNDO_DAYS),
+            sa.select(ContactImportBatch.id).where(ContactImportBatch.import_id == ContactImport.id).exists())))
+        if old:
+            db.session.execute(sa.delete(ContactImportBatch).where(ContactImportBatch.import_id.in_(old)))
+        db.session.commit()
+    return len(stale), len(old)
+
+
+@periodic_job(crontab(minute="23"))
+def expire_imports_hourly() -> None:
+    expire_imports()
