@@ -52,6 +52,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     import admin
     import core.operations  # noqa: F401  (background operations' tables)
     import crm  # noqa: F401  (models and tenant set-up)
+    import forms
     import portal
     import staff
 
@@ -60,6 +61,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.cli.add_command(contacts_cli)
     staff.init_app(app)
     portal.init_app(app)
+    forms.init_app(app)
     admin.init_app(app)
 
     _warn_if_rls_is_bypassed(app)

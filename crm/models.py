@@ -33,6 +33,10 @@ class CrmSettings(TenantScoped, db.Model):
     # Staff see every contact, or only those they own or that are in Circles assigned to them.
     staff_visibility: Mapped[str] = mapped_column(sa.String(20), default=ALL_CONTACTS)
     default_region: Mapped[str] = mapped_column(sa.String(2), default="US")  # for phone numbers
+    # How alike (0-100) a company name typed on a form must be to an existing one to match it.
+    company_match_threshold: Mapped[int] = mapped_column(default=90, server_default="90")
+    # Origins (scheme://host[:port]) allowed to frame the tenant's kickoff forms.
+    form_embed_origins: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
 
 
 class PipelineStatus(TenantScoped, db.Model):
