@@ -191,6 +191,9 @@ class FormSubmission(TenantScoped, db.Model):
     contact_id: Mapped[int | None]
     company_id: Mapped[int | None]
     created_contact: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # A password the registrant chose on the form for their portal login: hashed on receipt
+    # (never stored or queued in clear) and cleared once the login exists.
+    portal_password_hash: Mapped[str | None] = mapped_column(sa.String(255))
 
     form = relationship(
         "Form", viewonly=True,

@@ -108,6 +108,7 @@ def upgrade():
     sa.Column('contact_id', sa.Integer(), nullable=True),
     sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('created_contact', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('portal_password_hash', sa.String(length=255), nullable=True),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.CheckConstraint("state in ('received', 'processed', 'failed')", name=op.f('ck_kickoff_form_submission_state')),
     sa.ForeignKeyConstraint(['tenant_id', 'company_id'], ['company.tenant_id', 'company.id'], name=op.f('fk_kickoff_form_submission_tenant_id_company_id_company'), ondelete='SET NULL'),
