@@ -520,3 +520,84 @@ def test_field_keys_may_not_clash_with_the_forms_own_inputs():
         build_form_class([{"key": "kf_token", "kind": "short_text"}])
     with pytest.raises(ValueError):
         build_form_class([{"key": "a", "kind": "short_text"}, {"key": "a", "kind": "email"}])
+
+
+# --- the tenant's settings: embed origins and company matching --------------------------------------
+
+@pytest.mark.parametrize("raw, stored", [
+    ("https://www.Example.com/", "https://www.example.com"),
+    ("https://shop.example.co.uk:8443", "https://shop.example.co.uk:8443"),
+    ("http://localhost:8000", "http://localhost:8000"),
+    ("http://acme.localhost:5000", "http://acme.localhost:5000"),
+    ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+    ("https://bücher.example", "https://xn--bcher-kva.example"),
+])
+def test_embed_origins_are_normalised(raw, stored):
+    from crm.settings_service import parse_origin
+    assert parse_origin(raw) == stored
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("http://www.example.com", "must use https://"),
+    ("https://www.example.com/contact", "has more than the site's address"),
+    ("https://www.example.com?x=1", "has more than the site's address"),
+    ("www.example.com", "is not a web address"),
+    ("ftp://example.com", "is not a web address"),
+    ("https://exa mple.com", "is not a web address"),
+    ("https://*.example.com", "is not a web address"),
+    ("https://example.com;script-src", "is not a web address"),
+    ("https://user@example.com", "has more than the site's address"),
+])
+def test_bad_embed_origins_are_refused_in_plain_words(raw, message):
+    from crm.settings_service import parse_origin
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_origin(raw)
+
+
+def crm_settings_csrf(client) -> str:
+    page = client.get("/staff/settings/crm")
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def test_an_admin_sets_embed_origins_and_the_matching_threshold(app, world, staff_client):
+    client = staff_client("admin")
+    page = text(client.get("/staff/settings/crm"))
+    assert '<h2 id="kickoff-forms-title">Kickoff forms</h2>' in page and 'href="#kickoff-forms"' in page
+    assert 'value="90"' in page  # the default threshold
+
+    bad = client.post("/staff/settings/crm/kickoff-forms", data={
+        "csrf_token": crm_settings_csrf(client), "form_embed_origins": "https://www.acme.example\nhttp://acme.example",
+        "company_match_threshold": "85"})
+    assert bad.status_code == 422
+    body = text(bad)
+    assert "“http://acme.example” must use https://" in body and 'id="form_embed_origins-error"' in body
+    assert "http://acme.example" in body  # what was typed stays
+    with app.app_context(), tenant_context(world.a.id):
+        assert settings().form_embed_origins == [] and settings().company_match_threshold == 90
+
+    for threshold in ("49", "101", "ninety"):
+        response = client.post("/staff/settings/crm/kickoff-forms", data={
+            "csrf_token": crm_settings_csrf(client), "form_embed_origins": "", "company_match_threshold": threshold})
+        assert response.status_code == 422
+        assert "Enter a whole number from 50 to 100." in text(response)
+
+    good = client.post("/staff/settings/crm/kickoff-forms", data={
+        "csrf_token": crm_settings_csrf(client),
+        "form_embed_origins": "https://www.acme.example/\nhttps://www.acme.example, http://localhost:8000",
+        "company_match_threshold": "80"}, follow_redirects=True)
+    assert "Kickoff form settings saved." in text(good)
+    with app.app_context(), tenant_context(world.a.id):
+        assert settings().form_embed_origins == ["https://www.acme.example", "http://localhost:8000"]
+        assert settings().company_match_threshold == 80
+    with app.app_context(), tenant_context(world.b.id):
+        assert settings().form_embed_origins == [] and settings().company_match_threshold == 90
+
+
+def test_staff_members_cannot_change_form_settings(app, world, staff_client):
+    from tests.support import post_form
+
+    response = post_form(staff_client("staff"), "/staff/settings/crm/kickoff-forms", {
+        "form_embed_origins": "https://evil.example", "company_match_threshold": "50"})
+    assert response.status_code == 403
+    with app.app_context(), tenant_context(world.a.id):
+        assert settings().form_embed_origins == []
