@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from core.db import db
 from crm.access import visible_contacts_clause
-from crm.models import CircleMember, Contact, ContactRole, ContactTag, CustomField, PipelineStatus
+from crm.models import CircleMember, Company, Contact, ContactRole, ContactTag, CustomField, PipelineStatus
 from crm.search import contact_matches, contains
 
 PAGE_SIZE = 50
@@ -257,6 +257,11 @@ def decode_cursor(token: str | None, sort: str):
         return None
 
 
+LIST_COLUMNS = (Contact.id, Contact.first_name, Contact.last_name, Contact.email, Contact.phone, Contact.company_id,
+                Contact.role, Contact.status_id, Contact.owner_id, Contact.is_active, Contact.created_at,
+                Contact.updated_at, Contact.last_activity_at)
+
+
 @dataclass
 class Page:
     contacts: list[Contact]
@@ -278,8 +283,12 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
         key = sa.tuple_(*[sa.literal(v, type_=c.type) for v, c in zip(cursor, columns)])
         query = query.where(row < key if descending else row > key)
     query = query.order_by(*[c.desc() if descending else c.asc() for c in columns]).limit(size + 1)
-    query = query.options(sa.orm.selectinload(Contact.company), sa.orm.selectinload(Contact.status),
-                          sa.orm.selectinload(Contact.owner))
+    # Only what the list shows: a contact's JSON columns (custom fields, social links, other
+    # e-mails and phones) are decoded per row, and the page never shows them. Raising on the
+    # rest keeps a template change from turning into a query per row.
+    query = query.options(sa.orm.load_only(*LIST_COLUMNS, raiseload=True),
+                          sa.orm.selectinload(Contact.company).load_only(Company.id, Company.name, raiseload=True),
+                          sa.orm.selectinload(Contact.status), sa.orm.selectinload(Contact.owner))
     rows = list(db.session.scalars(query))
     next_cursor = None
     if len(rows) > size:
