@@ -537,11 +537,14 @@ class Batch:
     def _resolve_companies(self, entries: list[dict]) -> None:
         from crm.companies import create_company, match_company
 
-        names = {}
+        names, details = {}, {}
         for entry in entries:
             name = entry["values"].get("company_name")
             if name:
-                names.setdefault(company_name_key(name), name)
+                key = company_name_key(name)
+                names.setdefault(key, name)
+                for field, value in (entry["values"].get("company_details") or {}).items():
+                    details.setdefault(key, {}).setdefault(field, value)  # the first row that says wins
         cached = {self.companies[key][0] for key in names if key in self.companies}
         if cached:  # deleted since they were cached: match them again
             alive = set(db.session.scalars(sa.select(Company.id).where(Company.id.in_(cached))))
@@ -558,10 +561,11 @@ class Batch:
                 continue
             company = match_company(name)
             if company is None:
-                company = create_company({"name": name}, actor=self.actor)
+                company = create_company({**details.get(key, {}), "name": name}, actor=self.actor)
                 self.created_companies.append(company.id)
             self.companies[key] = (company.id, company.name)
         for entry in entries:
+            entry["values"].pop("company_details", None)
             name = entry["values"].pop("company_name", None)
             if name and company_name_key(name):
                 entry["values"]["company_id"], entry["company"] = self.companies[company_name_key(name)]
@@ -744,7 +748,7 @@ def _fold_into(target: dict, extra: dict) -> None:
             continue
         if name in _LISTS or name == "tags":
             target[name] = list(dict.fromkeys([*(target.get(name) or []), *value]))
-        elif name == "custom_fields":
+        elif name in ("custom_fields", "company_details"):
             target[name] = {**value, **{k: v for k, v in (target.get(name) or {}).items() if not _empty(v)}}
         elif _empty(target.get(name)):
             target[name] = value

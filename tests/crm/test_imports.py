@@ -308,6 +308,31 @@ def test_undo_removes_the_companies_the_import_added_unless_someone_uses_them(ap
         assert operation.summary == "4 contacts removed, 0 restored, 1 companies the import had added removed."
 
 
+def test_company_details_fill_the_companies_the_import_adds(app, world, in_a):
+    with in_a() as owner:
+        make_company("Known Ltd", domain="known.example")
+        upload = _upload(owner, [["Email", "Company", "Website", "Company Phone"],
+                                 ["a@example.com", "Known Ltd", "https://www.other.example/about", "+44 20 7946 0958"],
+                                 ["b@example.com", "Brand New GmbH", "https://www.brand-new.example/", "+49 30 901820"],
+                                 ["c@example.com", "Broken Site Inc", "not a website", ""]])
+        assert upload.mapping == ["email", "company_name", "company_domain", "company_phone"]
+        problems = [row.problems for row in engine.preview(upload)]
+        assert problems[:2] == [{}, {}] and problems[2] == {2: "Enter a domain like example.com."}
+        ids = upload.id, owner.id
+    with in_a():
+        _run(app, ids[0], {}, ids[1])
+    with app.app_context():
+        run_pending_jobs()
+    with in_a():
+        companies = {c.name: c for c in db.session.scalars(sa.select(Company))}
+        assert set(companies) == {"Known Ltd", "Brand New GmbH"}
+        assert (companies["Brand New GmbH"].domain, companies["Brand New GmbH"].phone) == \
+            ("brand-new.example", "+4930901820")
+        assert companies["Known Ltd"].domain == "known.example" and companies["Known Ltd"].phone is None
+        failed = list(engine.failed_rows(db.session.get(ContactImport, ids[0])))
+        assert failed[1][-1] == "Website: Enter a domain like example.com."
+
+
 def test_undo_is_refused_after_seven_days(app, world, in_a):
     with in_a() as owner:
         upload = _upload(owner, [["Email"], ["a@example.com"]])
