@@ -154,8 +154,7 @@ def _advisory_lock(kind: str, key: str) -> None:
     if db.session.get_bind().dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"portico.forms:{current_tenant_id()}:{kind}:{key}".encode(), digest_size=8).digest()
-    db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                       {"key": int.from_bytes(digest, "big", signed=True)})
+    db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
 
 
 def _not_merged_or_archived():

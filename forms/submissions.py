@@ -149,14 +149,15 @@ def processing_actor(form: Form):
 
 # --- stalled and failed submissions ----------------------------------------------------------------
 
-def _requeue(rows, *, now: datetime) -> list[int]:
-    """Count another try on each submission and queue its job once this commits."""
+def _requeue(rows, *, queue: bool = True) -> list[int]:
+    """Count another try on each submission (waiting again) and, with `queue`, queue its job
+    once this commits."""
     ids = [row.id for row in rows]
     if ids:
         db.session.execute(sa.update(FormSubmission).where(FormSubmission.id.in_(ids))
                            .values(attempts=FormSubmission.attempts + 1, state=SubmissionState.RECEIVED)
                            .execution_options(synchronize_session=False))
-    for row in rows:
+    for row in rows if queue else ():
         on_commit(process_submission, row.id, tenant_id=row.tenant_id)
     return ids
 
@@ -177,7 +178,7 @@ def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = S
             .order_by(FormSubmission.id)).all()
         stalled = [row for row in candidates
                    if row.submitted_at < now - stalled_after * (2 ** max(0, (row.attempts or 1) - 1))]
-        ids = _requeue(stalled, now=now)
+        ids = _requeue(stalled)
         db.session.commit()
     for row in stalled:
         logger.warning("form submission %s waited since %s: queued again", row.id, row.submitted_at)
@@ -189,13 +190,14 @@ def requeue_stalled_submissions() -> None:
     requeue_stalled()
 
 
-def reprocess(*, include_failed: bool = False) -> list[int]:
+def reprocess(*, include_failed: bool = False, queue: bool = True) -> list[int]:
     """Queue again the current tenant's submissions waiting to be processed, and with
-    `include_failed` those that failed; returns their ids. For operators (the CLI)."""
+    `include_failed` those that failed; returns their ids. For operators (the CLI, which
+    with `queue=False` processes them itself)."""
     states = [SubmissionState.RECEIVED] + ([SubmissionState.FAILED] if include_failed else [])
     rows = db.session.execute(sa.select(FormSubmission.id, FormSubmission.tenant_id)
                               .where(FormSubmission.state.in_(states)).order_by(FormSubmission.id)).all()
-    ids = _requeue(rows, now=utcnow())
+    ids = _requeue(rows, queue=queue)
     if ids:
         record("form_submission.requeued", details={"count": len(ids), "ids": ids[:100],
                                                     "failed_included": include_failed})
