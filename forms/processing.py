@@ -359,19 +359,19 @@ def next_owner(form: Form, problems: list[str]) -> StaffUser | None:
 def _portal_login(form: Form, submission: FormSubmission, contact: Contact, actor, problems: list[str]) -> None:
     from portal.accounts import register_portal_account
 
+    password_hash = submission.portal_password_hash if form.portal_login == PortalLogin.PASSWORD else None
+    submission.portal_password_hash = None  # the login has it now, or never will
     if form.portal_login == PortalLogin.NONE:
         return
     if not contact.email:
         problems.append("Portal login: the contact has no e-mail address, so no login was made.")
         return
-    password_hash = submission.portal_password_hash if form.portal_login == PortalLogin.PASSWORD else None
     try:
         with db.session.begin_nested():
             register_portal_account(contact, password=None, password_hash=password_hash,
                                     needs_approval=form.portal_requires_approval, actor=actor, source=form.title)
     except ServiceError as exc:
         problems.append(f"Portal login: {exc.message}")
-    submission.portal_password_hash = None  # the login has it now (or never will)
 
 
 def _emails(form: Form, submission: FormSubmission, contact: Contact, created: bool) -> None:

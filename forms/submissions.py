@@ -28,7 +28,7 @@ from core.jobs import job, on_commit, periodic_job
 from core.tenancy import cross_tenant
 from crm.merge import MERGE_HOOKS
 from crm.models import Contact
-from forms.models import Form, FormSubmission, SubmissionState
+from forms.models import Form, FormSubmission, PortalLogin, SubmissionState
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
 
     `answers` maps field keys to the text sent (a list of texts for multiple choice); they are
     stored as given: checking them is the public form's job, done before this is called.
-    `password` (a portal login chosen on the form) is kept only as its hash. The same
+    `password` (a portal login chosen on the form) is kept only as its hash, and only when
+    the form's portal login is the password chosen on the form. The same
     (form, idempotency_key) again returns the submission stored the first time and False,
     also when two requests race (the database's unique key decides; the loser reads the
     winner's row). Processing is queued once the submission is committed.
@@ -73,7 +74,9 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
         form_id=form.id, idempotency_key=key, answers=dict(answers), source_url=(source_url or "")[:2000],
         utm=dict(utm or {}), ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:500],
         state=SubmissionState.RECEIVED, attempts=1,
-        portal_password_hash=hash_password(password) if password else None,
+        # Only a form that lets the registrant choose their password keeps one, as a hash.
+        portal_password_hash=hash_password(password) if password and form.portal_login == PortalLogin.PASSWORD
+        else None,
     )
     try:
         with db.session.begin_nested():
