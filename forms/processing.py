@@ -350,7 +350,9 @@ def next_owner(form: Form, problems: list[str]) -> StaffUser | None:
         position = (start + step) % len(ids)
         owner = db.session.get(StaffUser, int(ids[position]))
         if owner is not None and owner.active:
-            form.round_robin_next = (position + 1) % len(ids)
+            # Not through the ORM: handing out a turn is no edit of the form (updated_at stays).
+            db.session.execute(sa.update(Form).where(Form.id == form.id).values(
+                round_robin_next=(position + 1) % len(ids), updated_at=Form.updated_at))
             return owner
     problems.append("Owner: nobody in the form's round-robin is still on the team; no owner was set.")
     return None

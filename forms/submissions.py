@@ -152,12 +152,15 @@ def processing_actor(form: Form):
 
 # --- stalled and failed submissions ----------------------------------------------------------------
 
-def _requeue(rows, *, queue: bool = True) -> list[int]:
+def _requeue(rows, states: list[str], *, queue: bool = True) -> list[int]:
     """Count another try on each submission (waiting again) and, with `queue`, queue its job
-    once this commits."""
+    once this commits. One processed meanwhile is left as it is (the state is checked again
+    in the UPDATE, which on PostgreSQL waits for a worker still holding the row); its job
+    finds it processed and does nothing."""
     ids = [row.id for row in rows]
     if ids:
-        db.session.execute(sa.update(FormSubmission).where(FormSubmission.id.in_(ids))
+        db.session.execute(sa.update(FormSubmission)
+                           .where(FormSubmission.id.in_(ids), FormSubmission.state.in_(states))
                            .values(attempts=FormSubmission.attempts + 1, state=SubmissionState.RECEIVED)
                            .execution_options(synchronize_session=False))
     for row in rows if queue else ():
@@ -181,7 +184,7 @@ def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = S
             .order_by(FormSubmission.id)).all()
         stalled = [row for row in candidates
                    if row.submitted_at < now - stalled_after * (2 ** max(0, (row.attempts or 1) - 1))]
-        ids = _requeue(stalled)
+        ids = _requeue(stalled, [SubmissionState.RECEIVED])
         db.session.commit()
     for row in stalled:
         logger.warning("form submission %s waited since %s: queued again", row.id, row.submitted_at)
@@ -200,7 +203,7 @@ def reprocess(*, include_failed: bool = False, queue: bool = True) -> list[int]:
     states = [SubmissionState.RECEIVED] + ([SubmissionState.FAILED] if include_failed else [])
     rows = db.session.execute(sa.select(FormSubmission.id, FormSubmission.tenant_id)
                               .where(FormSubmission.state.in_(states)).order_by(FormSubmission.id)).all()
-    ids = _requeue(rows, queue=queue)
+    ids = _requeue(rows, states, queue=queue)
     if ids:
         record("form_submission.requeued", details={"count": len(ids), "ids": ids[:100],
                                                     "failed_included": include_failed})

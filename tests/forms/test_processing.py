@@ -207,14 +207,17 @@ def test_round_robin_takes_turns_and_skips_who_left(app, world, deliver):
     ids = [world.a.members[r].id for r in ("owner", "admin", "staff")]
     with as_tenant(app, world.a.id):
         staff(world, "admin").active = False
-        form_id = make_form("Demo request", owner_mode=OwnerMode.ROUND_ROBIN, round_robin_staff_ids=ids).id
+        form = make_form("Demo request", owner_mode=OwnerMode.ROUND_ROBIN, round_robin_staff_ids=ids)
+        form_id, edited_at = form.id, form.updated_at
     for n in range(4):
         submit(app, world.a.id, form_id, {"first_name": f"P{n}", "email": f"p{n}@example.com"})
         deliver()  # one at a time, so the order of the turns is the order of the submissions
     with as_tenant(app, world.a.id):
         owners = [c.owner_id for c in contacts()]
         assert owners == [ids[0], ids[2], ids[0], ids[2]]
-        assert db.session.get(Form, form_id).round_robin_next == 0
+        form = db.session.get(Form, form_id)
+        assert form.round_robin_next == 0
+        assert form.updated_at == edited_at, "handing out turns is not an edit of the form"
 
 
 def test_nothing_to_make_a_contact_from_fails_without_retrying(app, world, deliver):
