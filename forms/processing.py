@@ -460,12 +460,14 @@ def process(submission: FormSubmission) -> None:
                       labels=lambda _: "Tag")
     company = _company(form, contact, answers, actor, region, problems=problems)
 
+    _portal_login(form, submission, contact, actor, problems)
+    # Dated when it was sent, so it sits before what processing it caused on the timeline.
     record_activity(TIMELINE_KIND, f"Submitted {form.title}", contact=contact, subject=submission, actor=actor,
                     occurred_at=submission.submitted_at,
                     details={"form_id": form.id, "submission_id": submission.id, "created": created,
                              "answers": [[label, text] for label, text, _ in answers.rows if text],
-                             "filled": filled, "problems": problems})
-    _portal_login(form, submission, contact, actor, problems)
+                             "filled": filled, "problems": list(problems)})
+    contact.last_activity_at = utcnow()  # what processing did is the latest activity, not the sending
 
     submission.state = SubmissionState.PROCESSED
     submission.contact_id = contact.id

@@ -318,3 +318,40 @@ def test_answer_rows_read_as_people_write(app, world, answers, expected):
         form = make_form("Rows", fields=[dict(key="a", kind=kind, label="A"),
                                          dict(key="s", kind=FieldKind.SECTION, label="About you")])
         assert processing.answer_rows(form, answers) == expected
+
+
+def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, deliver):
+    from forms.models import PortalLogin
+
+    with as_tenant(app, world.a.id):
+        owner = staff(world)
+        gone = create_circle("Old list", None, None, owner)
+        kept = create_circle("Current", None, None, owner)
+        gone.archived_at = kept.created_at
+        retired = db.session.get(PipelineStatus, _status("Unqualified"))
+        retired.archived_at = kept.created_at
+        staff(world, "staff").active = False
+        form = make_form("Outdated", circle_ids=[gone.id, kept.id], status_id=retired.id,
+                         owner_mode=OwnerMode.FIXED, owner_id=world.a.members["staff"].id,
+                         portal_login=PortalLogin.EMAIL_LINK,
+                         fields=[*STANDARD_FIELDS, dict(key="domain", kind=FieldKind.SHORT_TEXT, label="Website",
+                                                        target="company.domain")])
+        form_id = form.id
+    sid = submit(app, world.a.id, form_id, {"first_name": "Bob", "phone": "+1 415 555 0199",
+                                            "domain": "bob.example"})
+    deliver()
+    with as_tenant(app, world.a.id):
+        [contact] = contacts()
+        assert [c.name for c in circles_of_contact(contact)] == ["Current"]
+        assert contact.status.name == "New" and contact.owner_id is None and contact.company_id is None
+        sub = submission(sid)
+        assert sub.state == SubmissionState.PROCESSED
+        assert sub.error.splitlines() == [
+            "Status: the form's status was archived; the contact got the default status.",
+            "Owner: the form's owner is no longer on the team; no owner was set.",
+            "Circles: one of the form's circles was archived or deleted; it was skipped.",
+            "Company details without a company name are kept here only.",
+            "Portal login: the contact has no e-mail address, so no login was made.",
+        ]
+        [entry] = timeline(contact, "form_submission")
+        assert entry.details["problems"] == sub.error.splitlines()
