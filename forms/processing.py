@@ -455,9 +455,11 @@ def process(submission: FormSubmission) -> None:
             continue
         add_contact_to_circle(circle, contact, actor, check=False)
     for name in form.tags or []:
-        with db.session.begin_nested():
-            _tolerant(lambda d: tag_contact(contact, d["name"], actor, check=False), {"name": name}, problems,
-                      labels=lambda _: "Tag")
+        try:
+            with db.session.begin_nested():
+                tag_contact(contact, name, actor, check=False)
+        except ServiceError as exc:
+            problems.append(f"Tag “{name}”: {exc.message} It was skipped.")
     company = _company(form, contact, answers, actor, region, problems=problems)
 
     _portal_login(form, submission, contact, actor, problems)

@@ -28,6 +28,7 @@ from core.jobs import job, on_commit, periodic_job
 from core.tenancy import cross_tenant
 from crm.merge import MERGE_HOOKS
 from crm.models import Contact
+from forms import processing
 from forms.models import Form, FormSubmission, PortalLogin, SubmissionState
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ register_actions({
 # A submission still waiting this long after it was received (or last queued again) is taken
 # for one whose worker died; each further try waits twice as long as the one before.
 STALLED_AFTER = timedelta(minutes=5)
-MAX_TEXT = 10_000  # one answer's longest stored text (the public side keeps answers far shorter)
 
 
 # --- receipt ---------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
     submission = FormSubmission(
         form_id=form.id, idempotency_key=key, answers=dict(answers), source_url=(source_url or "")[:2000],
         utm=dict(utm or {}), ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:500],
-        state=SubmissionState.RECEIVED, attempts=1,
+        state=SubmissionState.RECEIVED, attempts=1,  # how often processing was queued
         # Only a form that lets the registrant choose their password keeps one, as a hash.
         portal_password_hash=hash_password(password) if password and form.portal_login == PortalLogin.PASSWORD
         else None,
@@ -113,8 +113,6 @@ def process_submission(submission_id: int) -> None:
     harmlessly: a processed submission is left as it is. A refusal of the CRM's rules
     (ServiceError) is recorded as the failure and not retried (it would fail the same way);
     anything else is recorded and retried."""
-    from forms import processing
-
     submission = _lock(submission_id)
     if submission is None or submission.state == SubmissionState.PROCESSED:
         return
@@ -125,7 +123,6 @@ def process_submission(submission_id: int) -> None:
         _record_failure(submission_id, exc.message)
         return
     except Exception as exc:
-        db.session.rollback()
         _record_failure(submission_id, f"{type(exc).__name__}: {exc}"[:2000])
         raise
 
@@ -139,15 +136,9 @@ def _record_failure(submission_id: int, message: str) -> None:
         return
     submission.state = SubmissionState.FAILED
     submission.error = message
-    record("form_submission.failed", submission, actor=processing_actor(submission.form),
+    record("form_submission.failed", submission, actor=processing.FormActor(submission.form),
            details={"error": message})
     db.session.commit()
-
-
-def processing_actor(form: Form):
-    from forms.processing import FormActor
-
-    return FormActor(form)
 
 
 # --- stalled and failed submissions ----------------------------------------------------------------

@@ -331,7 +331,7 @@ def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, del
         retired = db.session.get(PipelineStatus, _status("Unqualified"))
         retired.archived_at = kept.created_at
         staff(world, "staff").active = False
-        form = make_form("Outdated", circle_ids=[gone.id, kept.id], status_id=retired.id,
+        form = make_form("Outdated", circle_ids=[gone.id, kept.id], status_id=retired.id, tags=["t" * 61, "fine"],
                          owner_mode=OwnerMode.FIXED, owner_id=world.a.members["staff"].id,
                          portal_login=PortalLogin.EMAIL_LINK,
                          fields=[*STANDARD_FIELDS, dict(key="domain", kind=FieldKind.SHORT_TEXT, label="Website",
@@ -343,6 +343,7 @@ def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, del
     with as_tenant(app, world.a.id):
         [contact] = contacts()
         assert [c.name for c in circles_of_contact(contact)] == ["Current"]
+        assert [t.name for t in tags_of_contact(contact)] == ["fine"]
         assert contact.status.name == "New" and contact.owner_id is None and contact.company_id is None
         sub = submission(sid)
         assert sub.state == SubmissionState.PROCESSED
@@ -350,6 +351,7 @@ def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, del
             "Status: the form's status was archived; the contact got the default status.",
             "Owner: the form's owner is no longer on the team; no owner was set.",
             "Circles: one of the form's circles was archived or deleted; it was skipped.",
+            f"Tag “{'t' * 61}”: A tag can be at most 60 characters. It was skipped.",
             "Company details without a company name are kept here only.",
             "Portal login: the contact has no e-mail address, so no login was made.",
         ]
