@@ -6,6 +6,3 @@ from forms import submissions  # noqa: F401  (its jobs and merge hook register o
 
 def init_app(app) -> None:
     """Register the forms blueprints (the composition root calls this)."""
-    from forms.cli import forms_cli
-
-    app.cli.add_command(forms_cli)
