@@ -311,6 +311,8 @@ def test_another_tenants_submission_lands_in_that_tenant(app, world, deliver):
 @pytest.mark.parametrize("answers, expected", [
     ({"a": ["x", "y"]}, [("A", "x, y")]),
     ({"a": "on"}, [("A", "Yes")]),
+    ({"a": True}, [("A", "Yes")]),  # the public form sends a consent box as a boolean
+    ({"a": False}, [("A", "No")]),
 ])
 def test_answer_rows_read_as_people_write(app, world, answers, expected):
     kind = FieldKind.MULTI_CHOICE if isinstance(answers["a"], list) else FieldKind.CONSENT
