@@ -177,6 +177,14 @@ def match_contact(email: str | None, phone: str | None) -> Contact | None:
     return None
 
 
+def _lock_contact(contact_id: int) -> Contact:
+    """A returning person's contact, locked (PostgreSQL: FOR UPDATE) and read fresh: staff's
+    and other submissions' changes committed meanwhile are seen, and nobody changes it under
+    this job."""
+    return db.session.scalar(sa.select(Contact).where(Contact.id == contact_id).with_for_update()
+                             .execution_options(populate_existing=True))
+
+
 def _identity(data: dict, region: str, problems: list[str]) -> tuple[str | None, str | None]:
     """The normalised e-mail and phone among the contact answers; an unreadable one is left
     out of the contact (and said)."""
@@ -431,6 +439,8 @@ def process(submission: FormSubmission) -> None:
         data["phone"] = phone
 
     contact = match_contact(email, phone) if (email or phone) else None
+    if contact is not None:
+        contact = _lock_contact(contact.id)
     created = False
     if contact is None:
         contact = _create(form, data, actor, problems)
@@ -439,15 +449,12 @@ def process(submission: FormSubmission) -> None:
             contact = match_contact(email, phone)
             if contact is None:
                 raise ServiceError("The contact could not be created; the submission is kept.")
+            contact = _lock_contact(contact.id)
     filled = [] if created else _fill(contact, data, actor, problems)
     filled += _custom_values(contact, answers, "contact", region, only_empty=not created, problems=problems)
 
     if not created and ContactRole.RANK[form.role] > ContactRole.RANK[contact.role]:
         change_role(contact, form.role, actor=actor)
-    if contact.owner_id is None:
-        owner = next_owner(form, problems)
-        if owner is not None:
-            assign_owner(contact, owner, actor=actor)
     for circle_id in form.circle_ids or []:
         circle = db.session.get(Circle, int(circle_id))
         if circle is None or circle.archived_at is not None:
@@ -461,6 +468,12 @@ def process(submission: FormSubmission) -> None:
         except ServiceError as exc:
             problems.append(f"Tag “{name}”: {exc.message} It was skipped.")
     company = _company(form, contact, answers, actor, region, problems=problems)
+    if contact.owner_id is None:
+        # Last of the locks taken (person, contact, company, form: always in this order, so two
+        # jobs never wait on each other), and held for the shortest time.
+        owner = next_owner(form, problems)
+        if owner is not None:
+            assign_owner(contact, owner, actor=actor)
 
     _portal_login(form, submission, contact, actor, problems)
     # Dated when it was sent, so it sits before what processing it caused on the timeline.

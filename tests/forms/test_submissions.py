@@ -197,3 +197,25 @@ def test_contacts_of_the_two_tenants_are_never_matched(app, world, deliver):
         with as_tenant(app, tenant):
             assert [c.first_name for c in contacts()] == [name]
             assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == 1
+
+
+def test_a_known_person_twice_at_once_gets_one_owner_and_one_turn(app, world):
+    # Both workers match the contact at the same moment; the contact's row lock makes the
+    # second wait and then see the owner the first gave, so the round-robin advances once.
+    from forms.models import OwnerMode
+    from tests.factories import make_contact
+
+    turns = [world.a.members["staff"].id, world.a.members["admin"].id]
+    with as_tenant(app, world.a.id):
+        contact_id = make_contact("Ada", "L", email="ada@example.com", owner_id=None).id
+        form_id = make_form("Kickoff", owner_mode=OwnerMode.ROUND_ROBIN, round_robin_staff_ids=turns).id
+    ids = [submit(app, world.a.id, form_id, {"email": "ada@example.com", "last_name": "Lovelace"})
+           for _ in range(2)]
+    with _meeting_at(app, "SELECT contact.") as local:
+        _together(local, *[lambda i=i: process_submission.call_local(i, tenant_id=world.a.id) for i in ids])
+    with as_tenant(app, world.a.id):
+        [contact] = contacts()
+        assert contact.id == contact_id and contact.owner_id == turns[0]
+        assert db.session.get(Form, form_id).round_robin_next == 1
+        assert [submission(i).state for i in ids] == [SubmissionState.PROCESSED] * 2
+        assert len(timeline(contact, "owner_changed")) == 1
