@@ -162,8 +162,9 @@ def _requeue(rows, states: list[str], *, queue: bool = True) -> list[int]:
 def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
     """Queue again every submission, of any tenant, still waiting to be processed long after
     it was received: its worker died, or its job was lost. The wait doubles with each try
-    (`attempts`), so a submission that keeps stalling is not queued every minute. Safe to
-    overdo: a second run of a submission being processed waits for its row lock, then finds it
+    (`attempts`), so a submission that keeps stalling is not queued every minute (one queued
+    again by hand long after it was sent may be queued once more sooner). Safe to overdo: a
+    second run of a submission being processed waits for its row lock, then finds it
     processed."""
     now = now or utcnow()
     with cross_tenant("queue again form submissions whose worker died", audit=False):

@@ -73,7 +73,7 @@ def test_a_new_person_becomes_a_contact_with_everything_the_form_gives(app, worl
         assert seen in page, seen
 
 
-def test_a_returning_person_fills_only_what_is_empty_and_is_never_demoted(app, world, deliver):
+def test_a_returning_person_fills_only_what_is_empty_and_is_never_demoted(app, world, deliver, staff_client):
     with as_tenant(app, world.a.id):
         existing = make_contact("Augusta", "King", email="ada@example.com", role="client", job_title=None,
                                 phone="+442079460000", owner_id=world.a.members["admin"].id,
@@ -101,6 +101,11 @@ def test_a_returning_person_fills_only_what_is_empty_and_is_never_demoted(app, w
         assert not submission(first).created_contact
         updated = timeline(contact, "updated")
         assert updated and "job title" in updated[0].summary
+
+    page = staff_client("owner").get(f"/staff/contacts/{contact_id}").get_data(as_text=True)
+    assert page.count("Submitted Lead magnet") == 2
+    for seen in ("Augusta King", "Countess", "Client", "Qualified", "Adam Admin"):
+        assert seen in page, seen
 
 
 def test_a_form_moves_a_lead_forward(app, world, deliver):
