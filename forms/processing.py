@@ -139,7 +139,7 @@ def _sort_answers(form: Form, answers: dict, problems: list[str]) -> Answers:
         elif where == "custom" and attr.isdigit():
             definition = db.session.get(CustomField, int(attr))
             if definition is None or definition.archived_at is not None:
-                problems.append(f"{f.label}: its custom field no longer exists; the answer is kept here only.")
+                problems.append(f"{f.label}: its custom field no longer exists; the answer is kept on the submission only.")
             elif raw not in (None, "", []):
                 out.custom.append((definition, raw, f.label))
     return out
@@ -193,13 +193,13 @@ def _identity(data: dict, region: str, problems: list[str]) -> tuple[str | None,
         try:
             email = normalize_email(data["email"])
         except ValueError as exc:
-            problems.append(f"E-mail: {exc} It is kept here only.")
+            problems.append(f"E-mail: {exc} It is kept on the submission only.")
         data.pop("email")
     if data.get("phone"):
         try:
             phone = normalize_phone(data["phone"], region)
         except ValueError as exc:
-            problems.append(f"Phone: {exc} It is kept here only.")
+            problems.append(f"Phone: {exc} It is kept on the submission only.")
         data.pop("phone")
     return email, phone
 
@@ -218,7 +218,7 @@ def _tolerant(call, data: dict, problems: list[str], *, labels=_label, keep=()):
         except ServiceError as exc:
             if exc.field not in data or exc.field in keep:
                 raise
-            problems.append(f"{labels(exc.field)}: {exc.message} It is kept here only.")
+            problems.append(f"{labels(exc.field)}: {exc.message} It is kept on the submission only.")
             data.pop(exc.field)
 
 
@@ -280,7 +280,7 @@ def _custom_values(record_, answers: Answers, entity: str, region: str, *, only_
         try:
             value = custom_fields.clean_value(definition, raw, region=region)
         except ServiceError as exc:
-            problems.append(f"{label}: {exc.message} It is kept here only.")
+            problems.append(f"{label}: {exc.message} It is kept on the submission only.")
             continue
         if _empty(value) or (only_empty and not _empty(values.get(definition.key))):
             continue
@@ -298,7 +298,7 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
     name = data.get("name", "")
     if not company_name_key(name):
         if data or any(d.entity == "company" for d, _, _ in answers.custom):
-            problems.append("Company details without a company name are kept here only.")
+            problems.append("Company details without a company name are kept on the submission only.")
         return None
     _advisory_lock("company", company_name_key(name))
     company = match_company(name, threshold=settings().company_match_threshold)
@@ -309,7 +309,7 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
                 company = _tolerant(lambda d: create_company(d, actor=actor), data, problems,
                                     labels=company_labels, keep=("name",))
         except ServiceError as exc:
-            problems.append(f"Company name: {exc.message} It is kept here only.")
+            problems.append(f"Company name: {exc.message} It is kept on the submission only.")
             return None
         _custom_values(company, answers, "company", region, only_empty=False, problems=problems)
     else:

@@ -358,7 +358,7 @@ def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, del
             "Status: the form's status was archived; the contact got the default status.",
             "Circles: one of the form's circles was archived or deleted; it was skipped.",
             f"Tag “{'t' * 61}”: A tag can be at most 60 characters. It was skipped.",
-            "Company details without a company name are kept here only.",
+            "Company details without a company name are kept on the submission only.",
             "Owner: the form's owner is no longer on the team; no owner was set.",
             "Portal login: the contact has no e-mail address, so no login was made.",
         ]
