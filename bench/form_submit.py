@@ -113,7 +113,7 @@ def _client_process(base: str, rows: list[dict], threads: int) -> dict:
                     with lock:
                         out["errors"].append(f"GET {page.status_code}")
                     continue
-                token = match.group(1).replace("&#34;", '"').replace("&amp;", "&")
+                token = match.group(1)  # URL-safe characters only: nothing to unescape
                 data = {**row["answers"], "kf_token": token, "kf_source_url": "https://www.bench.example/landing"}
                 posts, retries, response = (2 if row["double"] else 1), 0, None
                 post_started = time.perf_counter()
@@ -122,14 +122,14 @@ def _client_process(base: str, rows: list[dict], threads: int) -> dict:
                         response = session.post(f"{base}/f/{FORM_SLUG}", data=data, timeout=60)
                     except requests.RequestException:
                         response = None
+                    if attempt == 0:
+                        post_ms = (time.perf_counter() - post_started) * 1000
                     if response is not None and response.status_code < 500:
                         posts -= 1
                         if posts == 0:
                             break
                     else:
                         retries += 1
-                    if attempt == 0:
-                        post_ms = (time.perf_counter() - post_started) * 1000
                 ok = response is not None and response.status_code == 200 and THANKS in response.text
                 with lock:
                     out["get_ms"].append((got - started) * 1000)
