@@ -50,6 +50,8 @@ EXPIRED = "This form was open for a long time, so we could not accept it as it w
 INVALID = "We could not check this form. Please check your answers and send it again."
 AUTOMATED = "Something on this page looked automated, so we did not accept it. " \
             "If you filled it in yourself, please check your answers and send it again."
+TOO_MANY = "This form has been sent many times from here in a short while. " \
+           "Please wait a minute, then send it again."
 TOO_FAST = "That was quicker than anyone can fill in this form. " \
            "Please check your answers and send it again."
 
@@ -140,6 +142,17 @@ def embed(slug: str):
     return _serve(_live_form(slug), embed=True)
 
 
+@bp.errorhandler(429)
+def _too_many(exc):
+    """Over a rate limit: the form again, answers kept, in plain words; inside the embed too
+    (the app's error page may not be framed)."""
+    slug = (request.view_args or {}).get("slug", "")
+    form = _live_form(slug)
+    wtform = _form_class(form)()
+    embed = request.endpoint == "forms_public.embed"
+    return _refuse(form, wtform, TOO_MANY, embed=embed, status=429)
+
+
 @bp.get("/f/<slug>/logo")
 def logo(slug: str):
     form = _live_form(slug)
@@ -191,13 +204,13 @@ def _serve(form: Form, *, embed: bool):
     return _thanks(form, embed=embed)
 
 
-def _refuse(form: Form, wtform, message: str, *, embed: bool):
+def _refuse(form: Form, wtform, message: str, *, embed: bool, status: int = 400):
     """Re-render with the answers kept (never the password), a fresh token, and the reason in
     plain words. The honeypot is cleared: a person's browser may have autofilled it."""
     wtform.kf_token.data = issue_token(form)
     wtform.kf_homepage.data = ""
     wtform.form_errors.append(message)
-    return _page(form, wtform, embed=embed, status=400)
+    return _page(form, wtform, embed=embed, status=status)
 
 
 def _utm(source_url: str) -> dict:
