@@ -55,6 +55,17 @@ def _audit(action: str, current: CrmSettings, actor, details: dict) -> None:
            tenant_id=current.tenant_id)
 
 
+def _change(attr: str, value, action: str, actor) -> bool:
+    """Set one setting, audited with its old and new value; returns whether it changed."""
+    current = settings()
+    before = getattr(current, attr)
+    if before == value:
+        return False
+    setattr(current, attr, value)
+    _audit(action, current, actor, {"from": before, "to": value})
+    return True
+
+
 def region_name(code: str) -> str:
     example = phonenumbers.example_number(code)
     name = geocoder.country_name_for_number(example, "en") if example is not None else ""
@@ -88,13 +99,7 @@ def set_staff_visibility(mode: str, actor) -> bool:
     Returns whether anything changed."""
     if mode not in VISIBILITY:
         raise ServiceError("Choose which contacts Staff see.", field="staff_visibility")
-    current = settings()
-    if current.staff_visibility == mode:
-        return False
-    before = current.staff_visibility
-    current.staff_visibility = mode
-    _audit("crm.staff_visibility_changed", current, actor, {"from": before, "to": mode})
-    return True
+    return _change("staff_visibility", mode, "crm.staff_visibility_changed", actor)
 
 
 def set_default_region(code: str, actor) -> bool:
@@ -104,13 +109,7 @@ def set_default_region(code: str, actor) -> bool:
     code = (code or "").strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise ServiceError("Choose a country from the list.", field="default_region")
-    current = settings()
-    if current.default_region == code:
-        return False
-    before = current.default_region
-    current.default_region = code
-    _audit("crm.default_region_changed", current, actor, {"from": before, "to": code})
-    return True
+    return _change("default_region", code, "crm.default_region_changed", actor)
 
 
 def parse_origin(raw: str) -> str:
@@ -158,13 +157,7 @@ def set_form_embed_origins(origins, actor) -> bool:
             cleaned.append(origin)
     if len(cleaned) > MAX_EMBED_ORIGINS:
         raise ServiceError(f"List at most {MAX_EMBED_ORIGINS} sites.", field="form_embed_origins")
-    current = settings()
-    before = list(current.form_embed_origins or [])
-    if before == cleaned:
-        return False
-    current.form_embed_origins = cleaned
-    _audit("crm.form_embed_origins_changed", current, actor, {"from": before, "to": cleaned})
-    return True
+    return _change("form_embed_origins", cleaned, "crm.form_embed_origins_changed", actor)
 
 
 def set_company_match_threshold(value, actor) -> bool:
@@ -178,10 +171,4 @@ def set_company_match_threshold(value, actor) -> bool:
     if threshold is None or not THRESHOLD_MIN <= threshold <= THRESHOLD_MAX:
         raise ServiceError(f"Enter a whole number from {THRESHOLD_MIN} to {THRESHOLD_MAX}.",
                            field="company_match_threshold")
-    current = settings()
-    if current.company_match_threshold == threshold:
-        return False
-    before = current.company_match_threshold
-    current.company_match_threshold = threshold
-    _audit("crm.company_match_threshold_changed", current, actor, {"from": before, "to": threshold})
-    return True
+    return _change("company_match_threshold", threshold, "crm.company_match_threshold_changed", actor)
