@@ -187,6 +187,10 @@ def _date(form, field):
 
 # --- the form class ----------------------------------------------------------------------------
 
+def _clip(value, limit: int):
+    return value[:limit] if isinstance(value, str) else value
+
+
 class KickoffForm(FlaskForm):
     """Base of every built form. No session CSRF token: the public form is protected by its own
     signed token (forms.public), which works in a third-party iframe without cookies."""
@@ -195,7 +199,7 @@ class KickoffForm(FlaskForm):
         csrf = False
 
     kf_token = HiddenField()
-    kf_source_url = HiddenField(validators=[Optional(), Length(max=2000)])
+    kf_source_url = HiddenField(filters=[lambda value: _clip(value, 2000)])
     # The honeypot: hidden from people (CSS and aria-hidden), filled in by bots.
     kf_homepage = StringField("Leave this empty", validators=[Optional()])
 
@@ -255,7 +259,8 @@ def _make_field(spec: FieldSpec, region: str):
         validators = [_required(spec)] if spec.required else [Optional()]
         return BooleanField(validators=validators, **common)
     if kind == FieldKind.HIDDEN:
-        return HiddenField(validators=[Optional(), Length(max=TEXT_MAX[FieldKind.HIDDEN])], id=f"f-{spec.key}")
+        # Nobody can see, let alone correct, an error on a hidden input: clip it instead.
+        return HiddenField(filters=[lambda value: _clip(value, TEXT_MAX[FieldKind.HIDDEN])], id=f"f-{spec.key}")
     raise ValueError(f"Field kind {kind!r} has no input.")
 
 
