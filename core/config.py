@@ -75,6 +75,11 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_LOGIN": os.environ.get("RATELIMIT_LOGIN", "10 per minute; 50 per hour"),
         "RATELIMIT_LOGIN_PER_EMAIL": os.environ.get("RATELIMIT_LOGIN_PER_EMAIL", "20 per hour"),
+        # Public kickoff forms: submissions per client address, and per form from everyone.
+        "RATELIMIT_FORM_PER_IP": os.environ.get("RATELIMIT_FORM_PER_IP", "10 per minute; 60 per hour"),
+        "RATELIMIT_FORM_PER_FORM": os.environ.get("RATELIMIT_FORM_PER_FORM", "300 per minute"),
+        # How long a rendered kickoff form may stay open before it must be reloaded.
+        "FORM_TOKEN_MAX_AGE": _int("FORM_TOKEN_MAX_AGE", 24 * 60 * 60),
         # Tokens
         "PASSWORD_RESET_MAX_AGE": _int("PASSWORD_RESET_MAX_AGE", 60 * 60),
         "INVITATION_MAX_AGE": _int("INVITATION_MAX_AGE", 7 * 24 * 60 * 60),

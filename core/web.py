@@ -24,6 +24,25 @@ ADMIN_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe
              "form-action 'self'; frame-ancestors 'none'")
 
 
+def set_csp(**directives: str) -> None:
+    """Replace directives of this response's Content-Security-Policy, for the few pages that
+    need another rule than every page's: `set_csp(frame_ancestors="https://a.example")` lets
+    those origins frame it (underscores stand for the directive's hyphens)."""
+    overrides = g.setdefault("csp_overrides", {})
+    overrides.update({name.replace("_", "-"): value for name, value in directives.items()})
+
+
+def _with_overrides(policy: str) -> str:
+    overrides = g.get("csp_overrides")
+    if not overrides:
+        return policy
+    parts = []
+    for part in policy.split("; "):
+        name = part.split(" ", 1)[0]
+        parts.append(f"{name} {overrides[name]}" if name in overrides else part)
+    return "; ".join(parts)
+
+
 def csp_nonce() -> str:
     """One nonce per request, for the inline scripts of Flask-Admin's pages."""
     if "csp_nonce" not in g:
@@ -46,7 +65,7 @@ def init_app(app) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         is_admin = (request.blueprint or "").startswith("admin") or request.path.startswith("/admin")
         policy = ADMIN_CSP.format(nonce=csp_nonce()) if is_admin else CSP
-        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers.setdefault("Content-Security-Policy", _with_overrides(policy))
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

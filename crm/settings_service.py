@@ -1,8 +1,12 @@
-"""The tenant's CRM settings: who among Staff sees which contacts, and the region local phone
-numbers are read in. (The pipeline is crm.pipeline; custom fields are crm.custom_fields.)"""
+"""The tenant's CRM settings: who among Staff sees which contacts, the region local phone
+numbers are read in, and for kickoff forms the sites that may embed them and how alike a typed
+company name must be to an existing company. (The pipeline is crm.pipeline; custom fields are
+crm.custom_fields.)"""
 from __future__ import annotations
 
 import functools
+import re
+from urllib.parse import urlsplit
 
 import phonenumbers
 from phonenumbers import geocoder
@@ -15,7 +19,14 @@ from crm.setup import settings
 register_actions({
     "crm.staff_visibility_changed": "Contact visibility for Staff changed",
     "crm.default_region_changed": "Default phone region changed",
+    "crm.form_embed_origins_changed": "Sites allowed to embed forms changed",
+    "crm.company_match_threshold_changed": "Company name matching threshold changed",
 })
+THRESHOLD_MIN, THRESHOLD_MAX = 50, 100
+MAX_EMBED_ORIGINS = 50
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# Plain http is for a site under development on this machine only.
+_LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 VISIBILITY = {
     CrmSettings.ALL_CONTACTS: "Every contact. Staff change and delete only the contacts they own.",
@@ -99,4 +110,78 @@ def set_default_region(code: str, actor) -> bool:
     before = current.default_region
     current.default_region = code
     _audit("crm.default_region_changed", current, actor, {"from": before, "to": code})
+    return True
+
+
+def parse_origin(raw: str) -> str:
+    """"https://www.Example.com/" → "https://www.example.com"; raises ValueError in plain words.
+    An origin is https://host or https://host:port; http only for localhost (site development)."""
+    text = (raw or "").strip().rstrip("/")
+    example = "Write it like https://www.example.com"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"“{raw.strip()}” is not a web address. {example}.") from None
+    host = (parts.hostname or "").lower()
+    try:
+        host = host.encode("idna").decode("ascii")  # browsers compare origins in punycode
+    except UnicodeError:
+        raise ValueError(f"“{raw.strip()}” is not a web address. {example}.") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(f"“{raw.strip()}” is not a web address. {example}.")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"“{raw.strip()}” has more than the site's address. {example}, without a page.")
+    local = host in _LOCAL_HOSTS or host.endswith(".localhost")
+    if not (_HOST.match(host) or host == "127.0.0.1"):
+        raise ValueError(f"“{raw.strip()}” is not a web address. {example}.")
+    if parts.scheme.lower() == "http" and not local:
+        raise ValueError(f"“{raw.strip()}” must use https:// (plain http:// is only for localhost).")
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else "")
+
+
+def set_form_embed_origins(origins, actor) -> bool:
+    """The sites (origins) that may show the tenant's kickoff forms in a frame: an iterable of
+    addresses, or text with one per line (commas and spaces also separate). Duplicates
+    collapse; order is kept. Returns whether anything changed."""
+    if isinstance(origins, str):
+        origins = re.split(r"[\s,]+", origins)
+    cleaned: list[str] = []
+    for raw in origins:
+        if not (raw or "").strip():
+            continue
+        try:
+            origin = parse_origin(raw)
+        except ValueError as exc:
+            raise ServiceError(str(exc), field="form_embed_origins") from None
+        if origin not in cleaned:
+            cleaned.append(origin)
+    if len(cleaned) > MAX_EMBED_ORIGINS:
+        raise ServiceError(f"List at most {MAX_EMBED_ORIGINS} sites.", field="form_embed_origins")
+    current = settings()
+    before = list(current.form_embed_origins or [])
+    if before == cleaned:
+        return False
+    current.form_embed_origins = cleaned
+    _audit("crm.form_embed_origins_changed", current, actor, {"from": before, "to": cleaned})
+    return True
+
+
+def set_company_match_threshold(value, actor) -> bool:
+    """How alike (50-100) a company name typed on a form must be to an existing company's to
+    land on it; 100 means only the same name (ignoring case, accents and "Inc."-like endings).
+    Returns whether anything changed."""
+    try:
+        threshold = int(str(value).strip())
+    except (TypeError, ValueError):
+        threshold = None
+    if threshold is None or not THRESHOLD_MIN <= threshold <= THRESHOLD_MAX:
+        raise ServiceError(f"Enter a whole number from {THRESHOLD_MIN} to {THRESHOLD_MAX}.",
+                           field="company_match_threshold")
+    current = settings()
+    if current.company_match_threshold == threshold:
+        return False
+    before = current.company_match_threshold
+    current.company_match_threshold = threshold
+    _audit("crm.company_match_threshold_changed", current, actor, {"from": before, "to": threshold})
     return True

@@ -97,9 +97,12 @@ def _unlink(model, column: str, record_id: int, tag: Tag) -> bool:
     return True
 
 
-def tag_contact(contact: Contact, name: str, actor) -> Tag:
-    """Tag a contact (making the tag if it is new); tagging twice changes nothing."""
-    _require_edit(actor, contact)
+def tag_contact(contact: Contact, name: str, actor, *, check: bool = True) -> Tag:
+    """Tag a contact (making the tag if it is new); tagging twice changes nothing. `check=False`
+    is for actions the tenant configured (a kickoff form's tags), run where no staff member
+    acts; `actor` names them on the timeline."""
+    if check:
+        _require_edit(actor, contact)
     tag = get_or_create_tag(name)
     if _link(ContactTag, "contact_id", contact.id, tag):
         record_activity("tag_added", f"Tagged “{tag.name}”", contact=contact, subject=tag, actor=actor,

@@ -188,10 +188,13 @@ def account_for_set_password_token(token: str) -> PortalAccount | None:
 # --- registering -----------------------------------------------------------------------------------
 
 def register_portal_account(contact: Contact, *, password: str | None, needs_approval: bool, actor=None,
-                            source: str = "") -> PortalAccount:
+                            source: str = "", password_hash: str | None = None) -> PortalAccount:
     """A portal login for `contact`, with its e-mail address (see the module docstring for
     what is e-mailed when). Idempotent: when the contact already has a login, it is returned
     as it is (its password, verification and approval untouched).
+
+    `password_hash` instead of `password`: one chosen earlier and kept only hashed (a kickoff
+    form hashes it on receipt, after checking it with password_problem()).
 
     Any contact may hold one; whether it can be used is may_sign_in()'s question, so a Lead
     who registers is stored now and can sign in once they become a Prospect or Client.
@@ -214,17 +217,19 @@ def register_portal_account(contact: Contact, *, password: str | None, needs_app
                             approval=Approval.PENDING if needs_approval else Approval.APPROVED,
                             decided_at=None if needs_approval else now)
     if password is not None:
-        account.password_hash = _checked_password(account, password, contact.full_name)
+        password_hash = _checked_password(account, password, contact.full_name)
+    if password_hash is not None:
+        account.password_hash = password_hash
         account.password_changed_at = now
     db.session.add(account)
     db.session.flush()
-    details = {"source": source, "needs_approval": needs_approval, "password_chosen": password is not None}
+    details = {"source": source, "needs_approval": needs_approval, "password_chosen": password_hash is not None}
     record("portal.account_registered", account, actor=actor, details=details)
     via = f" via {source}" if source else ""
     waiting = "; waiting for approval" if needs_approval else ""
     record_activity(TIMELINE_KIND, f"Registered for a portal login{via}{waiting}", contact=contact,
                     actor=actor, subject=account, details=details)
-    if password is not None:
+    if password_hash is not None:
         on_commit(send_verification, account.id, tenant_id=account.tenant_id)
     elif not needs_approval:
         on_commit(send_set_password, account.id, tenant_id=account.tenant_id)

@@ -1,5 +1,6 @@
 """CRM settings (/staff/settings/crm), for Owners and Admins: the status pipeline, custom fields,
-which contacts Staff see, and the region local phone numbers are read in. Thin views over
+which contacts Staff see, the region local phone numbers are read in, and for kickoff forms the
+sites that may embed them and the company-name matching threshold. Thin views over
 crm.pipeline, crm.custom_fields and crm.settings_service."""
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from crm.models import CustomField, PipelineStatus
 from crm.setup import settings
 from staff import bp
 
-ANCHORS = {"pipeline": "pipeline", "fields": "custom-fields", "visibility": "visibility", "phone": "phone-numbers"}
+ANCHORS = {"pipeline": "pipeline", "fields": "custom-fields", "visibility": "visibility", "phone": "phone-numbers",
+           "forms": "kickoff-forms"}
 
 
 # --- forms -------------------------------------------------------------------------------------------
@@ -71,6 +73,18 @@ class RegionForm(FlaskForm):
     default_region = SelectField("Country", coerce=str, validate_choice=False)
 
 
+class KickoffFormsSettingsForm(FlaskForm):
+    # The service checks both (with plain-words messages), so the form does not refuse first.
+    form_embed_origins = TextAreaField(
+        "Sites allowed to embed your forms", render_kw={"rows": 4, "spellcheck": "false"},
+        description="One address per line, like https://www.example.com. Your forms' embed code works "
+                    "only on these sites.")
+    company_match_threshold = StringField(
+        "Company name matching (50-100)", render_kw={"inputmode": "numeric", "maxlength": 3},
+        description="How alike a company name typed on a form must be to an existing company's to be "
+                    "taken as that company. 100: only the same name; lower matches more spellings.")
+
+
 # --- helpers -----------------------------------------------------------------------------------------
 
 def _back(section: str):
@@ -93,7 +107,7 @@ def _rename_forms(statuses, failed: StatusForm | None = None, failed_id: int | N
 
 def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: StatusForm | None = None,
           rename_id: int | None = None, visibility: VisibilityForm | None = None,
-          region: RegionForm | None = None):
+          region: RegionForm | None = None, kickoff: KickoffFormsSettingsForm | None = None):
     """The settings page; a form that failed is passed in so it shows its errors and keeps what
     was typed."""
     current = settings()
@@ -105,6 +119,10 @@ def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: St
     if region is None:
         region = RegionForm(formdata=None, data={"default_region": current.default_region})
     region.default_region.choices = settings_service.regions()
+    if kickoff is None:
+        kickoff = KickoffFormsSettingsForm(formdata=None, data={
+            "form_embed_origins": "\n".join(current.form_embed_origins or []),
+            "company_match_threshold": str(current.company_match_threshold)})
     move_forms = {}
     for s in archived:
         form = MoveContactsForm(prefix=f"move-{s.id}", formdata=None)
@@ -121,7 +139,7 @@ def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: St
         rename_open=rename_id, move_forms=move_forms,
         fields={entity: fields_service.definitions(entity, include_archived=True) for entity in CustomField.ENTITIES},
         entity_labels=fields_service.ENTITY_LABELS, types=CustomField.TYPES,
-        visibility=visibility, region=region, current=current, staff_count=staff_count,
+        visibility=visibility, region=region, kickoff=kickoff, current=current, staff_count=staff_count,
         region_name=settings_service.region_name(current.default_region),
         example=settings_service.local_example(shown_region),
     ), status
@@ -423,3 +441,19 @@ def crm_phone_region():
                   if changed else "Nothing to change.", "success")
             return _back("phone")
     return _page(region=form)
+
+
+@bp.post("/settings/crm/kickoff-forms", endpoint="crm_settings_kickoff_forms")
+@staff_login_required
+def crm_kickoff_forms():
+    require("crm.configure")
+    form = KickoffFormsSettingsForm()
+    if form.validate_on_submit():
+        actor = current_principal()
+        with service_call(form) as outcome:
+            changed = settings_service.set_form_embed_origins(form.form_embed_origins.data or "", actor)
+            changed = settings_service.set_company_match_threshold(form.company_match_threshold.data, actor) or changed
+        if outcome:
+            flash("Kickoff form settings saved." if changed else "Nothing to change.", "success")
+            return _back("forms")
+    return _page(422, kickoff=form)

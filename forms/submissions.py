@@ -1,0 +1,214 @@
+"""Everything that happens to a kickoff form's submission, from receipt to its outcome.
+
+1. `receive_submission()` stores the answers exactly as sent and commits, before anything
+   else happens: whatever fails afterwards, the lead is kept. The same idempotency key (one
+   per rendered form) stores one submission however often the page is sent.
+2. On commit it queues `process_submission`, the job that turns the lead into a contact
+   (forms.processing): matching or creating the person, circles, tags, owner, company,
+   portal login, e-mails. The outcome is recorded on the submission (state, contact,
+   error), so staff see what became of every lead.
+3. `requeue_stalled()` (run every minute by the worker) queues again the submissions a dead
+   worker left waiting; `reprocess()` (the `flask --app wsgi forms reprocess` command) does
+   the same on an operator's word, failed ones included.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from huey import crontab
+from sqlalchemy.exc import IntegrityError
+
+from core.audit import record, register_actions
+from core.db import db, utcnow
+from core.errors import ServiceError
+from core.identity import hash_password
+from core.jobs import job, on_commit, periodic_job
+from core.tenancy import cross_tenant
+from crm.merge import MERGE_HOOKS
+from crm.models import Contact
+from forms.models import Form, FormSubmission, SubmissionState
+
+logger = logging.getLogger(__name__)
+
+register_actions({
+    "form_submission.processed": "Form submission processed",
+    "form_submission.failed": "Form submission could not be processed",
+    "form_submission.requeued": "Form submission queued again",
+})
+
+# A submission still waiting this long after it was received (or last queued again) is taken
+# for one whose worker died; each further try waits twice as long as the one before.
+STALLED_AFTER = timedelta(minutes=5)
+MAX_TEXT = 10_000  # one answer's longest stored text (the public side keeps answers far shorter)
+
+
+# --- receipt ---------------------------------------------------------------------------------------
+
+def _existing(form: Form, idempotency_key: str) -> FormSubmission | None:
+    return db.session.scalar(sa.select(FormSubmission).where(
+        FormSubmission.form_id == form.id, FormSubmission.idempotency_key == idempotency_key))
+
+
+def receive_submission(form: Form, answers: dict, *, idempotency_key: str, source_url: str = "",
+                       utm: dict | None = None, ip_address: str = "", user_agent: str = "",
+                       password: str | None = None) -> tuple[FormSubmission, bool]:
+    """Store a submission of `form` and commit it; returns (submission, created).
+
+    `answers` maps field keys to the text sent (a list of texts for multiple choice); they are
+    stored as given: checking them is the public form's job, done before this is called.
+    `password` (a portal login chosen on the form) is kept only as its hash. The same
+    (form, idempotency_key) again returns the submission stored the first time and False,
+    also when two requests race (the database's unique key decides; the loser reads the
+    winner's row). Processing is queued once the submission is committed.
+    """
+    if not idempotency_key:
+        raise ServiceError("This form has expired. Reload the page and send it again.", field="idempotency_key")
+    key = idempotency_key[:64]
+    existing = _existing(form, key)
+    if existing is not None:
+        return existing, False
+    submission = FormSubmission(
+        form_id=form.id, idempotency_key=key, answers=dict(answers), source_url=(source_url or "")[:2000],
+        utm=dict(utm or {}), ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:500],
+        state=SubmissionState.RECEIVED, attempts=1,
+        portal_password_hash=hash_password(password) if password else None,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(submission)
+            db.session.flush()
+    except IntegrityError:
+        # The same page sent twice at once: the other request stored it first.
+        existing = _existing(form, key)
+        if existing is None:
+            raise
+        db.session.commit()
+        return existing, False
+    on_commit(process_submission, submission.id, tenant_id=submission.tenant_id)
+    db.session.commit()
+    return submission, True
+
+
+# --- processing (the job) --------------------------------------------------------------------------
+
+def _lock(submission_id: int) -> FormSubmission | None:
+    """The submission's row, locked for this transaction and read fresh, so two runs of its
+    job (a retry and a requeue, two workers) never process it together: the second waits and
+    then finds it processed. The lock is a write (SQLite has no FOR UPDATE: the write takes its
+    database lock; PostgreSQL locks the row)."""
+    db.session.execute(sa.update(FormSubmission).where(FormSubmission.id == submission_id)
+                       .values(state=FormSubmission.state))
+    return db.session.scalar(sa.select(FormSubmission).where(FormSubmission.id == submission_id)
+                             .execution_options(populate_existing=True))
+
+
+@job(retries=6, retry_delay=30)
+def process_submission(submission_id: int) -> None:
+    """Turn a stored submission into (or onto) a contact; see forms.processing. Runs again
+    harmlessly: a processed submission is left as it is. A refusal of the CRM's rules
+    (ServiceError) is recorded as the failure and not retried (it would fail the same way);
+    anything else is recorded and retried."""
+    from forms import processing
+
+    submission = _lock(submission_id)
+    if submission is None or submission.state == SubmissionState.PROCESSED:
+        return
+    try:
+        with db.session.begin_nested():
+            processing.process(submission)
+    except ServiceError as exc:
+        _record_failure(submission_id, exc.message)
+        return
+    except Exception as exc:
+        db.session.rollback()
+        _record_failure(submission_id, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def _record_failure(submission_id: int, message: str) -> None:
+    """Say on the submission why it failed, in a transaction of its own (committed whatever
+    the job does next), so staff see it at once."""
+    db.session.rollback()
+    submission = _lock(submission_id)
+    if submission is None or submission.state == SubmissionState.PROCESSED:
+        return
+    submission.state = SubmissionState.FAILED
+    submission.error = message
+    record("form_submission.failed", submission, actor=processing_actor(submission.form),
+           details={"error": message})
+    db.session.commit()
+
+
+def processing_actor(form: Form):
+    from forms.processing import FormActor
+
+    return FormActor(form)
+
+
+# --- stalled and failed submissions ----------------------------------------------------------------
+
+def _requeue(rows, *, now: datetime) -> list[int]:
+    """Count another try on each submission and queue its job once this commits."""
+    ids = [row.id for row in rows]
+    if ids:
+        db.session.execute(sa.update(FormSubmission).where(FormSubmission.id.in_(ids))
+                           .values(attempts=FormSubmission.attempts + 1, state=SubmissionState.RECEIVED)
+                           .execution_options(synchronize_session=False))
+    for row in rows:
+        on_commit(process_submission, row.id, tenant_id=row.tenant_id)
+    return ids
+
+
+def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
+    """Queue again every submission, of any tenant, still waiting to be processed long after
+    it was received: its worker died, or its job was lost. The wait doubles with each try
+    (`attempts`), so a submission that keeps stalling is not queued every minute. Safe to
+    overdo: a second run of a submission being processed waits for its row lock, then finds it
+    processed."""
+    now = now or utcnow()
+    with cross_tenant("queue again form submissions whose worker died", audit=False):
+        candidates = db.session.execute(
+            sa.select(FormSubmission.id, FormSubmission.tenant_id, FormSubmission.submitted_at,
+                      FormSubmission.attempts)
+            .where(FormSubmission.state == SubmissionState.RECEIVED,
+                   FormSubmission.submitted_at < now - stalled_after)
+            .order_by(FormSubmission.id)).all()
+        stalled = [row for row in candidates
+                   if row.submitted_at < now - stalled_after * (2 ** max(0, (row.attempts or 1) - 1))]
+        ids = _requeue(stalled, now=now)
+        db.session.commit()
+    for row in stalled:
+        logger.warning("form submission %s waited since %s: queued again", row.id, row.submitted_at)
+    return ids
+
+
+@periodic_job(crontab(minute="*"))
+def requeue_stalled_submissions() -> None:
+    requeue_stalled()
+
+
+def reprocess(*, include_failed: bool = False) -> list[int]:
+    """Queue again the current tenant's submissions waiting to be processed, and with
+    `include_failed` those that failed; returns their ids. For operators (the CLI)."""
+    states = [SubmissionState.RECEIVED] + ([SubmissionState.FAILED] if include_failed else [])
+    rows = db.session.execute(sa.select(FormSubmission.id, FormSubmission.tenant_id)
+                              .where(FormSubmission.state.in_(states)).order_by(FormSubmission.id)).all()
+    ids = _requeue(rows, now=utcnow())
+    if ids:
+        record("form_submission.requeued", details={"count": len(ids), "ids": ids[:100],
+                                                    "failed_included": include_failed})
+    return ids
+
+
+# --- merging contacts ------------------------------------------------------------------------------
+
+def move_submissions(survivor: Contact, merged: Contact, actor) -> None:
+    """MERGE_HOOKS: the merged contact's submissions are the survivor's now (their timeline
+    entries move with the merge itself)."""
+    db.session.execute(sa.update(FormSubmission).where(FormSubmission.contact_id == merged.id)
+                       .values(contact_id=survivor.id).execution_options(synchronize_session="fetch"))
+
+
+MERGE_HOOKS.append(move_submissions)
