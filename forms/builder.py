@@ -3,10 +3,9 @@ forms, their fields, settings and on-submit actions, sharing them, a live previe
 submissions they received. Thin views over forms.definitions and forms.submission_list."""
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context,
-                   url_for)
+from flask import (Blueprint, Response, abort, flash, g, make_response, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_wtf import FlaskForm
-from markupsafe import escape
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
@@ -20,9 +19,11 @@ from crm import pipeline
 from crm.circles import active_circles
 from crm.export import csv_text, xlsx_bytes
 from crm.models import ContactRole
+from crm.setup import settings as crm_settings
 from forms import definitions as service
-from forms import submission_list
+from forms import public, rendering, submission_list
 from forms.models import FieldKind, Form, FormField, FormSubmission, OwnerMode, PortalLogin, SubmissionState
+from forms.processing import answer_rows
 from staff.crm_forms import MultiCheckboxField
 
 bp = Blueprint("forms_builder", __name__, url_prefix="/staff/forms")
@@ -170,14 +171,7 @@ def _field_or_404(form: Form, form_field_id: int) -> FormField:
 
 def public_url(form: Form) -> str:
     """The form's address on this host (a custom domain staff use serves the form too)."""
-    return f"{request.host_url.rstrip('/')}/f/{form.slug}"
-
-
-def embed_snippet(form: Form) -> str:
-    host = request.host_url.rstrip("/")
-    return (f'<iframe src="{host}/f/{form.slug}/embed" title="{escape(form.title)}" width="100%" height="600" '
-            f'style="border:0;max-width:100%" loading="lazy" data-portico-form="{form.slug}"></iframe>\n'
-            f'<script src="{host}/static/forms/embed.js" async></script>')
+    return url_for("forms_public.page", slug=form.slug, _external=True)
 
 
 def _tabs(form: Form, current: str):
@@ -414,7 +408,7 @@ def actions(form_id):
 def share(form_id):
     form = _form_or_404(form_id)
     require("forms.manage")
-    return render_template("forms/builder/share.html", snippet=embed_snippet(form), **_tabs(form, "share"))
+    return render_template("forms/builder/share.html", snippet=public.embed_snippet(form), **_tabs(form, "share"))
 
 
 # --- live preview -------------------------------------------------------------------------------------
@@ -429,10 +423,22 @@ def preview(form_id):
     field_id = request.form.get("preview_field_id", type=int)
     if field_id is not None:
         _field_or_404(form, field_id)
-    definition = service.preview_definition(form, request.form.to_dict(flat=True) | {
-        "choices": request.form.get("choices", "")}, field_id=field_id,
-        new_field=request.form.get("preview_new_field") == "1")
-    return render_template("forms/builder/preview.html", definition=definition, form=form)
+    draft = request.form.to_dict(flat=True)
+    definition = service.preview_definition(form, draft, field_id=field_id,
+                                            new_field=request.form.get("preview_new_field") == "1")
+    specs = rendering.field_specs(definition["fields"])
+    wtform = rendering.build_form_class(specs, region=crm_settings().default_region,
+                                        portal_login=form.portal_login)(formdata=None)
+    tenant = g.tenant
+    if form.logo_mimetype:
+        logo_url = url_for(".logo", form_id=form.id, v=int(form.updated_at.timestamp()) if form.updated_at else 0)
+    else:
+        logo_url = url_for("portal.logo", v=tenant.logo_version) if tenant.logo_mimetype else None
+    response = make_response(render_template(
+        "forms/builder/preview.html", form=definition["form"], wtform=wtform, specs=specs, embed=False,
+        brand_colour=definition["form"]["primary_colour"] or tenant.primary_color, logo_url=logo_url))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- submissions --------------------------------------------------------------------------------------
@@ -498,8 +504,7 @@ def submission(submission_id):
     form = db.session.get(Form, item.form_id)
     contact = submission_list.contact_for(item, current_principal())
     return render_template("forms/builder/submission.html", submission=item, source_form=form, contact=contact,
-                           answers=submission_list.answers_of(item, list(form.fields)), states=SubmissionState,
-                           answer_text=submission_list.answer_text)
+                           answers=answer_rows(form, item.answers or {}), states=SubmissionState)
 
 
 def init_app(app) -> None:

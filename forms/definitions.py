@@ -27,7 +27,9 @@ from crm.normalize import fold
 from crm.pipeline import active_status_or_none
 from crm.tags import NAME_MAX as TAG_NAME_MAX
 from crm.tags import tag_key
+from forms import processing
 from forms.models import FieldKind, Form, FormField, OwnerMode, PortalLogin
+from forms.rendering import RESERVED_PREFIX
 
 register_actions({
     "form.created": "Kickoff form created",
@@ -51,21 +53,14 @@ UP, DOWN = "up", "down"
 DISPLAYS = {"dropdown": "Dropdown list", "radio": "Radio buttons"}
 CHOICE_KINDS = (FieldKind.SINGLE_CHOICE, FieldKind.MULTI_CHOICE)
 
-# Where an answer can go. Contact and company attributes, by the words staff know them by.
-CONTACT_TARGETS = {
-    "first_name": "First name", "last_name": "Last name", "email": "E-mail", "phone": "Phone",
-    "job_title": "Job title", "street": "Street", "city": "City", "postal_code": "Postal code",
-    "region": "Region", "country": "Country",
-}
-COMPANY_TARGETS = {
-    "name": "Name", "domain": "Website or domain", "phone": "Phone", "street": "Street", "city": "City",
-    "postal_code": "Postal code", "region": "Region", "country": "Country",
-}
+# Where an answer can go: the contact and company attributes processing fills.
+CONTACT_TARGETS, COMPANY_TARGETS = processing.CONTACT_TARGETS, processing.COMPANY_TARGETS
 ANSWER_ONLY = ""
 NEW_CUSTOM = {"new.contact": "contact", "new.company": "company"}
 _TEXT_KINDS = (FieldKind.SHORT_TEXT, FieldKind.SINGLE_CHOICE, FieldKind.HIDDEN)
 # The kinds of field that can fill each kind of target.
-_ATTRIBUTE_KINDS = {"email": (FieldKind.EMAIL,), "phone": (FieldKind.PHONE,)}
+_ATTRIBUTE_KINDS = {"email": (FieldKind.EMAIL,), "phone": (FieldKind.PHONE,),
+                    "notes": (FieldKind.LONG_TEXT, FieldKind.SHORT_TEXT)}
 CUSTOM_KINDS = {
     "text": _TEXT_KINDS, "long_text": (FieldKind.LONG_TEXT, FieldKind.SHORT_TEXT),
     "number": (FieldKind.NUMBER,), "date": (FieldKind.DATE,), "boolean": (FieldKind.YES_NO, FieldKind.CONSENT),
@@ -109,7 +104,7 @@ def target_choices(*, include_new: bool = True) -> list[TargetChoice]:
     """Every place an answer can go, grouped as the builder's list shows them."""
     choices = [TargetChoice(ANSWER_ONLY, "Keep the answer on the submission only", "Answer only")]
     choices += [TargetChoice(f"contact.{k}", f"Contact: {v}", "Contact") for k, v in CONTACT_TARGETS.items()]
-    choices += [TargetChoice(f"company.{k}", f"Company: {v}", "Company") for k, v in COMPANY_TARGETS.items()]
+    choices += [TargetChoice(f"company.{k}", v, "Company") for k, v in COMPANY_TARGETS.items()]
     for entity, group in (("contact", "Contact custom fields"), ("company", "Company custom fields")):
         word = "Contact" if entity == "contact" else "Company"
         choices += [TargetChoice(f"custom.{f.id}", f"{word}: {f.label} (custom)", group)
@@ -128,7 +123,7 @@ def target_label(target: str, custom: dict[int, CustomField] | None = None) -> s
     if kind == "contact":
         return f"Contact: {CONTACT_TARGETS.get(name, name)}"
     if kind == "company":
-        return f"Company: {COMPANY_TARGETS.get(name, name)}"
+        return COMPANY_TARGETS.get(name, f"Company: {name}")
     if kind == "custom":
         field = (custom or {}).get(int(name)) if name.isdigit() else None
         if field is None and name.isdigit():
@@ -391,8 +386,11 @@ def update_actions(form: Form, *, role: str, status_id, circle_ids, tags, owner_
         needs_email.append(("send_confirmation", "a confirmation e-mail"))
     if portal_login != PortalLogin.NONE:
         needs_email.append(("portal_login", "a portal login"))
+    # Processing writes to the address an e-mail field gave (forms.processing.submission_email).
+    gives_email = any(f.target == "contact.email" or (f.kind == FieldKind.EMAIL and not f.target)
+                      for f in form.fields)
     for field_name, what in needs_email:
-        if not has_target(form, "contact.email"):
+        if not gives_email:
             raise ServiceError(f"For {what} the form needs an e-mail field that fills the contact's e-mail: "
                                "add one on the Fields page first.", field=field_name)
     if make_primary_contact and not has_target(form, "company.name"):
@@ -481,8 +479,8 @@ def _check_target(form: Form, kind: str, target: str, *, except_id: int | None) 
         allowed = _ATTRIBUTE_KINDS.get(name, _TEXT_KINDS + ((FieldKind.LONG_TEXT,) if name == "street" else ()))
         if kind not in allowed:
             need = " or ".join(FieldKind.LABELS[k].lower() for k in allowed)
-            raise ServiceError(f"The {scope}'s {names[name].lower()} needs a {need} field, not a {kind_word} "
-                               "field.", field="target")
+            raise ServiceError(f"{target_label(target)} needs a {need} field, not a {kind_word} field.",
+                               field="target")
     elif scope == "custom":
         custom = _custom_target(target)
         if kind not in CUSTOM_KINDS[custom.field_type]:
@@ -506,6 +504,8 @@ def _unique_key(form: Form, label: str, target: str) -> str:
         base = "company" if name == "name" else f"company_{name}"
     else:
         base = custom_fields.key_for(label)
+    if base.startswith(RESERVED_PREFIX):  # the public form's own inputs are named so
+        base = "f_" + base
     base = base[:60]
     taken = {f.key for f in form.fields}
     key, n = base, 2

@@ -19,7 +19,8 @@ from crm.access import visible_contacts_clause
 from crm.contact_list import decode_values, encode_cursor
 from crm.export import safe_cell
 from crm.models import Contact
-from forms.models import FieldKind, Form, FormField, FormSubmission, SubmissionState
+from forms.models import FieldKind, Form, FormSubmission, SubmissionState
+from forms.processing import answer_rows, answer_text
 
 PAGE_SIZE = 50
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -149,39 +150,6 @@ def contact_for(submission: FormSubmission, viewer) -> Contact | None:
     return _rows([submission], viewer)[0].contact
 
 
-# --- answers ------------------------------------------------------------------------------------------
-
-@dataclass
-class Answer:
-    label: str
-    value: object  # exactly as sent: text, a list of texts, True/False
-    kind: str  # the field's kind, or "" for an answer no field of the form names any more
-
-
-def answer_text(value) -> str:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def answers_of(submission: FormSubmission, fields: list[FormField]) -> list[Answer]:
-    """Every answer of the submission, labelled and ordered by the form's fields as they are
-    now; answers to fields since removed come last, under their key."""
-    answers = dict(submission.answers or {})
-    out = []
-    for field in fields:
-        if field.kind in FieldKind.NO_ANSWER:
-            continue
-        if field.key in answers:
-            out.append(Answer(field.label, answers.pop(field.key), field.kind))
-        else:
-            out.append(Answer(field.label, None, field.kind))
-    out += [Answer(key, value, "") for key, value in answers.items()]
-    return out
-
-
 # --- export -------------------------------------------------------------------------------------------
 
 def export_rows(filters: Filters, viewer) -> Iterator[list]:
@@ -192,7 +160,7 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
     header = ["Submitted (UTC)", "Form", "Contact", "Contact e-mail", "Source URL", *UTM_KEYS, "State", "Error"]
     header += [f.label for f in fields] if form else ["Answers"]
     yield [safe_cell(h) for h in header]
-    form_fields: dict[int, list[FormField]] = {}
+    forms_by_id: dict[int, Form] = {}
     after, sent = None, 0
     while sent < EXPORT_MAX:
         result = page(filters, viewer, after=after, size=500)
@@ -205,13 +173,12 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
                      *[(s.utm or {}).get(k, "") for k in UTM_KEYS],
                      SubmissionState.LABELS.get(s.state, s.state), s.error]
             if form:
-                cells += [answer_text((s.answers or {}).get(f.key)) for f in fields]
+                cells += [answer_text((s.answers or {}).get(f.key), f.kind) for f in fields]
             else:
-                if s.form_id not in form_fields:
-                    owner = db.session.get(Form, s.form_id)
-                    form_fields[s.form_id] = list(owner.fields) if owner else []
-                cells.append("\n".join(f"{a.label}: {answer_text(a.value)}"
-                                       for a in answers_of(s, form_fields[s.form_id]) if a.value not in (None, "")))
+                if s.form_id not in forms_by_id:
+                    forms_by_id[s.form_id] = db.session.get(Form, s.form_id)
+                cells.append("\n".join(f"{label}: {text}" for label, text in answer_rows(forms_by_id[s.form_id],
+                                                                                        s.answers or {})))
             yield [safe_cell(c) for c in cells]
         sent += len(result.rows)
         if result.next_cursor is None:
