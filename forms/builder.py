@@ -24,6 +24,7 @@ from forms import definitions as service
 from forms import public, rendering, submission_list
 from forms.models import FieldKind, Form, FormField, FormSubmission, OwnerMode, PortalLogin, SubmissionState
 from forms.processing import answer_rows
+from staff.bulk import _as_tenant
 from staff.crm_forms import MultiCheckboxField
 
 bp = Blueprint("forms_builder", __name__, url_prefix="/staff/forms")
@@ -189,6 +190,7 @@ def forms():
     archived = request.args.get("show") == "archived"
     return render_template("forms/builder/list.html", forms=service.forms_list(archived=archived),
                            archived=archived, counts=submission_list.counts_by_form(),
+                           field_counts=service.field_counts(),
                            other_count=service.active_forms_count(archived=not archived), public_url=public_url)
 
 
@@ -302,7 +304,8 @@ def edit_field(form_id, form_field_id):
             flash(f"“{field.label}” is saved." if changed else "Nothing to change.", "success")
             return redirect(url_for("forms_builder.edit", form_id=form.id, _anchor=f"field-{field.id}"))
     status = 400 if request.method == "POST" else 200
-    return render_template("forms/builder/field.html", field=field, edit=edit_form, kinds=FieldKind, **_tabs(form, "fields")), status
+    return render_template("forms/builder/field.html", field=field, edit=edit_form, kinds=FieldKind,
+                           **_tabs(form, "fields")), status
 
 
 @bp.post("/<int:form_id>/fields/<int:form_field_id>/delete")
@@ -487,7 +490,8 @@ def export_submissions():
     viewer = current_principal()
     name = "form-submissions"
     if fmt == "csv":
-        response = Response(stream_with_context(csv_text(submission_list.export_rows(filters, viewer))),
+        lines = submission_list.export_rows(filters, viewer)
+        response = Response(stream_with_context(_as_tenant(g.tenant.id, csv_text(lines))),
                             mimetype="text/csv; charset=utf-8")
     else:
         response = Response(xlsx_bytes(submission_list.export_rows(filters, viewer), "Submissions"),

@@ -83,6 +83,11 @@ def forms_list(*, archived: bool = False) -> list[Form]:
     return list(db.session.scalars(query.order_by(sa.func.lower(Form.title), Form.id)))
 
 
+def field_counts() -> dict[int, int]:
+    """form id → how many fields it has (one query for the whole list)."""
+    return dict(db.session.execute(sa.select(FormField.form_id, sa.func.count()).group_by(FormField.form_id)).all())
+
+
 def active_forms_count(*, archived: bool) -> int:
     condition = Form.archived_at.is_not(None) if archived else Form.archived_at.is_(None)
     return db.session.scalar(sa.select(sa.func.count()).select_from(Form).where(condition))

@@ -104,7 +104,8 @@ def _rows(submissions: list[FormSubmission], viewer) -> list[Row]:
     """Rows with their form's title and, where the viewer may see it, their contact: three
     queries for the page whatever its length."""
     form_ids = {s.form_id for s in submissions}
-    titles = dict(db.session.execute(sa.select(Form.id, Form.title).where(Form.id.in_(form_ids)))) if form_ids else {}
+    titles = dict(db.session.execute(sa.select(Form.id, Form.title).where(Form.id.in_(form_ids))).all()) \
+        if form_ids else {}
     contact_ids = {s.contact_id for s in submissions if s.contact_id}
     contacts = {}
     if contact_ids:
@@ -133,7 +134,8 @@ def page(filters: Filters, viewer, *, after: str | None = None, size: int = PAGE
 
 
 def counts_by_form() -> dict[int, int]:
-    return dict(db.session.execute(sa.select(FormSubmission.form_id, sa.func.count()).group_by(FormSubmission.form_id)))
+    return dict(db.session.execute(sa.select(FormSubmission.form_id, sa.func.count())
+                                   .group_by(FormSubmission.form_id)).all())
 
 
 def of_contact(contact: Contact, *, limit: int = 20) -> list[Row]:
@@ -142,7 +144,7 @@ def of_contact(contact: Contact, *, limit: int = 20) -> list[Row]:
                                     .order_by(FormSubmission.submitted_at.desc(), FormSubmission.id.desc())
                                     .limit(limit)))
     titles = dict(db.session.execute(sa.select(Form.id, Form.title).where(
-        Form.id.in_({s.form_id for s in found})))) if found else {}
+        Form.id.in_({s.form_id for s in found}))).all()) if found else {}
     return [Row(s, titles.get(s.form_id, ""), contact, True) for s in found]
 
 

@@ -111,8 +111,8 @@ def test_settings_change_and_are_audited(as_a):
     owner = as_a["owner"]
     form = make_form("Join")
     changed = service.update_settings(form, **_settings(
-        form, title="Join us", slug="join-us", intro="Hello", primary_colour="#AA3300", redirect_url="https://x.test/ok",
-        min_fill_seconds="5"), logo=PNG, actor=owner)
+        form, title="Join us", slug="join-us", intro="Hello", primary_colour="#AA3300",
+        redirect_url="https://x.test/ok", min_fill_seconds="5"), logo=PNG, actor=owner)
     assert set(changed) == {"title", "slug", "intro", "primary_colour", "redirect_url", "min_fill_seconds", "logo"}
     assert (form.primary_colour, form.logo_mimetype, form.min_fill_seconds) == ("#aa3300", "image/png", 5)
     event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "form.changed")).one()
