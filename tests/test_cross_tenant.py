@@ -43,6 +43,7 @@ from portal.accounts import VERIFY as PORTAL_VERIFY
 from portal.accounts import make_set_password_token, make_verify_token
 from portal.models import PortalAccount
 from tests.factories import seed_crm
+from tests.forms.factories import seed_forms
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
 
 ROLES = ("owner", "admin", "staff")
@@ -81,7 +82,10 @@ PATH_PARAMS: dict[str, PathParam] = {
            "segment_id": "Segment", "status_id": "PipelineStatus", "operation_id": "Operation",
            "import_id": "ContactImport",
            "account_id": "PortalAccount",
+           "form_id": "Form", "form_field_id": "FormField", "submission_id": "FormSubmission",
        }.items()},
+    # /f/<slug>: the victim's kickoff form, by its address (tests/forms/factories.py seed_forms).
+    "slug": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["FormSlug"]),
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).
     "export_type": PathParam(CHOICE, lambda victim, endpoint: ["csv"]),
     # Flask-Admin's /admin/static/<filename>: its own assets (console only).
@@ -168,6 +172,7 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         admin = db.session.get(StaffUser, side.members["admin"].id)
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
         crm_ids = seed_crm(crm_marker)
+        crm_ids.update(seed_forms(crm_marker, crm_ids["Contact"][0]))
         # The seeded registrant's real links (portal.accounts): confirm the e-mail, choose a password.
         account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
         tokens[PORTAL_VERIFY] = make_verify_token(account)
