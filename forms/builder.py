@@ -3,12 +3,15 @@ forms, their fields, settings and on-submit actions, sharing them, a live previe
 submissions they received. Thin views over forms.definitions and forms.submission_list."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import (Blueprint, Response, abort, flash, g, make_response, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
+from core.audit import record
 from core.db import db
 from core.errors import ServiceError
 from core.identity import current_principal
@@ -487,17 +490,23 @@ def export_submissions():
         return redirect(url_for("forms_builder.submissions"))
     if filters.form_id is not None:
         _form_or_404(filters.form_id)
+    too_large = submission_list.xlsx_too_large(filters) if fmt == "xlsx" else None
+    if too_large:
+        flash(too_large, "error")
+        return redirect(url_for("forms_builder.submissions", **filters.to_args()))
+    # Submissions hold what people typed about themselves: who took a copy is on record.
+    record("form.submissions_exported", details={"format": fmt, **filters.to_args()})
+    db.session.commit()
     viewer = current_principal()
-    name = "form-submissions"
-    if fmt == "csv":
-        lines = submission_list.export_rows(filters, viewer)
-        response = Response(stream_with_context(_as_tenant(g.tenant.id, csv_text(lines))),
-                            mimetype="text/csv; charset=utf-8")
-    else:
-        response = Response(xlsx_bytes(submission_list.export_rows(filters, viewer), "Submissions"),
-                            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
-    return response
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    headers = {"Content-Disposition": f'attachment; filename="form-submissions-{g.tenant.slug}-{stamp}.{fmt}"',
+               "Cache-Control": "no-store"}
+    if fmt == "xlsx":
+        return Response(xlsx_bytes(submission_list.export_rows(filters, viewer), "Submissions"), headers=headers,
+                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    lines = submission_list.export_rows(filters, viewer)
+    return Response(stream_with_context(_as_tenant(g.tenant.id, csv_text(lines))), headers=headers,
+                    mimetype="text/csv; charset=utf-8")
 
 
 @bp.get("/submissions/<int:submission_id>")

@@ -42,6 +42,7 @@ register_actions({
     "form.field_changed": "Kickoff form field changed",
     "form.field_removed": "Kickoff form field removed",
     "form.field_moved": "Kickoff form field moved",
+    "form.submissions_exported": "Kickoff form submissions exported",
 })
 
 TITLE_MAX, SLUG_MAX, SUBMIT_MAX, TEXT_MAX = 200, 80, 80, 5000

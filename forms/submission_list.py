@@ -24,7 +24,6 @@ from forms.processing import answer_rows, answer_text
 
 PAGE_SIZE = 50
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-EXPORT_MAX = 50_000
 
 
 @dataclass
@@ -133,6 +132,17 @@ def page(filters: Filters, viewer, *, after: str | None = None, size: int = PAGE
     return Page(_rows(found, viewer), next_cursor)
 
 
+def xlsx_too_large(filters: Filters) -> str | None:
+    """Why these submissions are not offered as an Excel file, in plain words; None when they are."""
+    from crm.contact_list import count_of
+    from crm.export import XLSX_MAX
+
+    if count_of(filtered_query(filters), cap=XLSX_MAX) <= XLSX_MAX:
+        return None
+    return (f"Excel exports hold up to {XLSX_MAX:,} submissions and these are more. Export them as CSV "
+            "(Excel opens CSV files too), or choose a form or fewer days first.")
+
+
 def counts_by_form() -> dict[int, int]:
     return dict(db.session.execute(sa.select(FormSubmission.form_id, sa.func.count())
                                    .group_by(FormSubmission.form_id)).all())
@@ -163,8 +173,8 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
     header += [f.label for f in fields] if form else ["Answers"]
     yield [safe_cell(h) for h in header]
     forms_by_id: dict[int, Form] = {}
-    after, sent = None, 0
-    while sent < EXPORT_MAX:
+    after = None
+    while True:
         result = page(filters, viewer, after=after, size=500)
         for row in result.rows:
             s = row.submission
@@ -182,7 +192,6 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
                 cells.append("\n".join(f"{label}: {text}" for label, text in answer_rows(forms_by_id[s.form_id],
                                                                                         s.answers or {})))
             yield [safe_cell(c) for c in cells]
-        sent += len(result.rows)
         if result.next_cursor is None:
             break
         after = result.next_cursor

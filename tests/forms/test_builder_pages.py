@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
+from core.audit import AuditEvent
 from core.db import db
 from core.permissions import RolePermission
 from core.tenancy import tenant_context
@@ -395,6 +396,9 @@ def test_exports_are_spreadsheet_safe(world, staff_client, app):
     assert values[0][-1] == "Answers" and len(values) == 3
     assert "Company: '=HYPERLINK()" not in values[1][-1] or values[1][-1].startswith("First name")
     assert all(not str(v).startswith("=") for row in values for v in row if v is not None)
+    exports = _in_a(app, world, lambda: db.session.scalars(
+        sa.select(AuditEvent.details).where(AuditEvent.action == "form.submissions_exported")).all())
+    assert exports == [{"format": "csv", "form": data["form"]}, {"format": "xlsx"}]
 
 
 def test_the_contact_page_lists_its_form_submissions(world, staff_client, app):
