@@ -57,8 +57,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     import staff
 
     from crm.cli import contacts_cli
+    from forms.cli import forms_cli
 
     app.cli.add_command(contacts_cli)
+    app.cli.add_command(forms_cli)
     staff.init_app(app)
     portal.init_app(app)
     forms.init_app(app)

@@ -139,7 +139,7 @@ def _sort_answers(form: Form, answers: dict, problems: list[str]) -> Answers:
         elif where == "custom" and attr.isdigit():
             definition = db.session.get(CustomField, int(attr))
             if definition is None or definition.archived_at is not None:
-                problems.append(f"{f.label}: its custom field no longer exists; the answer is kept here only.")
+                problems.append(f"{f.label}: its custom field no longer exists; the answer is kept on the submission only.")
             elif raw not in (None, "", []):
                 out.custom.append((definition, raw, f.label))
     return out
@@ -154,8 +154,7 @@ def _advisory_lock(kind: str, key: str) -> None:
     if db.session.get_bind().dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"portico.forms:{current_tenant_id()}:{kind}:{key}".encode(), digest_size=8).digest()
-    db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                       {"key": int.from_bytes(digest, "big", signed=True)})
+    db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
 
 
 def _not_merged_or_archived():
@@ -178,6 +177,14 @@ def match_contact(email: str | None, phone: str | None) -> Contact | None:
     return None
 
 
+def _lock_contact(contact_id: int) -> Contact:
+    """A returning person's contact, locked (PostgreSQL: FOR UPDATE) and read fresh: staff's
+    and other submissions' changes committed meanwhile are seen, and nobody changes it under
+    this job."""
+    return db.session.scalar(sa.select(Contact).where(Contact.id == contact_id).with_for_update()
+                             .execution_options(populate_existing=True))
+
+
 def _identity(data: dict, region: str, problems: list[str]) -> tuple[str | None, str | None]:
     """The normalised e-mail and phone among the contact answers; an unreadable one is left
     out of the contact (and said)."""
@@ -186,13 +193,13 @@ def _identity(data: dict, region: str, problems: list[str]) -> tuple[str | None,
         try:
             email = normalize_email(data["email"])
         except ValueError as exc:
-            problems.append(f"E-mail: {exc} It is kept here only.")
+            problems.append(f"E-mail: {exc} It is kept on the submission only.")
         data.pop("email")
     if data.get("phone"):
         try:
             phone = normalize_phone(data["phone"], region)
         except ValueError as exc:
-            problems.append(f"Phone: {exc} It is kept here only.")
+            problems.append(f"Phone: {exc} It is kept on the submission only.")
         data.pop("phone")
     return email, phone
 
@@ -211,7 +218,7 @@ def _tolerant(call, data: dict, problems: list[str], *, labels=_label, keep=()):
         except ServiceError as exc:
             if exc.field not in data or exc.field in keep:
                 raise
-            problems.append(f"{labels(exc.field)}: {exc.message} It is kept here only.")
+            problems.append(f"{labels(exc.field)}: {exc.message} It is kept on the submission only.")
             data.pop(exc.field)
 
 
@@ -273,7 +280,7 @@ def _custom_values(record_, answers: Answers, entity: str, region: str, *, only_
         try:
             value = custom_fields.clean_value(definition, raw, region=region)
         except ServiceError as exc:
-            problems.append(f"{label}: {exc.message} It is kept here only.")
+            problems.append(f"{label}: {exc.message} It is kept on the submission only.")
             continue
         if _empty(value) or (only_empty and not _empty(values.get(definition.key))):
             continue
@@ -291,7 +298,7 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
     name = data.get("name", "")
     if not company_name_key(name):
         if data or any(d.entity == "company" for d, _, _ in answers.custom):
-            problems.append("Company details without a company name are kept here only.")
+            problems.append("Company details without a company name are kept on the submission only.")
         return None
     _advisory_lock("company", company_name_key(name))
     company = match_company(name, threshold=settings().company_match_threshold)
@@ -302,7 +309,7 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
                 company = _tolerant(lambda d: create_company(d, actor=actor), data, problems,
                                     labels=company_labels, keep=("name",))
         except ServiceError as exc:
-            problems.append(f"Company name: {exc.message} It is kept here only.")
+            problems.append(f"Company name: {exc.message} It is kept on the submission only.")
             return None
         _custom_values(company, answers, "company", region, only_empty=False, problems=problems)
     else:
@@ -351,7 +358,9 @@ def next_owner(form: Form, problems: list[str]) -> StaffUser | None:
         position = (start + step) % len(ids)
         owner = db.session.get(StaffUser, int(ids[position]))
         if owner is not None and owner.active:
-            form.round_robin_next = (position + 1) % len(ids)
+            # Not through the ORM: handing out a turn is no edit of the form (updated_at stays).
+            db.session.execute(sa.update(Form).where(Form.id == form.id).values(
+                round_robin_next=(position + 1) % len(ids), updated_at=Form.updated_at))
             return owner
     problems.append("Owner: nobody in the form's round-robin is still on the team; no owner was set.")
     return None
@@ -360,19 +369,19 @@ def next_owner(form: Form, problems: list[str]) -> StaffUser | None:
 def _portal_login(form: Form, submission: FormSubmission, contact: Contact, actor, problems: list[str]) -> None:
     from portal.accounts import register_portal_account
 
+    password_hash = submission.portal_password_hash if form.portal_login == PortalLogin.PASSWORD else None
+    submission.portal_password_hash = None  # the login has it now, or never will
     if form.portal_login == PortalLogin.NONE:
         return
     if not contact.email:
         problems.append("Portal login: the contact has no e-mail address, so no login was made.")
         return
-    password_hash = submission.portal_password_hash if form.portal_login == PortalLogin.PASSWORD else None
     try:
         with db.session.begin_nested():
             register_portal_account(contact, password=None, password_hash=password_hash,
                                     needs_approval=form.portal_requires_approval, actor=actor, source=form.title)
     except ServiceError as exc:
         problems.append(f"Portal login: {exc.message}")
-    submission.portal_password_hash = None  # the login has it now (or never will)
 
 
 def _emails(form: Form, submission: FormSubmission, contact: Contact, created: bool) -> None:
@@ -430,6 +439,8 @@ def process(submission: FormSubmission) -> None:
         data["phone"] = phone
 
     contact = match_contact(email, phone) if (email or phone) else None
+    if contact is not None:
+        contact = _lock_contact(contact.id)
     created = False
     if contact is None:
         contact = _create(form, data, actor, problems)
@@ -438,15 +449,12 @@ def process(submission: FormSubmission) -> None:
             contact = match_contact(email, phone)
             if contact is None:
                 raise ServiceError("The contact could not be created; the submission is kept.")
+            contact = _lock_contact(contact.id)
     filled = [] if created else _fill(contact, data, actor, problems)
     filled += _custom_values(contact, answers, "contact", region, only_empty=not created, problems=problems)
 
     if not created and ContactRole.RANK[form.role] > ContactRole.RANK[contact.role]:
         change_role(contact, form.role, actor=actor)
-    if contact.owner_id is None:
-        owner = next_owner(form, problems)
-        if owner is not None:
-            assign_owner(contact, owner, actor=actor)
     for circle_id in form.circle_ids or []:
         circle = db.session.get(Circle, int(circle_id))
         if circle is None or circle.archived_at is not None:
@@ -454,17 +462,27 @@ def process(submission: FormSubmission) -> None:
             continue
         add_contact_to_circle(circle, contact, actor, check=False)
     for name in form.tags or []:
-        with db.session.begin_nested():
-            _tolerant(lambda d: tag_contact(contact, d["name"], actor, check=False), {"name": name}, problems,
-                      labels=lambda _: "Tag")
+        try:
+            with db.session.begin_nested():
+                tag_contact(contact, name, actor, check=False)
+        except ServiceError as exc:
+            problems.append(f"Tag “{name}”: {exc.message} It was skipped.")
     company = _company(form, contact, answers, actor, region, problems=problems)
+    if contact.owner_id is None:
+        # Last of the locks taken (person, contact, company, form: always in this order, so two
+        # jobs never wait on each other), and held for the shortest time.
+        owner = next_owner(form, problems)
+        if owner is not None:
+            assign_owner(contact, owner, actor=actor)
 
+    _portal_login(form, submission, contact, actor, problems)
+    # Dated when it was sent, so it sits before what processing it caused on the timeline.
     record_activity(TIMELINE_KIND, f"Submitted {form.title}", contact=contact, subject=submission, actor=actor,
                     occurred_at=submission.submitted_at,
                     details={"form_id": form.id, "submission_id": submission.id, "created": created,
                              "answers": [[label, text] for label, text, _ in answers.rows if text],
-                             "filled": filled, "problems": problems})
-    _portal_login(form, submission, contact, actor, problems)
+                             "filled": filled, "problems": list(problems)})
+    contact.last_activity_at = utcnow()  # what processing did is the latest activity, not the sending
 
     submission.state = SubmissionState.PROCESSED
     submission.contact_id = contact.id

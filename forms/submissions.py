@@ -28,7 +28,8 @@ from core.jobs import job, on_commit, periodic_job
 from core.tenancy import cross_tenant
 from crm.merge import MERGE_HOOKS
 from crm.models import Contact
-from forms.models import Form, FormSubmission, SubmissionState
+from forms import processing
+from forms.models import Form, FormSubmission, PortalLogin, SubmissionState
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ register_actions({
 # A submission still waiting this long after it was received (or last queued again) is taken
 # for one whose worker died; each further try waits twice as long as the one before.
 STALLED_AFTER = timedelta(minutes=5)
-MAX_TEXT = 10_000  # one answer's longest stored text (the public side keeps answers far shorter)
 
 
 # --- receipt ---------------------------------------------------------------------------------------
@@ -58,7 +58,8 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
 
     `answers` maps field keys to the text sent (a list of texts for multiple choice); they are
     stored as given: checking them is the public form's job, done before this is called.
-    `password` (a portal login chosen on the form) is kept only as its hash. The same
+    `password` (a portal login chosen on the form) is kept only as its hash, and only when
+    the form's portal login is the password chosen on the form. The same
     (form, idempotency_key) again returns the submission stored the first time and False,
     also when two requests race (the database's unique key decides; the loser reads the
     winner's row). Processing is queued once the submission is committed.
@@ -72,8 +73,10 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
     submission = FormSubmission(
         form_id=form.id, idempotency_key=key, answers=dict(answers), source_url=(source_url or "")[:2000],
         utm=dict(utm or {}), ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:500],
-        state=SubmissionState.RECEIVED, attempts=1,
-        portal_password_hash=hash_password(password) if password else None,
+        state=SubmissionState.RECEIVED, attempts=1,  # how often processing was queued
+        # Only a form that lets the registrant choose their password keeps one, as a hash.
+        portal_password_hash=hash_password(password) if password and form.portal_login == PortalLogin.PASSWORD
+        else None,
     )
     try:
         with db.session.begin_nested():
@@ -110,8 +113,6 @@ def process_submission(submission_id: int) -> None:
     harmlessly: a processed submission is left as it is. A refusal of the CRM's rules
     (ServiceError) is recorded as the failure and not retried (it would fail the same way);
     anything else is recorded and retried."""
-    from forms import processing
-
     submission = _lock(submission_id)
     if submission is None or submission.state == SubmissionState.PROCESSED:
         return
@@ -122,7 +123,6 @@ def process_submission(submission_id: int) -> None:
         _record_failure(submission_id, exc.message)
         return
     except Exception as exc:
-        db.session.rollback()
         _record_failure(submission_id, f"{type(exc).__name__}: {exc}"[:2000])
         raise
 
@@ -136,27 +136,25 @@ def _record_failure(submission_id: int, message: str) -> None:
         return
     submission.state = SubmissionState.FAILED
     submission.error = message
-    record("form_submission.failed", submission, actor=processing_actor(submission.form),
+    record("form_submission.failed", submission, actor=processing.FormActor(submission.form),
            details={"error": message})
     db.session.commit()
 
 
-def processing_actor(form: Form):
-    from forms.processing import FormActor
-
-    return FormActor(form)
-
-
 # --- stalled and failed submissions ----------------------------------------------------------------
 
-def _requeue(rows, *, now: datetime) -> list[int]:
-    """Count another try on each submission and queue its job once this commits."""
+def _requeue(rows, states: list[str], *, queue: bool = True) -> list[int]:
+    """Count another try on each submission (waiting again) and, with `queue`, queue its job
+    once this commits. One processed meanwhile is left as it is (the state is checked again
+    in the UPDATE, which on PostgreSQL waits for a worker still holding the row); its job
+    finds it processed and does nothing."""
     ids = [row.id for row in rows]
     if ids:
-        db.session.execute(sa.update(FormSubmission).where(FormSubmission.id.in_(ids))
+        db.session.execute(sa.update(FormSubmission)
+                           .where(FormSubmission.id.in_(ids), FormSubmission.state.in_(states))
                            .values(attempts=FormSubmission.attempts + 1, state=SubmissionState.RECEIVED)
                            .execution_options(synchronize_session=False))
-    for row in rows:
+    for row in rows if queue else ():
         on_commit(process_submission, row.id, tenant_id=row.tenant_id)
     return ids
 
@@ -164,8 +162,9 @@ def _requeue(rows, *, now: datetime) -> list[int]:
 def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
     """Queue again every submission, of any tenant, still waiting to be processed long after
     it was received: its worker died, or its job was lost. The wait doubles with each try
-    (`attempts`), so a submission that keeps stalling is not queued every minute. Safe to
-    overdo: a second run of a submission being processed waits for its row lock, then finds it
+    (`attempts`), so a submission that keeps stalling is not queued every minute (one queued
+    again by hand long after it was sent may be queued once more sooner). Safe to overdo: a
+    second run of a submission being processed waits for its row lock, then finds it
     processed."""
     now = now or utcnow()
     with cross_tenant("queue again form submissions whose worker died", audit=False):
@@ -177,7 +176,7 @@ def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = S
             .order_by(FormSubmission.id)).all()
         stalled = [row for row in candidates
                    if row.submitted_at < now - stalled_after * (2 ** max(0, (row.attempts or 1) - 1))]
-        ids = _requeue(stalled, now=now)
+        ids = _requeue(stalled, [SubmissionState.RECEIVED])
         db.session.commit()
     for row in stalled:
         logger.warning("form submission %s waited since %s: queued again", row.id, row.submitted_at)
@@ -189,13 +188,14 @@ def requeue_stalled_submissions() -> None:
     requeue_stalled()
 
 
-def reprocess(*, include_failed: bool = False) -> list[int]:
+def reprocess(*, include_failed: bool = False, queue: bool = True) -> list[int]:
     """Queue again the current tenant's submissions waiting to be processed, and with
-    `include_failed` those that failed; returns their ids. For operators (the CLI)."""
+    `include_failed` those that failed; returns their ids. For operators (the CLI, which
+    with `queue=False` processes them itself)."""
     states = [SubmissionState.RECEIVED] + ([SubmissionState.FAILED] if include_failed else [])
     rows = db.session.execute(sa.select(FormSubmission.id, FormSubmission.tenant_id)
                               .where(FormSubmission.state.in_(states)).order_by(FormSubmission.id)).all()
-    ids = _requeue(rows, now=utcnow())
+    ids = _requeue(rows, states, queue=queue)
     if ids:
         record("form_submission.requeued", details={"count": len(ids), "ids": ids[:100],
                                                     "failed_included": include_failed})
