@@ -15,6 +15,7 @@ from core.audit import AuditEvent
 from core.db import db
 from core.permissions import RolePermission
 from core.tenancy import tenant_context
+from crm.models import Contact
 from forms.models import Form, FormField, FormSubmission
 from tests.factories import make_contact, restrict_staff_visibility
 from tests.forms.factories import make_form, make_submission
@@ -319,7 +320,8 @@ def test_the_editor_pages_carry_the_preview_frame(world, staff_client, app):
 def _submissions(app, world, n=3, **attrs):
     def make():
         form = db.session.scalar(sa.select(Form).where(Form.title == "Open day")) or make_form("Open day")
-        contact = make_contact("Ada", "Lovelace", email="ada@x.test")
+        contact = db.session.scalar(sa.select(Contact).where(Contact.email == "ada@x.test")) or \
+            make_contact("Ada", "Lovelace", email="ada@x.test")
         start = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
         subs = [make_submission(form, {"first_name": f"Ada {i}", "email": "ada@x.test", "company": "=HYPERLINK()"},
                                 submitted_at=start + timedelta(days=i), contact_id=contact.id,
@@ -407,3 +409,27 @@ def test_the_contact_page_lists_its_form_submissions(world, staff_client, app):
     section = page[page.index("Form submissions"):]
     assert section.count(f'href="{BASE}/submissions/') == 2 and "Open day" in section
     assert "Form submissions" not in _text(staff_client("staff").get(f"/staff/contacts/{data['contact']}"))
+
+
+def test_the_submissions_list_runs_the_same_queries_for_more_rows(world, staff_client, app):
+    _submissions(app, world, n=1)
+    client = staff_client("owner")
+    client.get(f"{BASE}/submissions")
+    with counted_queries(app) as few:
+        client.get(f"{BASE}/submissions")
+    _submissions(app, world, n=30)
+    with counted_queries(app) as many:
+        assert _text(client.get(f"{BASE}/submissions")).count('data-label="Time"') == 31
+    assert len(many) == len(few)
+
+
+def test_staff_allowed_only_submissions_read_them_but_cannot_build(world, staff_client, app):
+    data = _submissions(app, world, n=1)
+    _grant_staff(app, world, "forms.submissions.view")
+    client = staff_client("staff")
+    listing = _text(client.get(f"{BASE}/"))
+    assert f'href="{BASE}/"' in listing and "Open day" in listing  # the nav link, and the form
+    assert f'href="{BASE}/{data["form"]}"' not in listing and "New form" not in listing and ">Archive<" not in listing
+    page = _text(client.get(f"{BASE}/{data['form']}/submissions"))
+    assert ">Submissions</a>" in page and ">Settings</a>" not in page and "Ada Lovelace" in page
+    assert client.get(f"{BASE}/{data['form']}").status_code == 403
