@@ -110,7 +110,7 @@ class FieldForm(FlaskForm):
     def set_targets(self):
         groups: dict[str, list] = {}
         for choice in service.target_choices(include_new=can(current_principal(), "crm.configure")):
-            groups.setdefault(choice.group, []).append((choice.value, choice.label))
+            groups.setdefault(choice.group, []).append(SelectChoice(choice.value, choice.label))
         self.target.choices = groups
 
     def data_for_service(self) -> dict:
@@ -151,11 +151,11 @@ class ActionsForm(FlaskForm):
     )
 
     def set_choices(self):
-        staff = [(str(s.id), s.display_name) for s in service.active_staff()]
-        self.status_id.choices = [("", "Leave the status as it is")] + [
-            (str(s.id), s.name) for s in pipeline.statuses(include_archived=False)]
-        self.circle_ids.choices = [(str(c.id), c.name) for c in active_circles()]
-        self.owner_id.choices = [("", "Choose a staff member")] + staff
+        staff = [SelectChoice(str(s.id), s.display_name) for s in service.active_staff()]
+        self.status_id.choices = [SelectChoice("", "Leave the status as it is")] + [
+            SelectChoice(str(s.id), s.name) for s in pipeline.statuses(include_archived=False)]
+        self.circle_ids.choices = [SelectChoice(str(c.id), c.name) for c in active_circles()]
+        self.owner_id.choices = [SelectChoice("", "Choose a staff member")] + staff
         self.round_robin_staff_ids.choices = staff
         self.notify_staff_ids.choices = staff
 
