@@ -107,10 +107,13 @@ class FieldForm(FlaskForm):
                                      "answer on the submission only. A new custom field takes the label and "
                                      "choices above.")
 
-    def set_targets(self):
+    def set_targets(self, current: str = ""):
         groups: dict[str, list] = {}
-        for choice in service.target_choices(include_new=can(current_principal(), "crm.configure")):
+        choices = service.target_choices(include_new=can(current_principal(), "crm.configure"))
+        for choice in choices:
             groups.setdefault(choice.group, []).append(SelectChoice(choice.value, choice.label))
+        if current and current not in {c.value for c in choices}:  # an archived custom field it still fills
+            groups.setdefault("Where it goes now", []).insert(0, SelectChoice(current, service.target_label(current)))
         self.target.choices = groups
 
     def data_for_service(self) -> dict:
@@ -258,7 +261,7 @@ def _field_form(field: FormField | None = None, *, formdata=True) -> FieldForm:
         form = FieldForm(formdata=None, data=data)
     else:
         form = FieldForm() if formdata else FieldForm(formdata=None)
-    form.set_targets()
+    form.set_targets(field.target if field is not None else "")
     return form
 
 

@@ -457,15 +457,18 @@ def _clean_choices(kind: str, raw, *, custom: CustomField | None) -> list[str]:
     return choices
 
 
-def _custom_target(target: str) -> CustomField:
+def _custom_target(target: str, *, keeping: bool = False) -> CustomField:
+    """The custom field a "custom.<id>" target names; an archived one only when a field that
+    already fills it keeps it (archiving a custom field must not make its form field unsavable)."""
     name = target.partition(".")[2]
     field = db.session.get(CustomField, int(name)) if name.isdigit() and len(name) < 10 else None
-    if field is None or field.archived_at is not None:
+    if field is None or (field.archived_at is not None and not keeping):
         raise ServiceError("Choose a custom field from the list.", field="target")
     return field
 
 
-def _check_target(form: Form, kind: str, target: str, *, except_id: int | None) -> CustomField | None:
+def _check_target(form: Form, kind: str, target: str, *, except_id: int | None,
+                  current: str = "") -> CustomField | None:
     """The target is one this kind of field can fill, and no other field of the form fills
     it (two answers for one e-mail would leave the contact to chance). Returns the custom
     field an existing "custom.<id>" target names."""
@@ -488,7 +491,7 @@ def _check_target(form: Form, kind: str, target: str, *, except_id: int | None) 
             raise ServiceError(f"{target_label(target)} needs a {need} field, not a {kind_word} field.",
                                field="target")
     elif scope == "custom":
-        custom = _custom_target(target)
+        custom = _custom_target(target, keeping=target == current)
         if kind not in CUSTOM_KINDS[custom.field_type]:
             need = " or ".join(FieldKind.LABELS[k].lower() for k in CUSTOM_KINDS[custom.field_type])
             raise ServiceError(f"The custom field “{custom.label}” ({CustomField.TYPES[custom.field_type].lower()}) "
@@ -530,7 +533,8 @@ def clean_field(form: Form, data: dict, *, field: FormField | None = None) -> di
     label_word = "the heading" if kind == FieldKind.SECTION else "a label for the field"
     label = clean_line(data.get("label"), label=label_word, field="label", max_length=LABEL_MAX)
     target = (data.get("target") or "").strip()
-    custom = _check_target(form, kind, target, except_id=field.id if field else None)
+    custom = _check_target(form, kind, target, except_id=field.id if field else None,
+                           current=field.target if field else "")
     answer = kind not in FieldKind.NO_ANSWER
     display = data.get("display") or "dropdown"
     if kind == FieldKind.SINGLE_CHOICE and display not in DISPLAYS:

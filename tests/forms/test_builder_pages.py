@@ -433,3 +433,16 @@ def test_staff_allowed_only_submissions_read_them_but_cannot_build(world, staff_
     page = _text(client.get(f"{BASE}/{data['form']}/submissions"))
     assert ">Submissions</a>" in page and ">Settings</a>" not in page and "Ada Lovelace" in page
     assert client.get(f"{BASE}/{data['form']}").status_code == 403
+
+
+def test_the_edit_page_keeps_a_target_that_is_no_longer_listed(world, staff_client, app):
+    def make():
+        from tests.factories import make_custom_field
+        budget = make_custom_field("Budget", "number")
+        form = make_form("Join", fields=({"key": "budget", "kind": "number", "label": "Budget",
+                                          "target": f"custom.{budget.id}"},))
+        budget.archived_at = datetime.now(timezone.utc)
+        return form.id, form.fields[0].id, budget.id
+    form_id, field_id, budget_id = _in_a(app, world, make)
+    page = _text(staff_client("owner").get(f"{BASE}/{form_id}/fields/{field_id}"))
+    assert f'<option selected value="custom.{budget_id}">Contact: Budget (custom, archived)</option>' in page

@@ -2,6 +2,8 @@
 actions; what they refuse, in which words, beside which field; and what they audit."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 import sqlalchemy as sa
 
@@ -361,3 +363,17 @@ def test_forms_of_another_tenant_are_out_of_reach(app, world):
         assert db.session.get(Form, other_id) is None
         assert service.create_form("Join", "join", actor=owner).slug == "join"
         assert service.forms_list() != [] and all(f.title != "CANARY-B form" for f in service.forms_list())
+
+
+def test_a_field_keeps_a_custom_field_archived_since(as_a):
+    owner = as_a["owner"]
+    form = make_form("Join", fields=())
+    budget = make_custom_field("Budget", "number")
+    field = service.add_field(form, {"kind": "number", "label": "Budget", "target": f"custom.{budget.id}"},
+                              actor=owner)
+    budget.archived_at = datetime.now(timezone.utc)
+    assert service.update_field(field, {"label": "Your budget", "target": f"custom.{budget.id}"}, actor=owner) == \
+        ["label"]
+    assert "from the list" in _refused(lambda: service.add_field(
+        form, {"kind": "number", "label": "Other", "target": f"custom.{budget.id}"}, actor=owner), "target")
+    assert service.target_label(field.target) == "Contact: Budget (custom, archived)"
