@@ -94,6 +94,24 @@
     livePreview(form);
   });
 
+  // Moving a field reloads the page; the focus goes back to the button pressed (or, at the
+  // end of the list, its twin), so a keyboard user can press it again.
+  var MOVED = "portico.builder.moved";
+  document.querySelectorAll("button[data-move]").forEach(function (button) {
+    button.form.addEventListener("submit", function () {
+      try { window.sessionStorage.setItem(MOVED, button.getAttribute("data-move")); } catch (e) { /* private mode */ }
+    });
+  });
+  var moved = null;
+  try { moved = window.sessionStorage.getItem(MOVED); window.sessionStorage.removeItem(MOVED); } catch (e) { /* private mode */ }
+  if (moved) {
+    var parts = moved.split("-"), twin = parts[0] + "-" + (parts[1] === "up" ? "down" : "up");
+    var target = document.querySelector('button[data-move="' + moved + '"]:not([disabled])') ||
+                 document.querySelector('button[data-move="' + twin + '"]:not([disabled])');
+    // After load: scrolling to the page's #field-… anchor would otherwise take the focus back.
+    if (target) { window.addEventListener("load", function () { window.setTimeout(function () { target.focus(); }, 0); }); }
+  }
+
   document.querySelectorAll("[data-copy]").forEach(function (button) {
     button.addEventListener("click", function () {
       var source = document.getElementById(button.getAttribute("data-copy"));

@@ -117,6 +117,12 @@ def test_owner_builds_a_form_with_every_kind_of_field(page: Page, live_server, w
     expect(page.locator(".flash-success")).to_have_text("“Your e-mail” moved up.")
     expect(rows.nth(1)).to_have_text("Your e-mail")
     expect(rows.nth(2)).to_have_text("First name")
+    expect(page.get_by_role("button", name="Move up “Your e-mail”")).to_be_focused()
+    page.keyboard.press("Enter")  # again, without reaching for the mouse
+    expect(rows.nth(0)).to_have_text("Your e-mail")
+    expect(page.get_by_role("button", name="Move down “Your e-mail”")).to_be_focused()  # at the top now
+    page.keyboard.press("Enter")
+    expect(rows.nth(1)).to_have_text("Your e-mail")
 
     # Editing a label: the preview shows it before saving; saving keeps the answer's key.
     page.get_by_role("button", name="Edit “First name”").click()
