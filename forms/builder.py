@@ -129,7 +129,7 @@ class ActionsForm(FlaskForm):
     circle_ids = MultiCheckboxField("Add to these Circles", coerce=str, validate_choice=False)
     tags = StringField("Tags", render_kw={"autocomplete": "off", "placeholder": "e.g. open day, newsletter"},
                        description="Separate tags with commas. New tags are made on the first submission.")
-    owner_mode = RadioField("Owner", choices=[SelectChoice(k, v) for k, v in OwnerMode.LABELS.items()],
+    owner_mode = RadioField("Who becomes the owner", choices=[SelectChoice(k, v) for k, v in OwnerMode.LABELS.items()],
                             validate_choice=False,
                             description="Who owns a contact the form creates (an existing owner is kept).")
     owner_id = SelectField("Fixed owner", validate_choice=False)

@@ -144,6 +144,21 @@ def test_owner_builds_a_form_with_every_kind_of_field(page: Page, live_server, w
     expect(page.locator(".flash-success")).to_have_text("Settings saved.")
     screenshot(page, "settings")
 
+    # On submit: the role, a round-robin owner, a confirmation e-mail.
+    page.get_by_role("link", name="On submit").click()
+    page.get_by_label("Prospect").check()
+    page.get_by_label("Round-robin among chosen staff").check()
+    page.get_by_role("group", name="Take turns among").get_by_label(world.a.members["admin"].name).check()
+    page.get_by_role("button", name="Save on-submit actions").click()
+    expect(page.locator("#round_robin_staff_ids-error")).to_contain_text("at least two staff members")
+    page.get_by_role("group", name="Take turns among").get_by_label(world.a.members["staff"].name).check()
+    page.get_by_label("Send the registrant a confirmation e-mail").check()
+    page.get_by_label("Subject of the confirmation").fill("See you at the open day")
+    page.get_by_role("button", name="Save on-submit actions").click()
+    expect(page.locator(".flash-success")).to_have_text("On-submit actions saved.")
+    expect(page.get_by_label("Prospect")).to_be_checked()
+    screenshot(page, "on-submit")
+
     # Share: the public link, and the embed snippet copied with one button.
     page.get_by_role("link", name="Share").click()
     origin = live_server.url(world.a.slug, "").rstrip("/")
