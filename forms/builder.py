@@ -146,6 +146,10 @@ class ActionsForm(FlaskForm):
     portal_requires_approval = BooleanField("Only after a staff member approves them (from the approval queue)")
     make_primary_contact = BooleanField("Make the registrant their company's primary contact when it has none")
 
+    # Inputs that matter only for one answer of another (the builder script hides them otherwise).
+    SHOWN_IF = {"owner_id": "owner_mode=fixed", "round_robin_staff_ids": "owner_mode=round_robin",
+                "confirmation_subject": "send_confirmation=y", "confirmation_body": "send_confirmation=y",
+                "portal_requires_approval": "portal_login!=none"}
     GROUPS = (
         ("The contact", ("role", "status_id", "circle_ids", "tags")),
         ("Owner", ("owner_mode", "owner_id", "round_robin_staff_ids")),

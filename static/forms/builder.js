@@ -94,6 +94,27 @@
     livePreview(form);
   });
 
+  // On-submit actions: an input that matters only for one answer of another shows with it
+  // ("owner_mode=fixed", "send_confirmation=y", "portal_login!=none").
+  function conditionHolds(form, condition) {
+    var match = /^(\w+)(!?=)(.*)$/.exec(condition);
+    if (!match) { return true; }
+    var value = "";
+    form.querySelectorAll('[name="' + match[1] + '"]').forEach(function (input) {
+      if ((input.type === "radio" || input.type === "checkbox") ? input.checked : true) { value = input.value; }
+    });
+    return match[2] === "=" ? value === match[3] : value !== match[3];
+  }
+  document.querySelectorAll("form[data-conditional]").forEach(function (form) {
+    function update() {
+      form.querySelectorAll("[data-shown-if]").forEach(function (block) {
+        block.hidden = !conditionHolds(form, block.getAttribute("data-shown-if"));
+      });
+    }
+    form.addEventListener("change", update);
+    update();
+  });
+
   // Moving a field reloads the page; the focus goes back to the button pressed (or, at the
   // end of the list, its twin), so a keyboard user can press it again.
   var MOVED = "portico.builder.moved";

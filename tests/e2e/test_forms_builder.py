@@ -147,7 +147,12 @@ def test_owner_builds_a_form_with_every_kind_of_field(page: Page, live_server, w
     # On submit: the role, a round-robin owner, a confirmation e-mail.
     page.get_by_role("link", name="On submit").click()
     page.get_by_label("Prospect").check()
+    expect(page.get_by_label("Fixed owner")).to_be_hidden()  # only for a fixed owner
+    expect(page.get_by_label("Subject of the confirmation")).to_be_hidden()
+    page.get_by_label("A fixed staff member").check()
+    expect(page.get_by_label("Fixed owner")).to_be_visible()
     page.get_by_label("Round-robin among chosen staff").check()
+    expect(page.get_by_label("Fixed owner")).to_be_hidden()
     page.get_by_role("group", name="Take turns among").get_by_label(world.a.members["admin"].name).check()
     page.get_by_role("button", name="Save on-submit actions").click()
     expect(page.locator("#round_robin_staff_ids-error")).to_contain_text("at least two staff members")
