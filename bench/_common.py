@@ -23,6 +23,8 @@ def add_database_arguments(parser) -> None:
                         or os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--keep", metavar="NAME", help="PostgreSQL: seed into the schema portico_bench_NAME and keep it;"
                         " a later run with the same NAME and size reuses the data instead of seeding again")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the app's time goes for each page (cProfile, top functions)")
 
 
 def databases(database_url: str | None, stack: ExitStack, *, keep: str | None = None) -> tuple[str, str]:
@@ -60,6 +62,22 @@ def sign_in(app, slug: str, email: str, password: str = PASSWORD):
                            data={"email": email, "password": password, "csrf_token": token})
     assert response.status_code == 302, "could not sign in"
     return client, base
+
+
+def print_profile(name: str, fn, repeat: int, top: int = 30) -> None:
+    """Run `fn` `repeat` times under cProfile and print the functions that took the most time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(repeat):
+        fn()
+    profiler.disable()
+    print(f"--- profile of {name} ({repeat} runs)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
 
 
 def median_ms(fn, repeat: int) -> float:

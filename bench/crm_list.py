@@ -8,7 +8,7 @@ inactive records sharing an e-mail), each against the same SQL, as the app sends
 on the same database role: every statement the page sends, captured from the driver and
 replayed in one transaction. Prints a table and, last, one JSON line of figures.
 
-    python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain] [--keep NAME]
+    python bench/crm_list.py [--size N] [--repeat R] [--database-url URL] [--explain] [--keep NAME] [--profile]
 
 The database defaults to BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL, in a throwaway
 schema owned by an ordinary role, so RLS applies as in production), else a temporary SQLite.
@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app, median_ms,
-                     sign_in)
+                     print_profile, sign_in)
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -227,6 +227,8 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
             assert page.status_code == 200 and ("duplicates" if name == "duplicates" else "contact") in \
                 page.get_data(as_text=True), path
             page_ms = median_ms(lambda: client.get(path, base_url=base), args.repeat)
+            if args.profile:
+                print_profile(name, lambda: client.get(path, base_url=base), args.repeat)
             # Every statement the page sends (its session and tenant look-ups, the list, the
             # count, the filter choices…), exactly as sent, captured from the driver: the bare
             # run replays them in one transaction, with none of the app's Python around them.

@@ -32,9 +32,15 @@ TEXT_FIELDS = {"street": ("the street", 200), "city": ("the city", 100), "postal
 _DOMAIN_RE = re.compile(r"^(?=.{3,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-def _clean(data: dict, company: Company | None) -> dict:
+def clean_company_details(data: dict) -> dict:
+    """A company's details other than its name (domain, phone, address), checked as the
+    company form checks them: an import reads them for the companies it adds."""
+    return _clean(data, None, name_required=False)
+
+
+def _clean(data: dict, company: Company | None, *, name_required: bool = True) -> dict:
     out: dict = {}
-    if "name" in data or company is None:
+    if "name" in data or (company is None and name_required):
         out["name"] = clean_line(data.get("name"), label="the company's name", field="name")
         out["name_key"] = company_name_key(out["name"])
     for name, (label, longest) in TEXT_FIELDS.items():

@@ -93,14 +93,17 @@ def contacts():
     from staff.bulk import current_selection
 
     chosen = current_selection()
+    chosen_count = chosen.count()
     segment_id = request.args.get("segment", type=int)
     saved_segments = segments_for(staff)
+    picked = None
+    if not chosen.is_all_matching:
+        picked = picked_ids(staff, [c.id for c in result.contacts]) if chosen_count else set()
     return render_template(
         "staff/contacts/list.html", page=result, filters=filters, sort=sort, descending=descending,
         sorts=contact_list.SORTS, roles=ContactRole, choices=contact_list.choices_for_filters(),
         first_page=not request.args.get("after"), bulk_actions=ACTIONS,
-        selection={"count": chosen.count(), "all_matching": chosen.is_all_matching},
-        picked=picked_ids(staff, [c.id for c in result.contacts]) if not chosen.is_all_matching else None,
+        selection={"count": chosen_count, "all_matching": chosen.is_all_matching}, picked=picked,
         segments=saved_segments, segment=next((s for s in saved_segments if s.id == segment_id), None))
 
 

@@ -468,6 +468,7 @@ class Batch:
         # name key -> (id, name), kept across the import's batches in this process: a file names
         # the same few hundred companies again and again, and matching one is a fuzzy search.
         self.companies = _COMPANY_CACHE.setdefault(upload.id, {})
+        self.created_companies: list[int] = []
         while len(_COMPANY_CACHE) > 8:
             _COMPANY_CACHE.pop(next(iter(_COMPANY_CACHE)))
         self.actor_id = actor.id if isinstance(actor, StaffUser) else None
@@ -524,7 +525,7 @@ class Batch:
         db.session.execute(sa.insert(ContactImportBatch), [{
             "import_id": self.upload.id, "seq": seq, "created": created_ids,
             "updated": {str(c.id): c._import_before for c in changed}, "failed": failed,
-            "circle_members": added_members, "contact_tags": added_tags}])
+            "circle_members": added_members, "contact_tags": added_tags, "companies": self.created_companies}])
         db.session.flush()
         problems = [f"Row {line}: {reason}" for line, reason, _ in failed[:5]]
         skipped = counts["skipped_rows"] + counts["merged"] + counts["unchanged"]
@@ -536,11 +537,14 @@ class Batch:
     def _resolve_companies(self, entries: list[dict]) -> None:
         from crm.companies import create_company, match_company
 
-        names = {}
+        names, details = {}, {}
         for entry in entries:
             name = entry["values"].get("company_name")
             if name:
-                names.setdefault(company_name_key(name), name)
+                key = company_name_key(name)
+                names.setdefault(key, name)
+                for field, value in (entry["values"].get("company_details") or {}).items():
+                    details.setdefault(key, {}).setdefault(field, value)  # the first row that says wins
         cached = {self.companies[key][0] for key in names if key in self.companies}
         if cached:  # deleted since they were cached: match them again
             alive = set(db.session.scalars(sa.select(Company.id).where(Company.id.in_(cached))))
@@ -555,9 +559,13 @@ class Batch:
         for key, name in names.items():
             if not key or key in self.companies:
                 continue
-            company = match_company(name) or create_company({"name": name}, actor=self.actor)
+            company = match_company(name)
+            if company is None:
+                company = create_company({**details.get(key, {}), "name": name}, actor=self.actor)
+                self.created_companies.append(company.id)
             self.companies[key] = (company.id, company.name)
         for entry in entries:
+            entry["values"].pop("company_details", None)
             name = entry["values"].pop("company_name", None)
             if name and company_name_key(name):
                 entry["values"]["company_id"], entry["company"] = self.companies[company_name_key(name)]
@@ -740,7 +748,7 @@ def _fold_into(target: dict, extra: dict) -> None:
             continue
         if name in _LISTS or name == "tags":
             target[name] = list(dict.fromkeys([*(target.get(name) or []), *value]))
-        elif name == "custom_fields":
+        elif name in ("custom_fields", "company_details"):
             target[name] = {**value, **{k: v for k, v in (target.get(name) or {}).items() if not _empty(v)}}
         elif _empty(target.get(name)):
             target[name] = value
@@ -827,8 +835,14 @@ def run_undo(operation_id: int) -> None:
 
 
 register_kind(UNDO_KIND, unit="batches", job=run_undo,
-              summary=lambda op: f"{(op.result or {}).get('removed', 0):,} contacts removed, "
-                                 f"{(op.result or {}).get('restored', 0):,} restored.")
+              summary=lambda op: _undo_summary(op.result or {}))
+
+
+def _undo_summary(result: dict) -> str:
+    text = f"{result.get('removed', 0):,} contacts removed, {result.get('restored', 0):,} restored"
+    if result.get("companies_removed"):
+        text += f", {result['companies_removed']:,} companies the import had added removed"
+    return text + "."
 
 
 def _prepare_undo(operation: Operation):
@@ -882,12 +896,41 @@ def _prepare_undo(operation: Operation):
 
 def _finish_undo(operation: Operation) -> None:
     upload = _import_of(operation)
-    result = operation.result or {}
     actor = db.session.get(StaffUser, operation.started_by_id) if operation.started_by_id else None
+    companies_removed = 0
+    if operation.status == Operation.DONE:
+        # Last, once every batch's contacts are gone: a company made by one batch is named by
+        # rows of later ones too.
+        companies_removed = _remove_unused_companies(upload, actor)
+    operation.result = {**(operation.result or {}), "companies_removed": companies_removed}
+    result = operation.result
     record("contact_import.undone", upload, actor=actor,
            details={"file": upload.filename, "removed": result.get("removed", 0),
                     "restored": result.get("restored", 0), "kept": result.get("kept", 0),
-                    "status": operation.status})
+                    "companies_removed": companies_removed, "status": operation.status})
+
+
+def _remove_unused_companies(upload: ContactImport, actor) -> int:
+    """Delete the companies the import created that nothing uses now: no contact (current,
+    archived or merged), note, task, circle or tag refers to them, and nobody edited them."""
+    from crm.companies import delete_company
+    from crm.models import CompanyTag, Note, Task
+
+    created = [company_id for companies in db.session.scalars(sa.select(ContactImportBatch.companies).where(
+        ContactImportBatch.import_id == upload.id)) for company_id in companies or []]
+    removed = 0
+    for start in range(0, len(created), 500):
+        ids = created[start:start + 500]
+        used = set()
+        for model in (Contact, Note, Task, CircleMember, CompanyTag):
+            used.update(db.session.scalars(sa.select(model.company_id).where(model.company_id.in_(ids)).distinct()))
+        for company in db.session.scalars(sa.select(Company).where(Company.id.in_(ids))):
+            # Both times are stamped as the row is made, microseconds apart; an edit is later.
+            if company.id in used or company.updated_at - company.created_at > timedelta(seconds=1):
+                continue
+            delete_company(company, actor=actor)
+            removed += 1
+    return removed
 
 
 # --- housekeeping --------------------------------------------------------------------------------

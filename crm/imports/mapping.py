@@ -22,16 +22,21 @@ import sqlalchemy as sa
 from core.db import db
 from core.errors import ServiceError
 from crm import custom_fields
+from crm.companies import clean_company_details
 from crm.contacts import clean_fields
 from crm.export import FORMULA_STARTS
 from crm.models import CustomField
 from crm.normalize import fold
 
 IGNORE, FULL_NAME, NEW_FIELD, CUSTOM = "", "full_name", "new", "cf:"
+# Targets about the row's company rather than the contact: the details fill a company the
+# import adds (an existing company is matched by name and left as it is).
+COMPANY_TARGETS = ("company_name", "company_domain", "company_phone")
 FIELDS = {  # target: label, in the order the mapping page lists them
     "first_name": "First name", "last_name": "Last name", FULL_NAME: "Full name (split into first and last)",
     "email": "E-mail", "extra_emails": "Other e-mail", "phone": "Phone", "extra_phones": "Other phone",
-    "company_name": "Company", "job_title": "Job title", "street": "Street", "city": "City",
+    "company_name": "Company", "company_domain": "Company website or domain", "company_phone": "Company phone",
+    "job_title": "Job title", "street": "Street", "city": "City",
     "postal_code": "Postal code", "region": "Region or state", "country": "Country", "source": "Source",
     "notes": "Notes", "tags": "Tags",
 }
@@ -61,6 +66,10 @@ _SYNONYMS = {
     "organisation": "company_name", "organizationname": "company_name", "organisationname": "company_name",
     "accountname": "company_name", "account": "company_name", "employer": "company_name",
     "firma": "company_name", "empresa": "company_name", "business": "company_name",
+    "website": "company_domain", "companywebsite": "company_domain", "companydomain": "company_domain",
+    "domain": "company_domain", "webaddress": "company_domain", "webpage": "company_domain",
+    "homepage": "company_domain", "web": "company_domain", "companyphone": "company_phone",
+    "companyphonenumber": "company_phone", "accountphone": "company_phone", "mainphone": "company_phone",
     "jobtitle": "job_title", "title": "job_title", "position": "job_title", "role": "job_title",
     "organizationtitle": "job_title", "organisationtitle": "job_title", "occupation": "job_title",
     "street": "street", "streetaddress": "street", "address": "street", "address1": "street",
@@ -262,7 +271,7 @@ def _date_or(text, year, month, day):
 
 @dataclass
 class CleanRow:
-    values: dict  # contact fields, cleaned; "custom_fields" a dict; "company_name", "tags" as given
+    values: dict  # contact fields, cleaned; "custom_fields" and "company_details" dicts; "company_name", "tags" as given
     problems: dict[int, str] = field(default_factory=dict)  # column index -> what is wrong there
     row_problem: str | None = None  # a problem of the row as a whole
 
@@ -328,7 +337,7 @@ class RowCleaner:
             else:
                 raw[target] = country_code(text) if target == "country" else text
                 columns[target] = index
-        plain = {k: v for k, v in raw.items() if k not in ("company_name", "tags")}
+        plain = {k: v for k, v in raw.items() if k not in COMPANY_TARGETS and k != "tags"}
         try:  # the whole row at once; only a row in trouble is checked field by field
             values: dict = clean_fields(plain, region=self.region)
         except ServiceError:
@@ -344,6 +353,13 @@ class RowCleaner:
                 row.problems[columns["company_name"]] = "a company name is one line of at most 200 characters."
             else:
                 values["company_name"] = name
+        details = {target[len("company_"):]: raw[target] for target in ("company_domain", "company_phone")
+                   if target in raw}
+        for name, value in details.items():
+            try:
+                values.setdefault("company_details", {}).update(clean_company_details({name: value}))
+            except ServiceError as exc:
+                row.problems[columns[f"company_{name}"]] = exc.message
         if raw.get("tags"):
             tags = [t.strip()[:60] for t in raw["tags"] if t.strip()]
             values["tags"] = list(dict.fromkeys(tags))

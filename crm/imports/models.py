@@ -112,9 +112,9 @@ class ContactImportChunk(TenantScoped, db.Model):
 
 
 class ContactImportBatch(TenantScoped, db.Model):
-    """What one batch of rows did, written in the batch's own transaction: the contacts it
-    created, the fields it changed with their values before (for undo), the rows that failed
-    with why (for the failed-rows file)."""
+    """What one batch of rows did, written in the batch's own transaction: the contacts and
+    companies it created, the fields it changed with their values before (for undo), the rows
+    that failed with why (for the failed-rows file)."""
 
     __tablename__ = "contact_import_batch"
     __tenant_table_args__ = (
@@ -130,6 +130,8 @@ class ContactImportBatch(TenantScoped, db.Model):
     failed: Mapped[list] = mapped_column(sa.JSON, default=list)  # [[line, reason, [cells…]], …]
     circle_members: Mapped[list] = mapped_column(sa.JSON, default=list)  # CircleMember ids it added
     contact_tags: Mapped[list] = mapped_column(sa.JSON, default=list)  # ContactTag ids it added
+    # Companies it created for names the tenant did not have; undo removes those nobody uses since.
+    companies: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
 
 
 class ImportMapping(TenantScoped, db.Model):

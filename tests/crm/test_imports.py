@@ -20,7 +20,7 @@ from core.tenancy import tenant_context
 from crm.imports import engine
 from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk
 from crm.imports.reading import ImportFileError
-from crm.models import CircleMember, Company, Contact, ContactSearchToken, ContactTag, TimelineEntry
+from crm.models import CircleMember, Company, Contact, ContactSearchToken, ContactTag, Note, TimelineEntry
 from crm.search import _tokens_of
 from tests.crm.import_files import csv_bytes, xlsx_bytes
 from tests.factories import make_circle, make_company, make_contact, make_custom_field
@@ -280,6 +280,57 @@ def test_undo_removes_created_contacts_and_restores_changed_fields_within_seven_
         event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "contact_import.undone")).one()
         assert event.details["removed"] == 1
         assert db.session.get(ContactImport, ids[0]).status == "undone"
+
+
+def test_undo_removes_the_companies_the_import_added_unless_someone_uses_them(app, world, in_a):
+    with in_a() as owner:
+        known = make_company("Known Ltd")
+        upload = _upload(owner, [["Email", "Company"], ["a@example.com", "Known Ltd"],
+                                 ["b@example.com", "Brand New GmbH"], ["c@example.com", "Noted Partners"],
+                                 ["d@example.com", "Brand New GmbH"]])
+        ids = upload.id, owner.id, known.id
+    with in_a():
+        _run(app, ids[0], {}, ids[1])
+    with app.app_context():
+        run_pending_jobs()
+    with in_a() as owner:
+        names = set(db.session.scalars(sa.select(Company.name)))
+        assert names == {"Known Ltd", "Brand New GmbH", "Noted Partners"}
+        noted = db.session.scalars(sa.select(Company).where(Company.name == "Noted Partners")).one()
+        db.session.add(Note(company_id=noted.id, body="Met them at the fair"))  # someone works with it since
+        engine.undo_import(db.session.get(ContactImport, ids[0]), actor=owner)
+    with app.app_context():
+        run_pending_jobs()
+    with in_a():
+        assert set(db.session.scalars(sa.select(Company.name))) == {"Known Ltd", "Noted Partners"}
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Contact)) == 0
+        operation = db.session.scalars(sa.select(Operation).where(Operation.kind == engine.UNDO_KIND)).one()
+        assert operation.summary == "4 contacts removed, 0 restored, 1 companies the import had added removed."
+
+
+def test_company_details_fill_the_companies_the_import_adds(app, world, in_a):
+    with in_a() as owner:
+        make_company("Known Ltd", domain="known.example")
+        upload = _upload(owner, [["Email", "Company", "Website", "Company Phone"],
+                                 ["a@example.com", "Known Ltd", "https://www.other.example/about", "+44 20 7946 0958"],
+                                 ["b@example.com", "Brand New GmbH", "https://www.brand-new.example/", "+49 30 901820"],
+                                 ["c@example.com", "Broken Site Inc", "not a website", ""]])
+        assert upload.mapping == ["email", "company_name", "company_domain", "company_phone"]
+        problems = [row.problems for row in engine.preview(upload)]
+        assert problems[:2] == [{}, {}] and problems[2] == {2: "Enter a domain like example.com."}
+        ids = upload.id, owner.id
+    with in_a():
+        _run(app, ids[0], {}, ids[1])
+    with app.app_context():
+        run_pending_jobs()
+    with in_a():
+        companies = {c.name: c for c in db.session.scalars(sa.select(Company))}
+        assert set(companies) == {"Known Ltd", "Brand New GmbH"}
+        assert (companies["Brand New GmbH"].domain, companies["Brand New GmbH"].phone) == \
+            ("brand-new.example", "+4930901820")
+        assert companies["Known Ltd"].domain == "known.example" and companies["Known Ltd"].phone is None
+        failed = list(engine.failed_rows(db.session.get(ContactImport, ids[0])))
+        assert failed[1][-1] == "Website: Enter a domain like example.com."
 
 
 def test_undo_is_refused_after_seven_days(app, world, in_a):
