@@ -181,7 +181,7 @@ def _serve(form: Form, *, embed: bool):
 
     source_url = (wtform.kf_source_url.data or request.referrer or request.url)[:2000]
     with service_call(wtform) as outcome:
-        receive_submission(
+        receive_submission(  # idempotent: the same token again returns the first submission
             form, rendering.collect_answers(wtform),
             idempotency_key=token.idempotency_key, source_url=source_url, utm=_utm(source_url),
             ip_address=(request.remote_addr or "")[:45], user_agent=request.user_agent.string[:500],

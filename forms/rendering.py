@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectField,
+from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, SelectField,
                      SelectMultipleField, StringField, TelField, TextAreaField)
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
@@ -237,20 +237,20 @@ def _make_field(spec: FieldSpec, region: str):
     if kind == FieldKind.SINGLE_CHOICE:
         validators = [_required(spec)] if spec.required else [Optional()]
         if spec.display == "radio":
-            return RadioField(choices=list(spec.choices), validators=validators,
+            return RadioField(choices=_select_choices(spec.choices), validators=validators,
                               validate_choice=True, **common)
         # A dropdown starts on an empty "Choose…" so nobody sends the first option by accident.
-        choices = [("", spec.placeholder or "Choose…"), *spec.choices]
+        choices = _select_choices([("", spec.placeholder or "Choose…"), *spec.choices])
         return SelectField(choices=choices, validators=[*validators, _known_choice(spec)],
                            validate_choice=False, **common)
     if kind == FieldKind.MULTI_CHOICE:
         validators = [_required(spec)] if spec.required else [Optional()]
-        return _Checkboxes(choices=list(spec.choices), validators=validators,
+        return _Checkboxes(choices=_select_choices(spec.choices), validators=validators,
                                    widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
                                    **common)
     if kind == FieldKind.YES_NO:
         validators = [_required(spec)] if spec.required else [Optional()]
-        return RadioField(choices=[(YES, "Yes"), (NO, "No")], validators=validators, **common)
+        return RadioField(choices=_select_choices([(YES, "Yes"), (NO, "No")]), validators=validators, **common)
     if kind == FieldKind.CONSENT:
         validators = [_required(spec)] if spec.required else [Optional()]
         return BooleanField(validators=validators, **common)
@@ -259,9 +259,13 @@ def _make_field(spec: FieldSpec, region: str):
     raise ValueError(f"Field kind {kind!r} has no input.")
 
 
+def _select_choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 class _Checkboxes(SelectMultipleField):
     def pre_validate(self, form):
-        values = {value for value, _ in self.choices}
+        values = {choice.value for choice in self.choices}
         if any(value not in values for value in self.data or ()):
             raise ValidationError("Choose from the options shown.")
 
@@ -327,8 +331,9 @@ def url_prefill(fields: Iterable, args: Mapping) -> dict:
 
 
 def collect_answers(wtform: KickoffForm, fields: Iterable | None = None) -> dict:
-    """The answers of a validated form, by field key: text as typed (trimmed), multiple
-    choice a list, consent a boolean, yes/no "yes"/"no" ("" when unanswered)."""
+    """The answers of a validated form, by field key, as text (forms.submissions stores text):
+    as typed (trimmed), multiple choice a list of texts, yes/no "yes"/"no", a ticked consent
+    "yes"; "" when unanswered."""
     specs = field_specs(fields) if fields is not None else wtform._specs
     answers = {}
     for spec in specs:
@@ -338,7 +343,7 @@ def collect_answers(wtform: KickoffForm, fields: Iterable | None = None) -> dict
         if spec.kind == FieldKind.MULTI_CHOICE:
             answers[spec.key] = list(data or [])
         elif spec.kind == FieldKind.CONSENT:
-            answers[spec.key] = bool(data)
+            answers[spec.key] = YES if data else ""
         else:
             answers[spec.key] = (data or "").strip() if isinstance(data, str) or data is None else data
     return answers

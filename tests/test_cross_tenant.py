@@ -84,7 +84,7 @@ PATH_PARAMS: dict[str, PathParam] = {
            "account_id": "PortalAccount",
            "form_id": "Form", "form_field_id": "FormField", "submission_id": "FormSubmission",
        }.items()},
-    # /f/<slug>: the victim's kickoff form, by its address (tests/forms/factories.py seed_forms).
+    # The public kickoff forms, /f/<slug>[/embed|/logo]: the victim's form (with a logo).
     "slug": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["FormSlug"]),
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).
     "export_type": PathParam(CHOICE, lambda victim, endpoint: ["csv"]),
