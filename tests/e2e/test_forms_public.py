@@ -188,7 +188,7 @@ def test_fill_the_embedded_form_from_another_site_without_third_party_cookies(
         frame = page.frame_locator("#kickoff")
         expect(frame.get_by_role("heading", level=1)).to_have_text("Start your project")
         # ... but inside the other site's frame the browser withholds it: cookies are blocked.
-        inner = page.frame_by_url(lambda url: "/embed" in url)
+        inner = page.frame(url=lambda url: "/embed" in url)
         assert inner.evaluate("document.cookie") == ""
         inner.evaluate("document.cookie = 'inside=1; SameSite=None; Secure; path=/'")
         assert inner.evaluate("document.cookie") == "", "the frame could keep a cookie: they are not blocked"
@@ -232,7 +232,7 @@ def test_a_site_not_listed_cannot_frame_the_form(cookieless_browser, live_server
         page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
         page.goto(host.origin)
         page.wait_for_timeout(500)
-        frame = page.frame_by_url(lambda url: "/embed" in url)
+        frame = page.frame(url=lambda url: "/embed" in url)
         # Chromium replaces a refused frame's document: the form is not there.
         assert frame is None or frame.locator("form.kickoff-form").count() == 0
         assert blocked, "Chromium did not report the frame-ancestors refusal"
