@@ -177,6 +177,13 @@ def test_owner_builds_a_form_with_every_kind_of_field(page: Page, live_server, w
     assert f'<script src="{origin}/static/forms/embed.js" async></script>' in copied
     screenshot(page, "share")
 
+    # The list: the form, its address, and what can be done with it.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Forms").click()
+    row = page.get_by_role("row", name=re.compile("Open Day 2026 registration"))
+    expect(row.get_by_role("link", name="/f/open-day-2026")).to_be_visible()
+    expect(row.get_by_role("button", name="Duplicate")).to_be_visible()
+    screenshot(page, "forms-list")
+
     # The saved form is what the public sees.
     with app.app_context(), tenant_context(world.a.id):
         form = db.session.query(Form).one()
