@@ -32,6 +32,8 @@ PERMISSIONS = {
     "crm.configure": "Manage Circles, the status pipeline, custom fields and CRM settings",
     "operations.view_all": "See every background task of the team (everyone sees their own)",
     "portal.approve": "Approve or reject people who registered for a portal login",
+    "forms.manage": "Build, change and archive kickoff forms",
+    "forms.submissions.view": "See kickoff form submissions and export them",
 }
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",

@@ -80,17 +80,24 @@ def update_tenant_profile(tenant: Tenant, *, name: str, display_name: str, prima
     update_branding(tenant, display_name=display_name, primary_color=primary_color, actor=actor)
 
 
+def logo_mimetype(logo: bytes, field: str = "logo") -> str:
+    """The image type of an uploaded logo, read from its bytes (not its name); ServiceError
+    beside `field` when it is too large or not an image a browser shows everywhere."""
+    if len(logo) > LOGO_MAX_BYTES:
+        raise ServiceError("The logo must be 512 KB or smaller.", field=field)
+    mimetype = next((m for magic, m in LOGO_TYPES.items() if logo.startswith(magic)), None)
+    if mimetype is None or (mimetype == "image/webp" and logo[8:12] != b"WEBP"):
+        raise ServiceError("Upload the logo as a PNG, JPEG, GIF or WebP image.", field=field)
+    return mimetype
+
+
 def update_branding(tenant: Tenant, *, display_name: str, primary_color: str,
                     logo: bytes | None = None, remove_logo: bool = False, actor=None) -> None:
     color = (primary_color or "").strip()
     if not COLOR_RE.match(color):
         raise ServiceError("Use a colour like #1f6feb.", field="primary_color")
     if logo is not None:
-        if len(logo) > LOGO_MAX_BYTES:
-            raise ServiceError("The logo must be 512 KB or smaller.", field="logo")
-        mimetype = next((m for magic, m in LOGO_TYPES.items() if logo.startswith(magic)), None)
-        if mimetype is None or (mimetype == "image/webp" and logo[8:12] != b"WEBP"):
-            raise ServiceError("Upload the logo as a PNG, JPEG, GIF or WebP image.", field="logo")
+        mimetype = logo_mimetype(logo)
     changes = {}
     display_name = clean_line(display_name, label="the name shown to your users", field="display_name",
                               required=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
+from urllib.parse import urlsplit
 
 from core.errors import ServiceError
 
@@ -23,4 +24,21 @@ def clean_line(value: str | None, *, label: str, field: str | None = None, max_l
         raise ServiceError(f"{label.capitalize()} must be one line of plain text.", field=field)
     if len(text) > max_length:
         raise ServiceError(f"{label.capitalize()} can be at most {max_length} characters.", field=field)
+    return text
+
+
+def clean_web_address(value: str | None, *, label: str, field: str | None = None, max_length: int = 2000,
+                      required: bool = False) -> str | None:
+    """An http(s) address with a host, as typed (stripped); None when empty and not required.
+    Any other scheme (javascript:, data:, …) is refused: these addresses become links."""
+    text = clean_line(value, label=label, field=field, max_length=max_length, required=required)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and " " not in text
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ServiceError("Enter a web address starting with https:// (or http://).", field=field)
     return text

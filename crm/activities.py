@@ -33,7 +33,7 @@ from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import StaffRole, StaffUser, normalize_email
 from core.permissions import can
-from core.text import clean_line
+from core.text import clean_line, clean_web_address
 from crm.access import contact_visible_to, visible_contacts_clause
 from crm.models import Circle, CircleMember, Company, Contact, Event, EventAttendee, Note, Task, TimelineEntry
 from crm.timeline import record_activity
@@ -456,17 +456,7 @@ def tasks_for(staff: StaffUser, *, status: str = "open", due: str | None = None,
 # --- events --------------------------------------------------------------------------------------
 
 def _link(value: str | None) -> str | None:
-    text = clean_line(value, label="the link", field="link", max_length=500, required=False)
-    if text is None:
-        return None
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and " " not in text
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ServiceError("Enter a web address starting with https:// (or http://).", field="link")
-    return text
+    return clean_web_address(value, label="the link", field="link", max_length=500)
 
 
 def _capacity(value) -> int | None:

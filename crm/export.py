@@ -98,11 +98,16 @@ def xlsx_too_large(query: sa.Select) -> str | None:
             "(Excel opens CSV files too), or narrow the list first.")
 
 
-def to_xlsx(query: sa.Select) -> bytes:
+def xlsx_bytes(lines, sheet_title: str) -> bytes:
+    """An Excel workbook of one sheet holding the rows as given (pass cells through safe_cell)."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Contacts")
-    for row in rows(query):
+    sheet = workbook.create_sheet(sheet_title)
+    for row in lines:
         sheet.append(row)
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def to_xlsx(query: sa.Select) -> bytes:
+    return xlsx_bytes(rows(query), "Contacts")

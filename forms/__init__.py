@@ -6,6 +6,7 @@ from forms import submissions  # noqa: F401  (its jobs and merge hook register o
 
 def init_app(app) -> None:
     """Register the forms blueprints (the composition root calls this)."""
-    from forms import public
+    from forms import builder, public
 
     public.init_app(app)
+    builder.init_app(app)

@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from core.db import db
 from core.identity import StaffUser, current_principal
-from core.permissions import require, staff_login_required
+from core.permissions import can, require, staff_login_required
 from core.web import service_call
 from crm import contact_list
 from crm.access import get_visible_contact_or_404
@@ -146,7 +146,11 @@ def contact_sections(record: Contact) -> dict:
     from portal.accounts import account_for, sign_in_blockers
 
     portal_account = account_for(record)
-    return {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
+    sections = {}
+    if can(current_principal(), "forms.submissions.view"):
+        from forms import submission_list
+        sections["form_submissions"] = submission_list.of_contact(record)
+    return sections | {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
             "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
             "tasks": activities.open_tasks_of(record), "events": activities.events_of(record),
             "portal": {"account": portal_account,

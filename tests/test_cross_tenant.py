@@ -43,7 +43,7 @@ from portal.accounts import VERIFY as PORTAL_VERIFY
 from portal.accounts import make_set_password_token, make_verify_token
 from portal.models import PortalAccount
 from tests.factories import seed_crm
-from tests.forms.factories import make_form
+from tests.forms.factories import seed_forms
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
 
 ROLES = ("owner", "admin", "staff")
@@ -82,6 +82,7 @@ PATH_PARAMS: dict[str, PathParam] = {
            "segment_id": "Segment", "status_id": "PipelineStatus", "operation_id": "Operation",
            "import_id": "ContactImport",
            "account_id": "PortalAccount",
+           "form_id": "Form", "form_field_id": "FormField", "submission_id": "FormSubmission",
        }.items()},
     # The public kickoff forms, /f/<slug>[/embed|/logo]: the victim's form (with a logo).
     "slug": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["FormSlug"]),
@@ -171,9 +172,7 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         admin = db.session.get(StaffUser, side.members["admin"].id)
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
         crm_ids = seed_crm(crm_marker)
-        kickoff = make_form(f"{crm_marker}Kickoff form".strip(), slug=f"{side.slug}-kickoff",
-                            logo=PNG_MAGIC + logo_text, logo_mimetype="image/png")
-        crm_ids["FormSlug"] = [kickoff.slug]
+        crm_ids.update(seed_forms(crm_marker, crm_ids["Contact"][0]))
         # The seeded registrant's real links (portal.accounts): confirm the e-mail, choose a password.
         account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
         tokens[PORTAL_VERIFY] = make_verify_token(account)

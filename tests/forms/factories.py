@@ -48,3 +48,16 @@ def make_submission(form: Form, answers: dict, **attrs) -> FormSubmission:
     db.session.add(submission)
     db.session.flush()
     return submission
+
+
+def seed_forms(marker: str = "", contact_id: int | None = None) -> dict[str, list]:
+    """A form with fields and a submission that landed on `contact_id`, for the cross-tenant
+    harness: titles and answers carry `marker`. Returns {model name: [ids]} and the form's
+    address under "FormSlug"."""
+    slug = f"{marker.strip().lower().replace(' ', '-')}-join".strip("-")
+    form = make_form(f"{marker}Join us", slug=slug, intro=f"{marker}intro", logo_mimetype="image/png",
+                     logo=b"\x89PNG\r\n\x1a\n" + f"{marker}form logo".encode())
+    submission = make_submission(form, {"first_name": f"{marker}Casey", "email": "casey@example.com"},
+                                 contact_id=contact_id, source_url=f"https://{slug}.example/landing")
+    return {"Form": [form.id], "FormField": [f.id for f in form.fields][:2], "FormSubmission": [submission.id],
+            "FormSlug": [form.slug]}
