@@ -1,6 +1,8 @@
 """Request-wide web behaviour: security headers and what every template can use."""
 from __future__ import annotations
 
+from markupsafe import Markup
+
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +81,17 @@ def init_app(app) -> None:
             "can": lambda permission, obj=None: can(current_principal(), permission, obj),
             "has_endpoint": lambda endpoint: endpoint in current_app.view_functions,
         }
+
+    app.jinja_env.globals["datetime"] = time_element
+
+
+def time_element(value) -> Markup:
+    """`<time>` of a stored (UTC) moment, or a dash: the templates' `datetime(...)`. A function,
+    not a Jinja macro: a list page shows fifty of them, and a macro call costs ten times more."""
+    if not value:
+        return Markup("—")
+    # Both parts are digits and punctuation only: nothing to escape (Markup.format is slow).
+    return Markup(f'<time datetime="{value.isoformat()}">{value.strftime("%Y-%m-%d %H:%M")} UTC</time>')
 
 
 def apply_service_error(form, exc) -> None:

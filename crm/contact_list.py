@@ -287,14 +287,13 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
     # Only what the list shows: a contact's JSON columns (custom fields, social links, other
     # e-mails and phones) are decoded per row, and the page never shows them. Raising on the
     # rest keeps a template change from turning into a query per row.
-    # The company, status and owner come in the same statement: each statement costs the app
-    # far more (compiling, the tenant filter, a round trip) than three joins on primary keys.
+    # The company comes in the same statement: a statement costs the app far more (compiling,
+    # the tenant filter, a round trip) than a join on a primary key. Statuses and owners are
+    # few, and the page has them already (row_labels).
     query = query.options(
         sa.orm.load_only(*LIST_COLUMNS, raiseload=True),
         sa.orm.joinedload(Contact.company).load_only(Company.id, Company.name, raiseload=True),
-        sa.orm.joinedload(Contact.status),
-        sa.orm.joinedload(Contact.owner).load_only(StaffUser.id, StaffUser.name, StaffUser.email, raiseload=True)
-        .lazyload(StaffUser.tenant))
+        sa.orm.raiseload(Contact.status), sa.orm.raiseload(Contact.owner))
     rows = list(db.session.scalars(query))
     next_cursor = None
     if len(rows) > size:
@@ -303,6 +302,23 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
         next_cursor = encode_cursor([*SORTS[sort].key(last), last.id])
     cap = LIST_COUNT_CAP
     return Page(rows, next_cursor, count(filters, staff, cap=cap) if with_total else None, cap)
+
+
+def row_labels(contacts: list[Contact], choices: dict) -> tuple[dict[int, str], dict[int, str]]:
+    """(status id → name, owner id → name) for a page of contacts, from the filter choices,
+    and from the database only for an archived status or a former member the choices lack."""
+    statuses = {s.id: s.name for s in choices["statuses"]}
+    owners = {o.id: o.display_name for o in choices["owners"]}
+    missing = {c.status_id for c in contacts if c.status_id is not None} - statuses.keys()
+    if missing:
+        statuses.update(db.session.execute(sa.select(PipelineStatus.id, PipelineStatus.name)
+                                           .where(PipelineStatus.id.in_(missing))).all())
+    missing = {c.owner_id for c in contacts if c.owner_id is not None} - owners.keys()
+    if missing:
+        for owner in db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_(missing))
+                                        .options(sa.orm.lazyload(StaffUser.tenant))):
+            owners[owner.id] = owner.display_name
+    return statuses, owners
 
 
 def choices_for_filters() -> dict:

@@ -99,9 +99,12 @@ def contacts():
     picked = None
     if not chosen.is_all_matching:
         picked = picked_ids(staff, [c.id for c in result.contacts]) if chosen_count else set()
+    choices = contact_list.choices_for_filters()
+    status_names, owner_names = contact_list.row_labels(result.contacts, choices)
     return render_template(
         "staff/contacts/list.html", page=result, filters=filters, sort=sort, descending=descending,
-        sorts=contact_list.SORTS, roles=ContactRole, choices=contact_list.choices_for_filters(),
+        sorts=contact_list.SORTS, roles=ContactRole, choices=choices, status_names=status_names,
+        owner_names=owner_names,
         first_page=not request.args.get("after"), bulk_actions=ACTIONS,
         selection={"count": chosen_count, "all_matching": chosen.is_all_matching}, picked=picked,
         segments=saved_segments, segment=next((s for s in saved_segments if s.id == segment_id), None))

@@ -104,3 +104,25 @@ def test_large_counts_are_capped_and_said_so(world, staff_client, people, monkey
     monkeypatch.setattr(contact_list, "LIST_COUNT_CAP", 2)
     page = staff_client("owner").get("/staff/contacts?active=any").get_data(as_text=True)
     assert "2+ contacts" in page and "Select all 2+ matching" in page
+
+
+def test_rows_show_an_archived_status_and_a_former_members_name(app, world, staff_client):
+    """The list names statuses and owners from its filter choices (active ones only): a
+    contact whose status was archived, or whose owner left, still shows both."""
+    from core.identity import StaffUser
+    from crm.models import PipelineStatus
+
+    def setup():
+        old = PipelineStatus(name="Legacy stage", position=99)
+        db.session.add(old)
+        db.session.flush()
+        sam = db.session.get(StaffUser, world.a.members["staff"].id)
+        make_contact("Rita", "Retained", status_id=old.id, owner_id=sam.id)
+        old.archived_at = datetime.now(timezone.utc)
+        sam.active = False
+        return []
+
+    _in_a(app, world, setup)
+    page = staff_client("owner").get("/staff/contacts").get_data(as_text=True)
+    row = re.search(r"<tr>(?:(?!</tr>).)*Rita Retained.*?</tr>", page, re.S).group(0)
+    assert "Legacy stage" in row and world.a.members["staff"].name in row
