@@ -239,3 +239,44 @@ def test_a_site_not_listed_cannot_frame_the_form(cookieless_browser, live_server
         context.close()
     finally:
         host.close()
+
+
+def test_the_same_person_twice_is_one_contact_with_two_submissions(page: Page, live_server, app, world, screenshot):
+    """A prospect fills the public form, comes back a week later and fills it again with the
+    e-mail typed differently: staff find one contact, in the form's Circle, as a Prospect,
+    with both submissions."""
+    from core.jobs import run_pending_jobs
+    from tests.e2e.test_crm_settings import sign_in
+    from tests.factories import make_circle
+
+    with app.app_context(), tenant_context(world.a.id):
+        circle = make_circle("Open day 2026")
+        make_form("Open day", slug="open-day", fields=FIELDS[:3], min_fill_seconds=1, role="prospect",
+                  circle_ids=[circle.id], thank_you_message="See you at the open day!")
+        db.session.commit()
+        db.session.remove()
+
+    for email, phone in (("grace@example.com", ""), ("  Grace@Example.COM ", "+1 415 555 0199")):
+        page.goto(live_server.url(world.a.slug, "/f/open-day"))
+        page.get_by_label("First name").fill("Grace")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Phone").fill(phone)
+        page.wait_for_timeout(1100)  # the form's minimum fill time
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("status")).to_contain_text("See you at the open day!")
+    with app.app_context():
+        run_pending_jobs()
+
+    sign_in(page, live_server, world.a.slug, world.a.members["owner"].email)
+    page.goto(live_server.url(world.a.slug, "/staff/contacts?q=grace"))
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("grace@example.com")
+    expect(rows.first).to_contain_text("Prospect")
+    rows.first.get_by_role("link", name="Grace").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Grace")
+    expect(page.get_by_role("link", name="Open day 2026")).to_be_visible()
+    expect(page.get_by_text("+1 415-555-0199").first).to_be_visible()  # the second visit filled the phone
+    submissions = page.locator("article", has=page.get_by_text("Form submissions", exact=True))
+    expect(submissions.get_by_role("link", name="Open day")).to_have_count(2)
+    screenshot(page, "one-contact-two-submissions")
