@@ -61,10 +61,16 @@ class TenantScoped:
     # A table whose rows nothing refers to (an index kept by a service, say) may opt out of
     # the surrogate key and lead its primary key with tenant_id instead.
     __tenant_keyed_by_id__: bool = True
+    # A table whose every row also points at another tenant row through a composite key
+    # (tenant_fk, cascading) may skip its own key to tenant: the composite one already ties
+    # the row to an existing tenant, and a second key is one more check per inserted row.
+    __tenant_fk__: bool = True
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:
         # No index of its own: the unique (tenant_id, id) below leads with tenant_id.
+        if not cls.__tenant_fk__:
+            return mapped_column(sa.Integer, nullable=False)
         return mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False)
 
     @declared_attr.directive
