@@ -99,6 +99,8 @@ def demo_command():
     click.echo(f"  Staff sign-in:    {tenant_url(tenant, '/staff')}")
     for email, _, role in demo_data.DEMO_STAFF:
         click.echo(f"    {role:<6} {email} / {demo_data.DEMO_PASSWORD}")
+    for label, path in demo_data.links():
+        click.echo(f"  {label + ':':<17} {tenant_url(tenant, path)}")
     click.echo(f"  Operator console: {platform_url('/admin')}")
     click.echo(f"    super admin {demo_data.DEMO_OPERATOR[0]} / {demo_data.DEMO_OPERATOR[1]}")
 

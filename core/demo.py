@@ -15,6 +15,7 @@ DEMO_STAFF = [
 DEMO_OPERATOR = ("operator@portico.example", "harbour-lantern-42")
 
 _seeders: list[Callable] = []
+_links: list[tuple[str, str]] = []
 
 
 def demo_seeder(fn: Callable) -> Callable:
@@ -25,3 +26,13 @@ def demo_seeder(fn: Callable) -> Callable:
 
 def seeders() -> list[Callable]:
     return list(_seeders)
+
+
+def demo_link(label: str, path: str) -> None:
+    """Print `label` and the demo tenant's address of `path` with the logins (a public page a
+    feature wants people to try)."""
+    _links.append((label, path))
+
+
+def links() -> list[tuple[str, str]]:
+    return list(_links)

@@ -2,6 +2,7 @@
 render/submit/embed blueprint."""
 from forms import models  # noqa: F401  (the tables)
 from forms import submissions  # noqa: F401  (its jobs and merge hook register on import)
+from forms import demo  # noqa: F401  (the demo tenant's kickoff form)
 
 
 def init_app(app) -> None:

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from core.db import db
 from core.identity import PlatformAdmin, StaffUser
 from core.tenancy import Tenant, cross_tenant
+from forms.models import Form
 from tests.support import login_staff
 
 
@@ -69,6 +70,12 @@ def test_demo_is_idempotent_and_prints_logins(app, client_for):
     assert "VIP clients" in page.get("/staff/circles").get_data(as_text=True)
     clients = page.get("/staff/contacts?role=client").get_data(as_text=True)
     assert "9 contacts match" in clients
+    # a kickoff form to try, printed with the logins, once only
+    assert "Kickoff form:     http://demo.localhost/f/get-started" in second.output
+    public = client_for("demo").get("/f/get-started").get_data(as_text=True)
+    assert "Start your project" in public and "What do you need?" in public
+    with app.app_context(), cross_tenant("count", audit=False):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Form)) == 1
 
 
 def test_tenant_list(app, world):
