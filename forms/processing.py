@@ -34,6 +34,7 @@ way, so one new company is created, not two.
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -51,6 +52,7 @@ from crm.companies import create_company, match_company, primary_contact_of, set
 from crm.contacts import FIELD_LABELS, assign_owner, change_role, create_contact, update_contact
 from crm.models import Circle, Company, Contact, ContactRole, CustomField, PipelineStatus
 from crm.normalize import company_name_key, normalize_email, normalize_phone
+from crm.search import contact_matches
 from crm.setup import settings
 from crm.tags import tag_contact
 from crm.timeline import record_activity
@@ -163,18 +165,32 @@ def _not_merged_or_archived():
 
 def match_contact(email: str | None, phone: str | None) -> Contact | None:
     """The contact these normalised details belong to: by e-mail (live first, then inactive),
-    else by phone, unless that contact has another e-mail than the one given."""
+    also among contacts' other e-mails (a merge keeps the merged one's address there), else by
+    phone, main or other, unless that contact has another e-mail than the one given."""
     if email:
         found = db.session.scalar(sa.select(Contact).where(Contact.email == email, *_not_merged_or_archived())
                                   .order_by(Contact.is_active.desc(), Contact.id).limit(1))
+        if found is None:
+            found = _by_other_address(email, lambda c: email in (c.extra_emails or ()))
         if found is not None:
             return found
     if phone:
         query = sa.select(Contact).where(Contact.phone == phone, *_not_merged_or_archived())
         if email:
             query = query.where(Contact.email.is_(None))
-        return db.session.scalar(query.order_by(Contact.is_active.desc(), Contact.id).limit(1))
+        found = db.session.scalar(query.order_by(Contact.is_active.desc(), Contact.id).limit(1))
+        if found is None:
+            found = _by_other_address(phone, lambda c: phone in (c.extra_phones or ()) and not (email and c.email))
+        return found
     return None
+
+
+def _by_other_address(address: str, holds: Callable[[Contact], bool]) -> Contact | None:
+    """The contact holding `address` among its other e-mails or phones (JSON lists, not
+    indexed): the search words narrow the candidates, `holds` decides."""
+    candidates = db.session.scalars(sa.select(Contact).where(*contact_matches(address), *_not_merged_or_archived())
+                                    .order_by(Contact.is_active.desc(), Contact.id).limit(50))
+    return next((contact for contact in candidates if holds(contact)), None)
 
 
 def _lock_contact(contact_id: int) -> Contact:
@@ -366,13 +382,21 @@ def next_owner(form: Form, problems: list[str]) -> StaffUser | None:
     return None
 
 
-def _portal_login(form: Form, submission: FormSubmission, contact: Contact, actor, problems: list[str]) -> None:
+def _portal_login(form: Form, submission: FormSubmission, contact: Contact, actor, problems: list[str], *,
+                  created: bool) -> None:
     from portal.accounts import register_portal_account
 
     password_hash = submission.portal_password_hash if form.portal_login == PortalLogin.PASSWORD else None
     submission.portal_password_hash = None  # the login has it now, or never will
     if form.portal_login == PortalLogin.NONE:
         return
+    if password_hash is not None and not created:
+        # Whoever typed a known person's address must not choose that person's password (one
+        # click on the verification link would open the login to them): the contact gets a
+        # set-password link at their own address instead.
+        password_hash = None
+        problems.append("Portal login: the registrant is an existing contact, so the password typed on the form "
+                        "was not used; a link to choose one goes to the contact's own address.")
     if not contact.email:
         problems.append("Portal login: the contact has no e-mail address, so no login was made.")
         return
@@ -400,9 +424,13 @@ def _emails(form: Form, submission: FormSubmission, contact: Contact, created: b
     if form.send_confirmation:
         email = submission_email(submission)
         if email:
+            # Greeted by the name they typed, never the contact's: the address was typed by
+            # the sender, and the contact's name is not theirs to learn.
+            first_name = next((str(answers.get(f.key) or "").strip() for f in form.fields
+                               if f.target == "contact.first_name"), "")
             send_mail(email, form.confirmation_subject or f"We received your details: {form.title}",
                       "form_submission_confirmation", tenant_id=tenant.id, tenant=tenant, form=form,
-                      contact=contact, rows=answer_rows(form, answers, include_hidden=False))
+                      first_name=first_name, rows=answer_rows(form, answers, include_hidden=False))
 
 
 def submission_email(submission: FormSubmission) -> str | None:
@@ -450,6 +478,12 @@ def process(submission: FormSubmission) -> None:
             if contact is None:
                 raise ServiceError("The contact could not be created; the submission is kept.")
             contact = _lock_contact(contact.id)
+    if not created and email and contact.email != email and email not in (contact.extra_emails or ()):
+        # Matched by phone, on a contact without an e-mail: adding the typed address would let
+        # anyone who knows the number claim the contact (and its portal login). Staff decide.
+        data.pop("email", None)
+        problems.append(f"E-mail: {email} was not added to the contact, which this phone number matched: "
+                        "check it is theirs before adding it. It is kept on the submission.")
     filled = [] if created else _fill(contact, data, actor, problems)
     filled += _custom_values(contact, answers, "contact", region, only_empty=not created, problems=problems)
 
@@ -475,7 +509,7 @@ def process(submission: FormSubmission) -> None:
         if owner is not None:
             assign_owner(contact, owner, actor=actor)
 
-    _portal_login(form, submission, contact, actor, problems)
+    _portal_login(form, submission, contact, actor, problems, created=created)
     # Dated when it was sent, so it sits before what processing it caused on the timeline.
     record_activity(TIMELINE_KIND, f"Submitted {form.title}", contact=contact, subject=submission, actor=actor,
                     occurred_at=submission.submitted_at,

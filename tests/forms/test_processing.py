@@ -134,7 +134,12 @@ def test_phone_matches_in_the_tenants_region_when_there_is_no_email(app, world, 
     with as_tenant(app, world.a.id):
         people = {c.id: c for c in contacts()}
         assert len(people) == 3
-        assert people[ids[0]].email == "grace@example.com", "the empty e-mail was filled"
+        # Matched by phone: the typed address is not given to the contact (anyone who knows the
+        # number could claim it); staff see it on the submission and decide.
+        assert people[ids[0]].email is None and people[ids[0]].first_name == "Grace"
+        [grace_submission] = [s for s in db.session.scalars(sa.select(processing.FormSubmission))
+                              if s.contact_id == ids[0]]
+        assert "grace@example.com was not added to the contact" in grace_submission.error
         assert people[ids[1]].email == "other@example.com"
         new = next(c for c in people.values() if c.id not in ids)
         assert (new.first_name, new.email, new.phone) == ("Someone", "new@example.com", "+442079461111")
@@ -364,3 +369,19 @@ def test_what_the_form_could_not_apply_is_said_on_the_submission(app, world, del
         ]
         [entry] = timeline(contact, "form_submission")
         assert entry.details["problems"] == sub.error.splitlines()
+
+
+def test_a_returning_person_is_found_by_their_other_email_or_phone(app, world, deliver):
+    """A merge keeps the merged contact's address among the survivor's other e-mails, and a
+    form adds a new number to the other phones: the person is still one contact."""
+    with as_tenant(app, world.a.id):
+        ada = make_contact("Ada", "Lovelace", email="ada@work.example", extra_emails=["ada@home.example"],
+                           phone="+14155550100", extra_phones=["+14155550199"])
+        form_id = make_form("Come back").id
+        ada_id = ada.id
+    submit(app, world.a.id, form_id, {"first_name": "Ada", "email": "Ada@Home.example"})
+    submit(app, world.a.id, form_id, {"first_name": "Ada", "phone": "(415) 555-0199"})
+    deliver()
+    with as_tenant(app, world.a.id):
+        assert [c.id for c in contacts()] == [ada_id]
+        assert len(timeline(contacts()[0], processing.TIMELINE_KIND)) == 2

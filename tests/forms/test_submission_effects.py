@@ -11,6 +11,7 @@ from freezegun import freeze_time
 from core.db import db, utcnow
 from core.identity import verify_password
 from core.jobs import huey, pending_count, run_pending_jobs
+from crm.models import Contact
 from forms.models import FieldKind, FormSubmission, PortalLogin, SubmissionState
 from forms.submissions import requeue_stalled
 from portal.accounts import account_for, approve, may_sign_in, sign_in_blockers
@@ -262,3 +263,44 @@ def test_timeline_entry_shows_when_it_was_submitted(app, world, deliver):
         [entry] = timeline(contacts()[0], "form_submission")
         assert entry.occurred_at == submission(sid).submitted_at
         assert entry.occurred_at.isoformat().startswith("2026-03-01T09:30")
+
+
+def test_a_phone_number_does_not_hand_a_contact_to_whoever_types_it(app, world, deliver):
+    """A contact known only by phone: a stranger who types that number and their own address
+    neither gets the address onto the contact nor a portal login for it, nor learns its name."""
+    from tests.factories import make_contact
+
+    with as_tenant(app, world.a.id):
+        vera = make_contact("Vera", "Victim", email=None, phone="+14155550142", role="client")
+        form_id = make_form("Client sign-up", role="prospect", portal_login=PortalLogin.PASSWORD,
+                            send_confirmation=True).id
+        vera_id = vera.id
+    submit(app, world.a.id, form_id, {"first_name": "Mallory", "email": "mallory@evil.example",
+                                      "phone": "+1 415 555 0142"}, password=STRONG)
+    box = deliver()
+    with as_tenant(app, world.a.id):
+        vera = db.session.get(Contact, vera_id)
+        assert vera.email is None and account_for(vera) is None
+    [confirmation] = box.to("mallory@evil.example")
+    body = confirmation.get_content()
+    assert "Vera" not in body and "Hello Mallory," in body
+
+
+def test_a_password_typed_for_an_existing_contact_is_not_used(app, world, deliver):
+    """Someone registering with a known person's address cannot choose that person's password:
+    the login is made without it, and the set-password link goes to the person's address."""
+    from tests.factories import make_contact
+
+    with as_tenant(app, world.a.id):
+        make_contact("Ada", "Lovelace", email="ada@example.com", role="client")
+        form_id = make_form("Client sign-up", role="prospect", portal_login=PortalLogin.PASSWORD).id
+    sid = submit(app, world.a.id, form_id, ADA, password=STRONG)
+    box = deliver()
+    with as_tenant(app, world.a.id):
+        ada = db.session.scalars(sa.select(Contact).where(Contact.email == "ada@example.com")).one()
+        account = account_for(ada)
+        assert account is not None and not account.has_password
+        assert submission(sid).portal_password_hash is None
+        assert "password typed on the form was not used" in submission(sid).error
+    [message] = box.to("ada@example.com")
+    assert _links(box, message, "/portal/set-password/") or _links(box, message, "/portal/verify/")
