@@ -435,6 +435,17 @@ def test_submissions_are_rate_limited_per_address(app, world, acme, public, monk
     assert len(submissions(app, world)) == 4
 
 
+def test_addresses_of_one_ipv6_64_share_one_budget(app, world, acme, public, monkeypatch):
+    monkeypatch.setitem(app.config, "RATELIMIT_FORM_PER_IP", "2 per minute")
+    slug = new_form(acme)
+    for n in range(2):
+        assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": f"2001:db8:5:5::{n + 1}"}
+                      ).status_code == 200
+    assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": "2001:db8:5:5:ffff::3"}
+                  ).status_code == 429
+    assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": "2001:db8:5:6::1"}).status_code == 200
+
+
 def test_submissions_are_rate_limited_per_form(app, world, acme, public, monkeypatch):
     monkeypatch.setitem(app.config, "RATELIMIT_FORM_PER_FORM", "2 per minute")
     slug, other = new_form(acme), new_form(acme)
