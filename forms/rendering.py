@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, Form, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TelField, TextAreaField)
+from wtforms import (BooleanField, EmailField, Form, HiddenField, PasswordField, RadioField, SelectChoice,
+                     SelectField, SelectMultipleField, StringField, TelField, TextAreaField)
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 
