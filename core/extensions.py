@@ -1,4 +1,6 @@
 """Flask extensions that are not the database (core.db) or the login manager (core.identity)."""
+import ipaddress
+
 from flask import g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -9,11 +11,27 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 csrf = CSRFProtect()
 
 
+def client_network(address: str | None) -> str:
+    """Whom a rate limit counts: an IPv4 address as it is, an IPv6 address by its /64 network
+    (one subscriber or host is handed a whole /64, and could take a fresh address for every
+    request); an IPv4-mapped IPv6 address as its IPv4 address. Anything else as given."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return address or ""
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _client_key() -> str:
-    # Limits are per client address and per tenant (not per Host header, which a client can
-    # vary with ports and spellings), so one tenant's abuse does not lock another's users out.
+    # Limits are per client address (an IPv6 client's /64) and per tenant (not per Host header,
+    # which a client can vary with ports and spellings), so one tenant's abuse does not lock
+    # another's users out.
     tenant = g.get("tenant")
-    return f"{get_remote_address()}|{tenant.id if tenant else 'platform'}"
+    return f"{client_network(get_remote_address())}|{tenant.id if tenant else 'platform'}"
 
 
 limiter = Limiter(key_func=_client_key, default_limits=[], strategy="moving-window")

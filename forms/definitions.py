@@ -29,7 +29,7 @@ from crm.tags import NAME_MAX as TAG_NAME_MAX
 from crm.tags import tag_key
 from forms import processing
 from forms.models import FieldKind, Form, FormField, OwnerMode, PortalLogin
-from forms.rendering import RESERVED_PREFIX
+from forms.rendering import key_is_safe
 
 register_actions({
     "form.created": "Kickoff form created",
@@ -513,12 +513,12 @@ def _unique_key(form: Form, label: str, target: str) -> str:
         base = "company" if name == "name" else f"company_{name}"
     else:
         base = custom_fields.key_for(label)
-    if base.startswith(RESERVED_PREFIX):  # the public form's own inputs are named so
+    if not key_is_safe(base):  # kf_…, or a name of the form class itself (validate, meta, validate_…)
         base = "f_" + base
     base = base[:60]
     taken = {f.key for f in form.fields}
     key, n = base, 2
-    while key in taken:
+    while key in taken or not key_is_safe(key):
         suffix = f"_{n}"
         key, n = base[:60 - len(suffix)] + suffix, n + 1
     return key

@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TelField, TextAreaField)
+from wtforms import (BooleanField, EmailField, Form, HiddenField, PasswordField, RadioField, SelectChoice,
+                     SelectField, SelectMultipleField, StringField, TelField, TextAreaField)
 from wtforms.validators import EqualTo, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget, NumberInput
 
@@ -33,7 +33,8 @@ from forms.models import FieldKind, PortalLogin
 
 # Names of the inputs the public form carries besides the answers. Answer inputs are named by
 # their field's key, so no key may start with this prefix (RESERVED_PREFIX, checked by
-# build_form_class; the builder refuses such keys).
+# build_form_class; the builder refuses such keys). A key that would shadow a name of the WTForms
+# form itself (validate, meta, data, validate_<key>, …) is named input_name(key) instead.
 RESERVED_PREFIX = "kf_"
 TOKEN, SOURCE_URL, HONEYPOT = "kf_token", "kf_source_url", "kf_homepage"
 PASSWORD, PASSWORD_CONFIRM = "kf_password", "kf_password_confirm"
@@ -59,6 +60,11 @@ class FieldSpec:
     display: str = "dropdown"
     url_parameter: str = ""
     terms_url: str = ""
+
+    @property
+    def name(self) -> str:
+        """The field's attribute on the built form class and its input's name (see input_name)."""
+        return input_name(self.key)
 
     @property
     def has_input(self) -> bool:
@@ -204,6 +210,26 @@ class KickoffForm(FlaskForm):
     kf_homepage = StringField("Leave this empty", validators=[Optional()])
 
 
+# Names a field may not take on the form class: WTForms keeps its own methods and state (validate,
+# process, meta, data, errors, _fields, …) in the same namespace as the fields, and treats a
+# `validate_<name>` attribute as an inline validator of field <name>.
+_FORM_INSTANCE_NAMES = frozenset(vars(Form())) | {"csrf_token"}
+
+
+def key_is_safe(key: str) -> bool:
+    """Whether a field key can be an attribute (and input name) of the built form as it is."""
+    return (bool(key) and not key.startswith(("_", "validate_", RESERVED_PREFIX))
+            and key not in _FORM_INSTANCE_NAMES and not hasattr(KickoffForm, key))
+
+
+def input_name(key: str) -> str:
+    """The attribute and input name of the field with this key: the key itself, or for a key
+    that would shadow the form's own names (stored before the builder refused them, or typed
+    into a draft) the key behind the reserved prefix, which no field key can take. Answers
+    stay stored under the key."""
+    return key if key_is_safe(key) else f"{RESERVED_PREFIX}f_{key}"
+
+
 def _text_validators(spec: FieldSpec, extra=()) -> list:
     checks = [_required(spec), _NotBlank()] if spec.required else [Optional()]
     maximum = TEXT_MAX.get(spec.kind)
@@ -305,10 +331,10 @@ def build_form_class(fields: Iterable, *, region: str = "US",
     the form. `fields`: FormField rows, field dicts or FieldSpecs; `region`: the tenant's
     default phone region (CrmSettings.default_region)."""
     specs = field_specs(fields)
-    attrs = {"_specs": specs, "_email_keys": [s.key for s in specs if s.kind == FieldKind.EMAIL]}
+    attrs = {"_specs": specs, "_email_keys": [s.name for s in specs if s.kind == FieldKind.EMAIL]}
     for spec in specs:
         if spec.has_input:
-            attrs[spec.key] = _make_field(spec, region)
+            attrs[spec.name] = _make_field(spec, region)
     if portal_login == PortalLogin.PASSWORD:
         attrs[PASSWORD] = PasswordField(
             "Choose a password for your account",
@@ -331,7 +357,7 @@ def url_prefill(fields: Iterable, args: Mapping) -> dict:
             name = spec.url_parameter or spec.key
             value = args.get(name)
             if value:
-                data[spec.key] = value[:TEXT_MAX[FieldKind.HIDDEN]]
+                data[spec.name] = value[:TEXT_MAX[FieldKind.HIDDEN]]
     return data
 
 
@@ -344,7 +370,7 @@ def collect_answers(wtform: KickoffForm, fields: Iterable | None = None) -> dict
     for spec in specs:
         if not spec.has_input:
             continue
-        data = getattr(wtform, spec.key).data
+        data = getattr(wtform, spec.name).data
         if spec.kind == FieldKind.MULTI_CHOICE:
             answers[spec.key] = list(data or [])
         elif spec.kind == FieldKind.CONSENT:

@@ -42,6 +42,9 @@ register_actions({
 # A submission still waiting this long after it was received (or last queued again) is taken
 # for one whose worker died; each further try waits twice as long as the one before.
 STALLED_AFTER = timedelta(minutes=5)
+# The sweep's wait stops doubling after this many tries (5 minutes * 2**12: about 14 days), so
+# a submission retried for ever cannot overflow timedelta and break the sweep of every tenant.
+MAX_BACKOFF_DOUBLINGS = 12
 
 
 # --- receipt ---------------------------------------------------------------------------------------
@@ -162,8 +165,9 @@ def _requeue(rows, states: list[str], *, queue: bool = True) -> list[int]:
 def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
     """Queue again every submission, of any tenant, still waiting to be processed long after
     it was received: its worker died, or its job was lost. The wait doubles with each try
-    (`attempts`), so a submission that keeps stalling is not queued every minute (one queued
-    again by hand long after it was sent may be queued once more sooner). Safe to overdo: a
+    (`attempts`, up to MAX_BACKOFF_DOUBLINGS times), so a submission that keeps stalling is not
+    queued every minute (one queued again by hand long after it was sent may be queued once
+    more sooner). Safe to overdo: a
     second run of a submission being processed waits for its row lock, then finds it
     processed."""
     now = now or utcnow()
@@ -175,12 +179,16 @@ def requeue_stalled(now: datetime | None = None, *, stalled_after: timedelta = S
                    FormSubmission.submitted_at < now - stalled_after)
             .order_by(FormSubmission.id)).all()
         stalled = [row for row in candidates
-                   if row.submitted_at < now - stalled_after * (2 ** max(0, (row.attempts or 1) - 1))]
+                   if row.submitted_at < now - stalled_after * 2 ** _doublings(row.attempts)]
         ids = _requeue(stalled, [SubmissionState.RECEIVED])
         db.session.commit()
     for row in stalled:
         logger.warning("form submission %s waited since %s: queued again", row.id, row.submitted_at)
     return ids
+
+
+def _doublings(attempts: int | None) -> int:
+    return min(max(0, (attempts or 1) - 1), MAX_BACKOFF_DOUBLINGS)
 
 
 @periodic_job(crontab(minute="*"))

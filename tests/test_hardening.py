@@ -41,6 +41,31 @@ def test_rate_limit_holds_across_host_spellings(world, app):
         assert _attempt(client, base, "olivia@acme.example").status_code == 429, base
 
 
+@pytest.mark.parametrize("address, key", [
+    ("198.51.100.7", "198.51.100.7"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2:ffff::1", "2001:db8:1:2::/64"),  # the same /64, however spelled
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),  # the next /64 is another client
+    ("::ffff:198.51.100.7", "198.51.100.7"),  # IPv4 seen through an IPv6 socket
+    ("", ""), ("not-an-address", "not-an-address"),
+])
+def test_rate_limits_count_an_ipv6_client_by_its_64(address, key):
+    from core.extensions import client_network
+
+    assert client_network(address) == key
+
+
+def test_one_ipv6_64_shares_one_sign_in_budget(world, app):
+    client = app.test_client()
+    for n in range(10):  # a fresh address of the same /64 for every try
+        assert _attempt(client, "http://acme.localhost", "olivia@acme.example",
+                        remote=f"2001:db8:7:7::{n + 1:x}").status_code == 200
+    assert _attempt(client, "http://acme.localhost", "olivia@acme.example",
+                    remote="2001:db8:7:7:abcd::99").status_code == 429
+    assert _attempt(client, "http://acme.localhost", "olivia@acme.example",
+                    remote="2001:db8:7:8::1").status_code == 200  # another /64
+
+
 def test_rate_limit_per_account_holds_across_email_spellings(world, app):
     for n in range(20):  # from twenty different addresses, under the per-address limit
         assert _attempt(app.test_client(), "http://acme.localhost", "olivia@acme.example",

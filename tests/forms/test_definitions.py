@@ -169,6 +169,21 @@ def test_keys_follow_the_target_and_avoid_the_public_forms_own_names(as_a):
     assert (email.key, company.key, reserved.key) == ("email", "company", "f_kf_token")
 
 
+@pytest.mark.parametrize("label, key", [
+    ("Validate", "f_validate"), ("Meta", "f_meta"), ("Process", "f_process"),
+    ("Validate email", "f_validate_email"), ("Data", "f_data"), ("Errors", "f_errors"),
+])
+def test_keys_never_shadow_the_wtforms_forms_own_names(as_a, label, key):
+    from forms.rendering import KickoffForm, key_is_safe
+
+    form = make_form("Join", fields=())
+    field = service.add_field(form, {"kind": "short_text", "label": label}, actor=as_a["owner"])
+    assert field.key == key and key_is_safe(field.key)
+    assert not hasattr(KickoffForm, field.key) and not field.key.startswith(("validate_", "_"))
+    again = service.add_field(form, {"kind": "short_text", "label": label}, actor=as_a["owner"])
+    assert again.key == f"{key}_2"
+
+
 def test_every_kind_of_field_can_be_added(as_a):
     owner = as_a["owner"]
     form = make_form("Join", fields=())

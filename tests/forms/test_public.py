@@ -17,6 +17,7 @@ from core.tenancy import tenant_context
 from crm.models import Contact
 from crm.setup import settings
 from forms.models import FieldKind, FormSubmission, PortalLogin
+from tests.forms.factories import STANDARD_FIELDS as STANDARD_FIELDS_FOR_HIDDEN
 from tests.forms.factories import add_field, make_form
 
 TOKEN_RE = re.compile(r'name="kf_token" type="hidden" value="([^"]*)"')
@@ -434,6 +435,17 @@ def test_submissions_are_rate_limited_per_address(app, world, acme, public, monk
     assert len(submissions(app, world)) == 4
 
 
+def test_addresses_of_one_ipv6_64_share_one_budget(app, world, acme, public, monkeypatch):
+    monkeypatch.setitem(app.config, "RATELIMIT_FORM_PER_IP", "2 per minute")
+    slug = new_form(acme)
+    for n in range(2):
+        assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": f"2001:db8:5:5::{n + 1}"}
+                      ).status_code == 200
+    assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": "2001:db8:5:5:ffff::3"}
+                  ).status_code == 429
+    assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": "2001:db8:5:6::1"}).status_code == 200
+
+
 def test_submissions_are_rate_limited_per_form(app, world, acme, public, monkeypatch):
     monkeypatch.setitem(app.config, "RATELIMIT_FORM_PER_FORM", "2 per minute")
     slug, other = new_form(acme), new_form(acme)
@@ -441,6 +453,54 @@ def test_submissions_are_rate_limited_per_form(app, world, acme, public, monkeyp
         assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code == 200
     assert submit(public, f"/f/{slug}", PERSON, environ_base={"REMOTE_ADDR": "198.51.100.50"}).status_code == 429
     assert submit(public, f"/f/{other}", PERSON, environ_base={"REMOTE_ADDR": "198.51.100.50"}).status_code == 200
+
+
+# --- keys that are names of the WTForms form itself ---------------------------------------------
+
+# Stored before the builder refused them (or typed into a draft): each would shadow a name of the
+# form class (validate, meta, process, data, errors) or be taken for an inline validator.
+SHADOWING_FIELDS = (
+    dict(key="validate", kind=FieldKind.SHORT_TEXT, label="Validate", required=True),
+    dict(key="meta", kind=FieldKind.SHORT_TEXT, label="Meta"),
+    dict(key="process", kind=FieldKind.SHORT_TEXT, label="Process"),
+    dict(key="data", kind=FieldKind.SHORT_TEXT, label="Data"),
+    dict(key="errors", kind=FieldKind.SHORT_TEXT, label="Errors"),
+    dict(key="email", kind=FieldKind.EMAIL, label="E-mail", required=True, target="contact.email"),
+    dict(key="validate_email", kind=FieldKind.SHORT_TEXT, label="Validate email"),
+)
+
+
+def test_fields_keyed_like_the_forms_own_names_render_validate_and_store_under_their_keys(app, world, acme,
+                                                                                          public):
+    slug = new_form(acme, fields=SHADOWING_FIELDS)
+    page = public.get(f"/f/{slug}")
+    assert page.status_code == 200
+    body = text(page)
+    assert 'id="f-validate"' in body and 'id="f-meta"' in body and 'id="f-validate_email"' in body
+    assert 'name="email"' in body and 'name="kf_f_validate"' in body and 'name="kf_f_validate_email"' in body
+    assert 'name="validate"' not in body and 'name="meta"' not in body
+
+    answers = {"kf_f_validate": "", "kf_f_meta": "m", "kf_f_process": "p", "kf_f_data": "d", "kf_f_errors": "e",
+               "email": "not-an-address", "kf_f_validate_email": "anything"}
+    refused = submit(public, f"/f/{slug}", answers)
+    assert refused.status_code == 422
+    body = text(refused)
+    assert '<small id="f-validate-error" class="field-error">Please fill this in.</small>' in body
+    assert '<small id="f-email-error" class="field-error">Enter an e-mail address like name@example.com.</small>' in body
+    assert submissions(app, world) == []
+
+    assert submit(public, f"/f/{slug}", {**answers, "kf_f_validate": "yes", "email": "ada@example.com"}
+                  ).status_code == 200
+    [stored] = submissions(app, world)
+    assert stored.answers == {"validate": "yes", "meta": "m", "process": "p", "data": "d", "errors": "e",
+                              "email": "ada@example.com", "validate_email": "anything"}
+
+
+def test_url_parameters_fill_a_hidden_field_keyed_like_the_forms_own_names(app, world, acme, public):
+    slug = new_form(acme, fields=(*STANDARD_FIELDS_FOR_HIDDEN, dict(key="meta", kind=FieldKind.HIDDEN, label="Meta",
+                                                                     url_parameter="utm_source")))
+    body = text(public.get(f"/f/{slug}?utm_source=newsletter"))
+    assert 'name="kf_f_meta"' in body and 'value="newsletter"' in body and 'data-url-parameter="utm_source"' in body
 
 
 # --- the embed ------------------------------------------------------------------------------------

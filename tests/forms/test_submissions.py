@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from core.db import db
+from core.db import db, utcnow
 from core.errors import ServiceError
 from core.jobs import pending_count
 from core.tenancy import tenant_context
 from crm.models import Contact, CrmSettings
 from forms.models import Form, FormSubmission, SubmissionState
-from forms.submissions import process_submission, receive_submission
+from forms.submissions import (MAX_BACKOFF_DOUBLINGS, STALLED_AFTER, process_submission, receive_submission,
+                               requeue_stalled)
 from tests.forms.factories import make_form
 from tests.forms.submitting import as_tenant, contacts, submission, submit, timeline
 
@@ -219,3 +221,20 @@ def test_a_known_person_twice_at_once_gets_one_owner_and_one_turn(app, world):
         assert db.session.get(Form, form_id).round_robin_next == 1
         assert [submission(i).state for i in ids] == [SubmissionState.PROCESSED] * 2
         assert len(timeline(contact, "owner_changed")) == 1
+
+
+def test_the_sweeps_wait_stops_doubling_so_many_tries_cannot_break_it(app, world):
+    """5 minutes * 2**99 overflows timedelta: the sweep would fail for every tenant each minute."""
+    with as_tenant(app, world.a.id):
+        form_id = make_form("Lost").id
+    sid = submit(app, world.a.id, form_id, ANSWERS)
+    with as_tenant(app, world.a.id):
+        row = submission(sid)
+        row.state, row.attempts = SubmissionState.RECEIVED, 100
+    with app.app_context():
+        longest = STALLED_AFTER * 2 ** MAX_BACKOFF_DOUBLINGS
+        assert requeue_stalled(utcnow() + timedelta(hours=1)) == [], "still waiting its (long) turn"
+        assert requeue_stalled(utcnow() + longest + timedelta(minutes=1)) == [sid]
+        db.session.remove()
+    with as_tenant(app, world.a.id):
+        assert submission(sid).attempts == 101
