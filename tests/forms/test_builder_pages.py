@@ -403,6 +403,18 @@ def test_exports_are_spreadsheet_safe(world, staff_client, app):
     assert exports == [{"format": "csv", "form": data["form"]}, {"format": "xlsx"}]
 
 
+def test_excel_exports_count_the_submissions_they_would_hold(world, staff_client, app, monkeypatch):
+    data = _submissions(app, world, n=2)
+    _in_a(app, world, lambda: [make_contact("Extra") for _ in range(3)])  # contacts are not what is counted
+    client = staff_client("owner")
+    monkeypatch.setattr("crm.export.XLSX_MAX", 2)
+    ok = client.get(f"{BASE}/submissions/export?as=xlsx&form={data['form']}")
+    assert ok.status_code == 200 and ok.mimetype.endswith("spreadsheetml.sheet")
+    monkeypatch.setattr("crm.export.XLSX_MAX", 1)
+    refused = client.get(f"{BASE}/submissions/export?as=xlsx&form={data['form']}", follow_redirects=True)
+    assert "Excel exports hold up to 1 submissions" in _text(refused)
+
+
 def test_the_contact_page_lists_its_form_submissions(world, staff_client, app):
     data = _submissions(app, world, n=2)
     page = _text(staff_client("owner").get(f"/staff/contacts/{data['contact']}"))
