@@ -522,8 +522,10 @@ def submission(submission_id):
     item = get_or_404(FormSubmission, submission_id)
     require("forms.submissions.view")
     form = db.session.get(Form, item.form_id)
-    contact = submission_list.contact_for(item, current_principal())
-    return render_template("forms/builder/submission.html", submission=item, source_form=form, contact=contact,
+    row = submission_list.row_for(item, current_principal())
+    if row.hidden:
+        abort(404)  # its answers are the data of a contact this viewer may not see
+    return render_template("forms/builder/submission.html", submission=item, source_form=form, contact=row.contact,
                            answers=answer_rows(form, item.answers or {}), states=SubmissionState)
 
 

@@ -15,7 +15,8 @@ this in its job, with the submission's row locked).
   tenant's threshold) or creates it, and may make the registrant its primary contact.
 * A timeline entry "Submitted <form>" on the contact, linking the submission, with the
   answers; an audit event; the portal login the form asks for (portal.accounts); the staff
-  notification and the registrant's confirmation (e-mail jobs, queued on commit).
+  notification (to the chosen staff who may see the contact, crm.access) and the registrant's
+  confirmation (e-mail jobs, queued on commit).
 
 An answer that breaks a CRM rule (a malformed phone in a custom field, an e-mail another
 contact holds) is left out of the contact, kept on the submission, and said in its `error`;
@@ -47,6 +48,7 @@ from core.identity import StaffUser
 from core.mail import send_mail
 from core.tenancy import current_tenant, current_tenant_id, tenant_link
 from crm import custom_fields
+from crm.access import contact_visible_to
 from crm.circles import add_contact_to_circle
 from crm.companies import create_company, match_company, primary_contact_of, set_primary_contact, update_company
 from crm.contacts import FIELD_LABELS, assign_owner, change_role, create_contact, update_contact
@@ -417,7 +419,8 @@ def _emails(form: Form, submission: FormSubmission, contact: Contact, created: b
         rows = answer_rows(form, answers)
         staff = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_(staff_ids),
                                                               StaffUser.active.is_(True))).all()
-        for member in staff:
+        # Only those who may see the contact: the note carries its name and answers.
+        for member in [m for m in staff if contact_visible_to(m, contact)]:
             send_mail(member.email, f"New submission of {form.title}: {contact.full_name}", "form_submission_staff",
                       tenant_id=tenant.id, tenant=tenant, form=form, contact=contact, member=member,
                       submission=submission, rows=rows, link=link, created=created)

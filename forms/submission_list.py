@@ -2,8 +2,10 @@
 ("older than this one"), filtered by form and date; one submission's answers labelled by its
 form's fields; the same rows as a spreadsheet.
 
-A submission names the contact it landed on, but a staff member who may not see that contact
-(crm.access) sees neither its name nor a link: only that the submission landed somewhere.
+A submission that landed on a contact the viewer may not see (crm.access) is that contact's
+data as much as the contact is: the list shows only that it came (time, form, state), its page
+is a 404 and exports leave it out. One not yet processed (no contact) is shown to whoever may
+view submissions.
 """
 from __future__ import annotations
 
@@ -78,6 +80,11 @@ class Row:
     landed: bool  # it landed on a contact (visible or not)
 
     @property
+    def hidden(self) -> bool:
+        """It landed on a contact the viewer may not see: its answers are not theirs to read."""
+        return self.landed and self.contact is None
+
+    @property
     def utm(self) -> dict:
         return {k: v for k, v in (self.submission.utm or {}).items() if v}
 
@@ -134,10 +141,11 @@ def page(filters: Filters, viewer, *, after: str | None = None, size: int = PAGE
 
 def xlsx_too_large(filters: Filters) -> str | None:
     """Why these submissions are not offered as an Excel file, in plain words; None when they are."""
-    from crm.contact_list import count_of
     from crm.export import XLSX_MAX
 
-    if count_of(filtered_query(filters), cap=XLSX_MAX) <= XLSX_MAX:
+    # Counted here, not by crm.contact_list.count_of: that one counts a query on Contact.
+    inner = filtered_query(filters).with_only_columns(FormSubmission.id).limit(XLSX_MAX + 1).subquery()
+    if db.session.scalar(sa.select(sa.func.count()).select_from(inner)) <= XLSX_MAX:
         return None
     return (f"Excel exports hold up to {XLSX_MAX:,} submissions and these are more. Export them as CSV "
             "(Excel opens CSV files too), or choose a form or fewer days first.")
@@ -158,15 +166,16 @@ def of_contact(contact: Contact, *, limit: int = 20) -> list[Row]:
     return [Row(s, titles.get(s.form_id, ""), contact, True) for s in found]
 
 
-def contact_for(submission: FormSubmission, viewer) -> Contact | None:
-    return _rows([submission], viewer)[0].contact
+def row_for(submission: FormSubmission, viewer) -> Row:
+    return _rows([submission], viewer)[0]
 
 
 # --- export -------------------------------------------------------------------------------------------
 
 def export_rows(filters: Filters, viewer) -> Iterator[list]:
     """The header, then one row per submission (newest first), every cell spreadsheet-safe.
-    One form: a column per field. Several forms: the answers in one column, "label: value"."""
+    One form: a column per field. Several forms: the answers in one column, "label: value".
+    Submissions on contacts the viewer may not see are left out."""
     form = db.session.get(Form, filters.form_id) if filters.form_id else None
     fields = [f for f in form.fields if f.kind not in FieldKind.NO_ANSWER] if form else []
     header = ["Submitted (UTC)", "Form", "Contact", "Contact e-mail", "Source URL", *UTM_KEYS, "State", "Error"]
@@ -177,10 +186,16 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
     while True:
         result = page(filters, viewer, after=after, size=500)
         for row in result.rows:
+            if row.hidden:
+                # Left out rather than blanked: the CRM's exports hold only what the exporter may
+                # see (hidden contacts do not exist for them), a copy taken away is no place to
+                # learn that someone else's contact sent a form, and a row of blanks would read
+                # as an empty submission in whatever the spreadsheet is fed to.
+                continue
             s = row.submission
             contact = row.contact
             cells = [s.submitted_at.strftime("%Y-%m-%d %H:%M:%S") if s.submitted_at else "", row.form_title,
-                     contact.full_name if contact else ("(not visible to you)" if row.landed else ""),
+                     contact.full_name if contact else "",
                      contact.email if contact else "", s.source_url,
                      *[(s.utm or {}).get(k, "") for k in UTM_KEYS],
                      SubmissionState.LABELS.get(s.state, s.state), s.error]

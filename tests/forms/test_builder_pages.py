@@ -361,17 +361,75 @@ def test_submissions_are_paged_by_keyset_and_filtered(world, staff_client, app):
     assert bad.status_code == 400 and _error_beside(_text(bad), "filter-date_from") == "Enter a date as YYYY-MM-DD."
 
 
-def test_a_contact_the_viewer_may_not_see_is_neither_named_nor_linked(world, staff_client, app):
+def _restricted_submissions(app, world) -> dict:
+    """Open day's submissions, as Staff see them once the tenant restricts them to their own
+    contacts and their circles': one on Ada (nobody's, so hidden from Sam Staff), one on Vera
+    (Sam's own), one not processed yet (no contact)."""
     data = _submissions(app, world, n=1)
     _grant_staff(app, world, "forms.submissions.view")
-    _in_a(app, world, restrict_staff_visibility)
+
+    def make():
+        restrict_staff_visibility()
+        form = db.session.get(Form, data["form"])
+        vera = make_contact("Vera", "Visible", email="vera@x.test", owner_id=world.a.members["staff"].id)
+        data["visible"] = make_submission(form, {"first_name": "Vera", "email": "vera@x.test"}, state="processed",
+                                          contact_id=vera.id, source_url="https://acme.example/vera",
+                                          submitted_at=datetime(2026, 3, 5, 9, 0, tzinfo=timezone.utc)).id
+        data["waiting"] = make_submission(form, {"first_name": "Una", "email": "una@x.test"},
+                                          submitted_at=datetime(2026, 3, 6, 9, 0, tzinfo=timezone.utc)).id
+        data["hidden"] = data["ids"][0]
+    _in_a(app, world, make)
+    return data
+
+
+def test_a_submission_on_a_hidden_contact_shows_only_that_it_came(world, staff_client, app):
+    data = _restricted_submissions(app, world)
+    for url in (f"{BASE}/submissions", f"{BASE}/{data['form']}/submissions"):
+        page = _text(staff_client("staff").get(url))
+        assert page.count('data-label="Time"') == 3, "every submission is listed"
+        assert "2026-03-01 09:00 UTC" in page, "its time is shown"
+        assert page.count("Not visible to you") == 1 and page.count("Processed") == 2
+        for secret in ("Lovelace", "Ada 0", "ada@x.test", "acme.example/landing", f"/staff/contacts/{data['contact']}",
+                       f'href="{BASE}/submissions/{data["hidden"]}"'):
+            assert secret not in page, secret
+        assert f'href="{BASE}/submissions/{data["visible"]}"' in page and "Vera Visible" in page
+        assert f'href="{BASE}/submissions/{data["waiting"]}"' in page and "None yet" in page
+    full = _text(staff_client("admin").get(f"{BASE}/submissions"))
+    assert "Not visible to you" not in full and "Ada Lovelace" in full and "acme.example/landing" in full
+
+
+def test_the_page_of_a_submission_on_a_hidden_contact_is_a_404(world, staff_client, app):
+    data = _restricted_submissions(app, world)
     client = staff_client("staff")
-    for url in (f"{BASE}/submissions", f"{BASE}/submissions/{data['ids'][0]}"):
-        page = _text(client.get(url))
-        assert "A contact you cannot see" in page
-        assert "Lovelace" not in page and f"/staff/contacts/{data['contact']}" not in page
-    exported = _text(client.get(f"{BASE}/submissions/export?as=csv"))
-    assert "(not visible to you)" in exported and "Lovelace" not in exported
+    hidden = client.get(f"{BASE}/submissions/{data['hidden']}")
+    assert hidden.status_code == 404 and "Ada 0" not in _text(hidden)
+    assert "<dd class=\"pre-line\">Vera</dd>" in _text(client.get(f"{BASE}/submissions/{data['visible']}"))
+    assert "<dd class=\"pre-line\">Una</dd>" in _text(client.get(f"{BASE}/submissions/{data['waiting']}"))
+    assert "<dd class=\"pre-line\">Ada 0</dd>" in _text(staff_client("admin").get(f"{BASE}/submissions/{data['hidden']}"))
+
+
+@pytest.mark.parametrize("scope", ["all forms", "one form"])
+def test_exports_leave_out_submissions_on_hidden_contacts(world, staff_client, app, scope):
+    data = _restricted_submissions(app, world)
+    query = "" if scope == "all forms" else f"&form={data['form']}"
+
+    def exported(role):
+        client = staff_client(role)
+        text = _text(client.get(f"{BASE}/submissions/export?as=csv{query}"))
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]
+        sheet = load_workbook(io.BytesIO(client.get(f"{BASE}/submissions/export?as=xlsx{query}").data))["Submissions"]
+        cells = [[str(c.value or "") for c in row] for row in sheet.iter_rows()][1:]
+        return text, rows, cells
+
+    text, rows, cells = exported("staff")
+    for found in (rows, cells):
+        assert [r[0] for r in found] == ["2026-03-06 09:00:00", "2026-03-05 09:00:00"], "Una's and Vera's only"
+        assert found[1][2:4] == ["Vera Visible", "vera@x.test"]
+        assert any("Una" in cell for cell in found[0]), "not processed yet: no contact to hide it"
+    for secret in ("Lovelace", "Ada 0", "ada@x.test", "acme.example/landing", "2026-03-01"):
+        assert secret not in text and all(secret not in cell for row in cells for cell in row), secret
+    text, rows, cells = exported("admin")
+    assert len(rows) == len(cells) == 3 and "Ada Lovelace" in text
 
 
 def test_a_submission_shows_the_answers_labelled_by_the_fields(world, staff_client, app):
@@ -401,6 +459,18 @@ def test_exports_are_spreadsheet_safe(world, staff_client, app):
     exports = _in_a(app, world, lambda: db.session.scalars(
         sa.select(AuditEvent.details).where(AuditEvent.action == "form.submissions_exported")).all())
     assert exports == [{"format": "csv", "form": data["form"]}, {"format": "xlsx"}]
+
+
+def test_excel_exports_count_the_submissions_they_would_hold(world, staff_client, app, monkeypatch):
+    data = _submissions(app, world, n=2)
+    _in_a(app, world, lambda: [make_contact("Extra") for _ in range(3)])  # contacts are not what is counted
+    client = staff_client("owner")
+    monkeypatch.setattr("crm.export.XLSX_MAX", 2)
+    ok = client.get(f"{BASE}/submissions/export?as=xlsx&form={data['form']}")
+    assert ok.status_code == 200 and ok.mimetype.endswith("spreadsheetml.sheet")
+    monkeypatch.setattr("crm.export.XLSX_MAX", 1)
+    refused = client.get(f"{BASE}/submissions/export?as=xlsx&form={data['form']}", follow_redirects=True)
+    assert "Excel exports hold up to 1 submissions" in _text(refused)
 
 
 def test_the_contact_page_lists_its_form_submissions(world, staff_client, app):

@@ -12,11 +12,11 @@ from core.db import db, utcnow
 from core.identity import verify_password
 from core.jobs import huey, pending_count, run_pending_jobs
 from crm.models import Contact
-from forms.models import FieldKind, FormSubmission, PortalLogin, SubmissionState
+from forms.models import FieldKind, FormSubmission, OwnerMode, PortalLogin, SubmissionState
 from forms.submissions import requeue_stalled
 from portal.accounts import account_for, approve, may_sign_in, sign_in_blockers
 from portal.models import Approval
-from tests.factories import make_contact
+from tests.factories import assign_to_circle, make_circle, make_contact, restrict_staff_visibility
 from tests.forms.factories import STANDARD_FIELDS, make_form
 from tests.forms.submitting import as_tenant, contacts, staff, submission, submit, timeline
 
@@ -151,6 +151,38 @@ def test_staff_are_notified_and_the_registrant_gets_a_confirmation(app, world, d
         assert line in body, (line, body)
     assert "newsletter" not in body, "hidden fields are the tenant's, not the registrant's"
     assert "CANARY-B" not in body
+
+
+def test_only_the_chosen_staff_who_may_see_the_contact_are_notified(app, world, deliver):
+    """Staff restricted to their own contacts and their circles' hear of a submission only when
+    it lands on one of those: the note names the contact and carries the answers."""
+    with as_tenant(app, world.a.id):
+        restrict_staff_visibility()
+        circle = make_circle("Spring leads")
+        assign_to_circle(circle, world.a.members["staff"].id)
+        notify = [world.a.members["staff"].id, world.a.members["admin"].id]
+        nobodys = make_form("Spring kickoff", notify_staff_ids=notify).id
+        in_sams_circle = make_form("Spring kickoff", notify_staff_ids=notify, circle_ids=[circle.id]).id
+        owned_by_sam = make_form("Spring kickoff", notify_staff_ids=notify, owner_mode=OwnerMode.FIXED,
+                                 owner_id=world.a.members["staff"].id).id
+
+    submit(app, world.a.id, nobodys, ADA)
+    box = deliver()
+    assert [m["To"] for m in box.messages] == ["adam@acme.example"], "Sam may not see Ada: no note for Sam"
+    box.messages.clear()
+
+    submit(app, world.a.id, in_sams_circle, {**ADA, "email": "bea@example.com", "first_name": "Bea"})
+    submit(app, world.a.id, owned_by_sam, {**ADA, "email": "cy@example.com", "first_name": "Cy"})
+    box = deliver()
+    assert sorted((m["To"], m["Subject"].rsplit(": ", 1)[1]) for m in box.messages) == [
+        ("adam@acme.example", "Bea Lovelace"), ("adam@acme.example", "Cy Lovelace"),
+        ("sam@acme.example", "Bea Lovelace"), ("sam@acme.example", "Cy Lovelace")]
+    box.messages.clear()
+
+    with as_tenant(app, world.a.id):
+        restrict_staff_visibility(False)
+    submit(app, world.a.id, nobodys, {**ADA, "email": "di@example.com", "first_name": "Di"})
+    assert sorted(m["To"] for m in deliver().messages) == ["adam@acme.example", "sam@acme.example"]
 
 
 def test_no_confirmation_unless_asked_and_none_without_an_address(app, world, deliver):
