@@ -97,14 +97,41 @@ _PENDING = "portico_jobs_on_commit"
 
 
 def on_commit(task, *args, **kwargs) -> None:
-    """Enqueue `task(*args, **kwargs)` once the current transaction commits."""
-    db.session().info.setdefault(_PENDING, []).append((task, args, kwargs))
+    """Enqueue `task(*args, **kwargs)` once the current transaction commits: the outermost
+    one. Queued inside a savepoint (`begin_nested()`), the job follows the savepoint's fate:
+    released, it waits for the enclosing transaction; rolled back, it is dropped (and only
+    it: jobs queued outside that savepoint stay)."""
+    session = db.session()
+    if session.get_transaction() is None:
+        session.begin()  # the job belongs to the transaction the next commit or rollback ends
+    level = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, {}).setdefault(level, []).append((task, args, kwargs))
+
+
+def _level_above(transaction):
+    """The savepoint or root transaction enclosing `transaction` (skipping the ORM's internal
+    subtransactions, which are no level of their own)."""
+    parent = transaction.parent
+    while parent is not None and not parent.nested and parent.parent is not None:
+        parent = parent.parent
+    return parent
 
 
 @event.listens_for(Session, "after_commit")
-def _enqueue_pending(session):
-    pending = session.info.pop(_PENDING, [])
-    for task, args, kwargs in pending:
+def _on_commit(session):
+    # Fired for the outermost COMMIT and, in SQLAlchemy 2.0, for each RELEASE SAVEPOINT too;
+    # the transaction committing is still the session's current one.
+    transaction = session.get_nested_transaction() if session.in_nested_transaction() else session.get_transaction()
+    levels = session.info.get(_PENDING)
+    if transaction is None or not levels:
+        return
+    jobs = levels.pop(transaction, [])
+    if transaction.nested:
+        # A savepoint released: nothing is committed yet. Its jobs wait for the level above.
+        if jobs:
+            levels.setdefault(_level_above(transaction), []).extend(jobs)
+        return
+    for task, args, kwargs in jobs:
         try:
             task(*args, **kwargs)
         except Exception:
@@ -113,9 +140,14 @@ def _enqueue_pending(session):
             logger.exception("could not queue job %s (args=%r, kwargs=%r)", task.name, args, kwargs)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session):
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_transaction_end")
+def _drop_pending(session, transaction):
+    # Whatever is still held for a transaction that has ended was not committed with it: a
+    # savepoint or transaction rolled back, or a session closed. (Committed ones were handed
+    # on or enqueued above.) An outer rollback ends every savepoint inside it first.
+    levels = session.info.get(_PENDING)
+    if levels:
+        levels.pop(transaction, None)
 
 
 def pending_count() -> int:
