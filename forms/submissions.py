@@ -120,8 +120,8 @@ def process_submission(submission_id: int) -> None:
     if submission is None or submission.state == SubmissionState.PROCESSED:
         return
     try:
-        with db.session.begin_nested():
-            processing.process(submission)
+        # No savepoint around it: on any error _record_failure rolls the whole transaction back.
+        processing.process(submission)
     except ServiceError as exc:
         _record_failure(submission_id, exc.message)
         return
