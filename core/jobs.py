@@ -5,8 +5,9 @@ Embedded default: a SQLite file in instance/ holds the queue, and `flask --app w
 REDIS_URL set the queue lives in Redis and any number of workers run anywhere.
 
 Side effects are queued with `on_commit(...)`: they are enqueued only once the transaction
-that caused them has committed, and dropped if it rolls back, so a job never sees data that
-was not saved, and a failing job never undoes the data it follows.
+that caused them has committed (the outermost one: releasing a savepoint commits nothing), and
+dropped if it rolls back (a savepoint's rollback drops the jobs queued inside it only), so a
+job never sees data that was not saved, and a failing job never undoes the data it follows.
 """
 from __future__ import annotations
 
