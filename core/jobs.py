@@ -122,7 +122,8 @@ def _level_above(transaction):
 def _on_commit(session):
     # Fired for the outermost COMMIT and, in SQLAlchemy 2.0, for each RELEASE SAVEPOINT too;
     # the transaction committing is still the session's current one.
-    transaction = session.get_nested_transaction() if session.in_nested_transaction() else session.get_transaction()
+    nested = session.in_nested_transaction()
+    transaction = session.get_nested_transaction() if nested else session.get_transaction()
     levels = session.info.get(_PENDING)
     if transaction is None or not levels:
         return
