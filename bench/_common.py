@@ -80,10 +80,13 @@ def print_profile(name: str, fn, repeat: int, top: int = 30) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
-def median_ms(fn, repeat: int) -> float:
-    samples = []
+def paired_median_ms(fn, baseline, repeat: int) -> tuple[float, float]:
+    """The medians of `fn` and of its `baseline`, timed in turns: on a shared machine, whatever
+    else runs slows both alike instead of whichever was being timed at that moment."""
+    samples: tuple[list, list] = ([], [])
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        for timed, out in ((fn, samples[0]), (baseline, samples[1])):
+            start = time.perf_counter()
+            timed()
+            out.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])

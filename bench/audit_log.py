@@ -19,8 +19,8 @@ import json
 import time
 from contextlib import ExitStack
 
-from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app, median_ms,
-                     sign_in)
+from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app,
+                     paired_median_ms, sign_in)
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -113,7 +113,6 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
             path = "/staff/audit" + (f"?before={before}" if before else "")
             page = client.get(path, base_url=base)
             assert page.status_code == 200 and "staff.login" in page.get_data(as_text=True), path
-            page_ms = median_ms(lambda: client.get(path, base_url=base), repeat)
 
             def bare():
                 with connection.begin():
@@ -123,7 +122,7 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
                     connection.execute(bare_after if before else bare_first,
                                        {"t": big_id, "before": before, "n": PAGE + 1}).all()
 
-            bare_ms = median_ms(bare, repeat)
+            page_ms, bare_ms = paired_median_ms(lambda: client.get(path, base_url=base), bare, repeat)
             if explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})

@@ -25,8 +25,8 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
-from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app, median_ms,
-                     print_profile, sign_in)
+from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app,
+                     paired_median_ms, print_profile, sign_in)
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -226,7 +226,6 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
             page = client.get(path, base_url=base)
             assert page.status_code == 200 and ("duplicates" if name == "duplicates" else "contact") in \
                 page.get_data(as_text=True), path
-            page_ms = median_ms(lambda: client.get(path, base_url=base), args.repeat)
             if args.profile:
                 print_profile(name, lambda: client.get(path, base_url=base), args.repeat)
             # Every statement the page sends (its session and tenant look-ups, the list, the
@@ -251,7 +250,7 @@ def run(url: str, seed_url: str, args, stack: ExitStack) -> dict:
                         if result.returns_rows:
                             result.all()
 
-            bare_ms = median_ms(bare, args.repeat)
+            page_ms, bare_ms = paired_median_ms(lambda: client.get(path, base_url=base), bare, args.repeat)
             if args.explain and connection.dialect.name == "postgresql":
                 with connection.begin():
                     connection.exec_driver_sql("SELECT set_config('app.tenant_id', %(t)s, true)", {"t": str(big_id)})

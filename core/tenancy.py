@@ -322,10 +322,19 @@ def _filter_to_current_tenant(state):
             raise TenantFilterUnreachable("raw SQL on the session: pass execution_options("
                                           f"{TENANT_CHECKED_SQL}=True) if it filters by tenant itself")
         return
-    touches, unreachable = _classify(state.statement)
+    tenant_id = _current_tenant_id.get()
+    filtered = None
+    if state.is_insert or state.is_column_load:
+        touches, unreachable = _classify(state.statement)
+    else:
+        # Judged on the statement as it will run, the filter added (which changes nothing of
+        # the verdict): the cache key _classify works out is kept on that object, and
+        # SQLAlchemy finds the compiled form by it instead of working it out a second time.
+        filtered = state.statement.options(
+            with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True))
+        touches, unreachable = _classify(filtered)
     if not touches:
         return
-    tenant_id = _current_tenant_id.get()
     if tenant_id is None:
         raise TenantNotSet("query on a tenant table with no tenant set")
     if unreachable:
@@ -343,9 +352,7 @@ def _filter_to_current_tenant(state):
         if mapper is not None and issubclass(mapper.class_, TenantScoped):
             state.statement = state.statement.where(mapper.class_.tenant_id == tenant_id)
         return
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
-    )
+    state.statement = filtered
 
 
 def _value_rows(statement) -> list[dict]:
@@ -438,16 +445,15 @@ def resolve_host(host: str) -> tuple[str, Tenant | None]:
     """
     hostname = _hostname(host)
     platform = platform_hostname()
-    with cross_tenant("resolve tenant from host", audit=False):
-        if hostname == platform:
-            return "platform", None
-        if hostname.endswith("." + platform):
-            slug = hostname[: -len(platform) - 1]
-            tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
-        else:
-            tenant = db.session.scalar(
-                sa.select(Tenant).join(TenantDomain).where(TenantDomain.hostname == hostname)
-            )
+    if hostname == platform:
+        return "platform", None
+    # Both tables are platform-wide: no tenant filter or policy stands in the way, so finding
+    # the tenant needs no crossing (and costs every request no extra round trips).
+    if hostname.endswith("." + platform):
+        slug = hostname[: -len(platform) - 1]
+        tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+    else:
+        tenant = db.session.scalar(sa.select(Tenant).join(TenantDomain).where(TenantDomain.hostname == hostname))
     return ("tenant", tenant) if tenant is not None else ("unknown", None)
 
 

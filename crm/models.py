@@ -121,6 +121,12 @@ class Company(TenantScoped, db.Model):
         return self.name
 
 
+def contact_name(contact) -> str:
+    """How a contact is named on every page: its names, else its e-mail, else its number.
+    Takes anything with those attributes (a Contact, a row of the contact list)."""
+    return " ".join(p for p in (contact.first_name, contact.last_name) if p) or contact.email or f"Contact {contact.id}"
+
+
 class Contact(TenantScoped, db.Model):
     """One real person. E-mail is stored normalised and is unique among a tenant's active
     contacts; phones are E.164."""
@@ -197,7 +203,7 @@ class Contact(TenantScoped, db.Model):
 
     @property
     def full_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.email or f"Contact {self.id}"
+        return contact_name(self)
 
     @property
     def role_label(self) -> str:
