@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timezone
 
@@ -306,7 +307,7 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
     """One page of the list, and the cursor of the next (None on the last page)."""
     sort = sort if sort in SORTS else DEFAULT_SORT
     columns = [*SORTS[sort].columns(), Contact.id]
-    query = filtered_query(filters, staff)
+    matching = query = filtered_query(filters, staff)
     cursor = decode_cursor(after, sort)
     if cursor is not None:
         # Bound with each column's own type, so they compare exactly as stored.
@@ -328,14 +329,15 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
         last = rows[-1]
         next_cursor = encode_cursor([*SORTS[sort].key(last), last.id])
     cap = LIST_COUNT_CAP
-    return Page(rows, next_cursor, count(filters, staff, cap=cap) if with_total else None, cap)
+    return Page(rows, next_cursor, count_of(matching, cap=cap) if with_total else None, cap)
 
 
 def row_labels(contacts: list[ListedContact], choices: dict) -> tuple[dict[int, str], dict[int, str]]:
     """(status id → name, owner id → name) for a page of contacts, from the filter choices,
-    and from the database only for an archived status or a former member the choices lack."""
-    statuses = {s.id: s.name for s in choices["statuses"]}
-    owners = {o.id: o.display_name for o in choices["owners"]}
+    and from the database only for an archived status or a former member the choices lack.
+    Both answer "" for no status or owner, so the template can index them (no call per row)."""
+    statuses = defaultdict(str, {s.id: s.name for s in choices["statuses"]})
+    owners = defaultdict(str, {o.id: o.display_name for o in choices["owners"]})
     missing = {c.status_id for c in contacts if c.status_id is not None} - statuses.keys()
     if missing:
         statuses.update(db.session.execute(sa.select(PipelineStatus.id, PipelineStatus.name)
