@@ -111,19 +111,19 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")
-def _postgresql_custom_plans(dbapi_connection, connection_record):
-    """Plan every statement for the values it is run with. psycopg prepares a statement the
-    server has seen five times, and after five more PostgreSQL may switch it to one generic
-    plan for all values; under row-level security (the tenant comes from a setting the
-    planner cannot see) that generic plan can scan a whole table: the contact list of a
-    tenant of a million contacts went from 25 ms to 1.8 s on a connection that had served it
-    a dozen times (bench/crm_list.py --repeat 40). Planning costs a fraction of a millisecond."""
+def _postgresql_unprepared_statements(dbapi_connection, connection_record):
+    """Plan every statement for the values it is run with: never prepare it on the server.
+    psycopg prepares a statement the server has seen five times, and after five more
+    PostgreSQL may switch a prepared statement to one generic plan for all values; under
+    row-level security (the tenant comes from a setting the planner cannot see) that plan
+    scanned a whole table: the contact list of a tenant of a million contacts went from 25 ms
+    to 1.8 s on a connection that had served it a dozen times (bench/crm_list.py --repeat 40).
+    Forcing custom plans for the whole session instead (plan_cache_mode) re-planned the
+    foreign-key check of every row written as well, which made bulk inserts four times slower."""
     import psycopg
 
     if isinstance(dbapi_connection, psycopg.Connection):
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
-        dbapi_connection.commit()
+        dbapi_connection.prepare_threshold = None
 
 
 @sa.event.listens_for(sa.engine.Engine, "savepoint")
