@@ -20,7 +20,9 @@ def clean_line(value: str | None, *, label: str, field: str | None = None, max_l
         if required:
             raise ServiceError(f"Enter {label}.", field=field)
         return None
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_OVERRIDES for c in text):
+    # Printable ASCII holds none of them: most text is checked without a look at each character.
+    if not (text.isascii() and text.isprintable()) and any(
+            unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_OVERRIDES for c in text):
         raise ServiceError(f"{label.capitalize()} must be one line of plain text.", field=field)
     if len(text) > max_length:
         raise ServiceError(f"{label.capitalize()} can be at most {max_length} characters.", field=field)

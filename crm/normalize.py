@@ -39,11 +39,15 @@ def display_phone(e164: str | None) -> str:
         return e164
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def fold(text: str | None) -> str:
     """Lower-case, accents removed, white space collapsed: "Ágata  Ñúñez" → "agata nunez"."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", stripped.casefold()).strip()
+    text = text or ""
+    if not text.isascii():  # ASCII has no accents to take off (an import folds every name)
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _SPACES.sub(" ", text.casefold()).strip()
 
 
 def company_name_key(name: str) -> str:
