@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from core.db import db
 from core.identity import StaffUser
 from crm.access import visible_contacts_clause
-from crm.models import (CircleMember, Company, Contact, ContactRole, ContactTag, CustomField, PipelineStatus,
-                        contact_name)
+from crm.models import (CircleMember, Company, Contact, ContactNaming, ContactRole, ContactTag, CustomField,
+                        PipelineStatus)
 from crm.search import contact_matches, contains
 
 PAGE_SIZE = 50
@@ -261,7 +261,7 @@ def decode_cursor(token: str | None, sort: str):
 
 
 @dataclass(frozen=True, slots=True)
-class ListedContact:
+class ListedContact(ContactNaming):
     """A contact as the list shows it, read as plain values rather than as a Contact: the ORM's
     bookkeeping for fifty objects (identity map, instance state, attribute events) costs more
     than the page's own query."""
@@ -279,14 +279,6 @@ class ListedContact:
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime | None
-
-    @property
-    def full_name(self) -> str:
-        return contact_name(self)
-
-    @property
-    def role_label(self) -> str:
-        return ContactRole.LABELS[self.role]
 
 
 LIST_COLUMNS = (Contact.id, Contact.first_name, Contact.last_name, Contact.email, Contact.phone, Contact.company_id,

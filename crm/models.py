@@ -121,13 +121,21 @@ class Company(TenantScoped, db.Model):
         return self.name
 
 
-def contact_name(contact) -> str:
-    """How a contact is named on every page: its names, else its e-mail, else its number.
-    Takes anything with those attributes (a Contact, a row of the contact list)."""
-    return " ".join(p for p in (contact.first_name, contact.last_name) if p) or contact.email or f"Contact {contact.id}"
+class ContactNaming:
+    """How a contact is named on every page (its names, else its e-mail, else its number) and
+    its role's label: for a Contact and for a row of the contact list alike."""
+    __slots__ = ()
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.email or f"Contact {self.id}"
+
+    @property
+    def role_label(self) -> str:
+        return ContactRole.LABELS[self.role]
 
 
-class Contact(TenantScoped, db.Model):
+class Contact(ContactNaming, TenantScoped, db.Model):
     """One real person. E-mail is stored normalised and is unique among a tenant's active
     contacts; phones are E.164."""
 
@@ -200,14 +208,6 @@ class Contact(TenantScoped, db.Model):
     owner = relationship("StaffUser", foreign_keys="[Contact.owner_id]",
                          primaryjoin="and_(Contact.owner_id == StaffUser.id, Contact.tenant_id == StaffUser.tenant_id)",
                          viewonly=True)
-
-    @property
-    def full_name(self) -> str:
-        return contact_name(self)
-
-    @property
-    def role_label(self) -> str:
-        return ContactRole.LABELS[self.role]
 
     def __str__(self) -> str:
         return self.full_name
