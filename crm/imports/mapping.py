@@ -320,6 +320,11 @@ class RowCleaner:
             target = self._target(index)
             if not target or not text:
                 continue
+            if "\x00" in text:
+                # No text we store may hold NUL (PostgreSQL refuses it): the row fails here, in
+                # words, instead of failing its whole batch in the database, again and again.
+                row.problems[index] = "holds a NUL character, which text cannot contain (a damaged export?)"
+                continue
             if target.startswith(CUSTOM):
                 customs[target[len(CUSTOM):]] = (index, text)
             elif target in ("extra_emails", "extra_phones", "tags"):

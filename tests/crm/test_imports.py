@@ -192,6 +192,30 @@ def test_failed_rows_come_back_as_a_csv_ready_to_fix_and_reupload(app, world, in
         assert engine.preview(upload)[0].values["phone"] == "+14155550123"
 
 
+def test_a_cell_holding_a_nul_character_fails_its_row_alone(app, world, in_a):
+    """PostgreSQL text cannot hold NUL. The upload check reads only the start of a file, so a
+    NUL further down reaches the rows: it must fail that row in words, not its whole batch
+    in the database (which the job would retry, and fail, again and again)."""
+    with in_a() as owner:
+        make_custom_field("Memo", "long_text")
+        padding = "x" * 70_000  # past the part of the file the upload check reads
+        upload = _upload(owner, [["Name", "Email", "Notes", "Memo", "Padding"],
+                                 ["Ann Lee", "ann@example.com", "", "", padding],
+                                 ["Bob Stone", "bob@example.com", "Met at\x00the fair", "", ""],
+                                 ["Cat Ray", "cat@example.com", "", "a\x00b", ""]])
+        upload_id, owner_id = upload.id, owner.id
+    with in_a():
+        operation_id = _run(app, upload_id, {}, owner_id)
+    with app.app_context():
+        run_pending_jobs()
+    with in_a():
+        operation = db.session.get(Operation, operation_id)
+        assert (operation.status, operation.changed, operation.errors) == (Operation.DONE, 1, 2)
+        why = "holds a NUL character, which text cannot contain (a damaged export?)"
+        assert operation.problems == [f"Row 3: Notes: {why}", f"Row 4: Memo: {why}"]
+        assert set(_contacts()) == {"ann@example.com"}
+
+
 def test_bad_files_change_nothing(app, world, in_a):
     with in_a() as owner:
         for data, message in [(b"", "empty"), (b"Email,Name\r\n", "header row but no contacts"),
