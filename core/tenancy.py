@@ -23,6 +23,7 @@ from flask import abort, current_app, g, request
 from sqlalchemy import event
 from sqlalchemy.sql import visitors
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
+from sqlalchemy.orm.context import FromStatement
 
 from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
 
@@ -219,12 +220,21 @@ def _is_tenant_table(from_clause) -> bool:
 
 
 def _tables_of(from_clause):
-    """Tables a FROM item reads directly (through joins, not into subqueries)."""
+    """Tables a FROM item reads directly (through joins and table aliases, not into subqueries)."""
+    for table, _ in _tables_and_entities(from_clause):
+        yield table
+
+
+def _tables_and_entities(from_clause):
+    """(table, the ORM entity the FROM item stands for, if any) for each table it reads directly.
+    An alias of a table (`aliased(Contact)`) reads that table, for the entity it aliases."""
     if isinstance(from_clause, sa.Join):
-        yield from _tables_of(from_clause.left)
-        yield from _tables_of(from_clause.right)
+        yield from _tables_and_entities(from_clause.left)
+        yield from _tables_and_entities(from_clause.right)
     elif isinstance(from_clause, sa.Table):
-        yield from_clause
+        yield from_clause, from_clause._annotations.get("parententity")
+    elif isinstance(from_clause, sa.sql.selectable.Alias) and isinstance(from_clause.element, sa.Table):
+        yield from_clause.element, from_clause._annotations.get("parententity")
 
 
 def _entity_tables(entity) -> set[str]:
@@ -248,8 +258,8 @@ def _orm_entity_tables(element) -> set[str]:
         for entity in entities:
             names |= _entity_tables(entity)
         for from_clause in element.get_final_froms():
-            for table in _tables_of(from_clause):
-                names |= _entity_tables(table._annotations.get("parententity"))
+            for _, entity in _tables_and_entities(from_clause):
+                names |= _entity_tables(entity)
         return names
     return _entity_tables(element.entity_description.get("entity"))
 
@@ -283,6 +293,12 @@ def _classify_uncached(statement) -> tuple[bool, bool]:
     correlates with it (`WHERE EXISTS (… WHERE member.contact_id = contact.id)`); that table is
     filtered where it comes from, so it does not count against the nested one."""
     touches = unreachable = False
+    if not isinstance(statement, (sa.Select, sa.CompoundSelect, sa.Update, sa.Delete, sa.Insert)):
+        # An expression run as a statement (`session.scalar(func.count(Contact.id))`): SQLAlchemy
+        # wraps it in a SELECT of its own, which the ORM filter never sees.
+        names = {t.name for f in getattr(statement, "_from_objects", ()) for t in _tables_of(f)
+                 if _is_tenant_table(t)}
+        return bool(names), bool(names)
 
     def visit(element, enclosing: frozenset) -> None:
         nonlocal touches, unreachable
@@ -315,9 +331,10 @@ def _filter_to_current_tenant(state):
         return  # the criteria of the parent query travel with these loads
     if _crossing_tenants.get():
         return
-    if isinstance(state.statement, sa.TextClause):
-        # Raw SQL cannot be filtered. The caller must say it filters by tenant itself (and
-        # on PostgreSQL, RLS still applies), or cross tenants explicitly.
+    if isinstance(state.statement, (sa.TextClause, sa.TextualSelect, FromStatement)):
+        # Raw SQL cannot be filtered, whatever ORM columns or entities it is read into. The
+        # caller must say it filters by tenant itself (and on PostgreSQL, RLS still applies),
+        # or cross tenants explicitly.
         if not state.execution_options.get(TENANT_CHECKED_SQL):
             raise TenantFilterUnreachable("raw SQL on the session: pass execution_options("
                                           f"{TENANT_CHECKED_SQL}=True) if it filters by tenant itself")

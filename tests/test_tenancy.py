@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, ProgrammingError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core import tenancy
 from core.audit import AuditEvent
@@ -200,7 +200,11 @@ def test_every_table_is_tenant_scoped_or_declared_platform_wide():
     lambda: sa.select(sa.literal(1)).where(sa.select(StaffUser.id).where(StaffUser.email.like("canary%")).exists()),
     lambda: sa.select(sa.func.count()).select_from(StaffUser).join(
         AuditEvent, AuditEvent.target_id == StaffUser.id, isouter=True),
-], ids=["count-select-from", "count-of-subquery", "select-from-subquery", "orm-exists", "join"])
+    lambda: sa.select(aliased(StaffUser).email),
+    lambda: (lambda inviter: sa.select(StaffUser.email, inviter.email).join(
+        inviter, inviter.id == StaffUser.id))(aliased(StaffUser)),
+], ids=["count-select-from", "count-of-subquery", "select-from-subquery", "orm-exists", "join", "aliased",
+        "join-to-aliased"])
 def test_every_orm_shape_is_filtered(world, app_ctx, build):
     """Counts, subqueries and EXISTS see one tenant (the dashboard once counted every tenant)."""
     with tenant_context(world.a.id):
@@ -219,7 +223,13 @@ def test_every_orm_shape_is_filtered(world, app_ctx, build):
     lambda: (lambda emails: sa.select(emails.c.email, sa.select(sa.literal(1)).where(
         StaffUser.email == emails.c.email, StaffUser.email.like("canary%")).limit(1).scalar_subquery()))(
         sa.select(StaffUser.email).subquery()),
-], ids=["core-exists", "bare-table", "core-update", "scalar-literal-subquery"])
+    # An expression run as a statement: SQLAlchemy wraps it in a SELECT of its own
+    lambda: sa.func.count(StaffUser.id),
+    # Raw SQL read into ORM columns or entities is still raw SQL
+    lambda: sa.text("SELECT email FROM staff_user").columns(StaffUser.email),
+    lambda: sa.select(StaffUser).from_statement(sa.text("SELECT * FROM staff_user")),
+], ids=["core-exists", "bare-table", "core-update", "scalar-literal-subquery", "bare-function", "textual-select",
+        "from-statement"])
 def test_plain_sql_constructs_on_tenant_tables_are_refused(world, app_ctx, build):
     from core.tenancy import TenantFilterUnreachable
 
