@@ -281,9 +281,10 @@ class ListedContact(ContactNaming):
     last_activity_at: datetime | None
 
 
+# Named as ListedContact's fields: a row becomes one by name, so the two cannot drift apart.
 LIST_COLUMNS = (Contact.id, Contact.first_name, Contact.last_name, Contact.email, Contact.phone, Contact.company_id,
-                Company.name, Contact.role, Contact.status_id, Contact.owner_id, Contact.is_active, Contact.created_at,
-                Contact.updated_at, Contact.last_activity_at)
+                Company.name.label("company_name"), Contact.role, Contact.status_id, Contact.owner_id,
+                Contact.is_active, Contact.created_at, Contact.updated_at, Contact.last_activity_at)
 
 
 @dataclass
@@ -314,7 +315,7 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
     # and the page has them already (row_labels).
     query = query.with_only_columns(*LIST_COLUMNS, maintain_column_froms=True).outerjoin(
         Company, Company.id == Contact.company_id)
-    rows = [ListedContact(*row) for row in db.session.execute(query)]
+    rows = [ListedContact(**row._mapping) for row in db.session.execute(query)]
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]

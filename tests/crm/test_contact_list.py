@@ -126,3 +126,24 @@ def test_rows_show_an_archived_status_and_a_former_members_name(app, world, staf
     page = staff_client("owner").get("/staff/contacts").get_data(as_text=True)
     row = re.search(r"<tr>(?:(?!</tr>).)*Rita Retained.*?</tr>", page, re.S).group(0)
     assert "Legacy stage" in row and world.a.members["staff"].name in row
+
+
+def test_a_row_shows_the_company_role_status_and_owner(app, world, staff_client, people):
+    """A row names its company (linked to the company's page), role, status and owner; a
+    contact without company or owner leaves those cells empty."""
+    import sqlalchemy as sa
+
+    from crm.models import Company
+
+    company_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Company.id).where(Company.name == "Globodyne")))
+    page = staff_client("owner").get("/staff/contacts?sort=name&dir=asc").get_data(as_text=True)
+
+    def cells(name: str) -> dict[str, str]:
+        row = re.search(rf"<tr>(?:(?!</tr>).)*{name}.*?</tr>", page, re.S).group(0)
+        return {label: text.strip() for label, text in re.findall(r'data-label="([^"]+)">(.*?)</td>', row, re.S)}
+
+    ada, grace = cells("Ada Lovelace"), cells("Grace Hopper")
+    assert ada["Company"] == f'<a href="/staff/companies/{company_id}">Globodyne</a>'
+    assert ">Client<" in ada["Role"] and ada["Status"] == "New"
+    assert ada["Owner"] == world.a.members["staff"].name
+    assert grace["Company"] == "" and grace["Owner"] == "" and ">Prospect<" in grace["Role"]
