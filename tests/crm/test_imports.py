@@ -51,6 +51,15 @@ def _run(app, upload_id, options=None, actor_id=None):
     return operation.id
 
 
+def _import_to_end(app, in_a, upload_id, options=None, actor_id=None):
+    """Start the import as the member would, and let the worker run it through; the operation's id."""
+    with in_a():
+        operation_id = _run(app, upload_id, options, actor_id)
+    with app.app_context():
+        run_pending_jobs()
+    return operation_id
+
+
 def _contacts():
     return {c.email or c.phone: c for c in db.session.scalars(sa.select(Contact).where(Contact.merged_into_id.is_(None)))}
 
@@ -107,10 +116,7 @@ def test_a_row_matching_a_contact_follows_the_chosen_option(app, world, in_a, mo
         make_contact("Ada", "Lovelace", email="ada@example.com", job_title="Engineer")
         upload = _upload(owner, [["Email", "City", "Job Title"], ["ADA@example.com", "Paris", "CTO"]])
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        operation_id = _run(app, upload_id, {"on_duplicate": mode}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    operation_id = _import_to_end(app, in_a, upload_id, {"on_duplicate": mode}, owner_id)
     with in_a():
         operation = db.session.get(Operation, operation_id)
         assert operation.result["updated"] == updated and operation.result["skipped_rows"] == skipped
@@ -126,10 +132,7 @@ def test_create_anyway_adds_the_duplicate_inactive_for_the_duplicates_page(app, 
         upload = _upload(owner, [["Email", "Phone", "First Name"], ["ada@example.com", "", "Ada"],
                                  ["", "415 555 0123", "Tel"]])
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        _run(app, upload_id, {"on_duplicate": "create"}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    _import_to_end(app, in_a, upload_id, {"on_duplicate": "create"}, owner_id)
     with in_a():
         adas = db.session.scalars(sa.select(Contact).where(Contact.email == "ada@example.com")
                                   .order_by(Contact.id)).all()
@@ -146,10 +149,7 @@ def test_duplicates_inside_the_file_are_merged_across_batches_too(app, world, in
     with in_a() as owner:
         upload = _upload(owner, rows)
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        operation_id = _run(app, upload_id, {"on_duplicate": "skip"}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    operation_id = _import_to_end(app, in_a, upload_id, {"on_duplicate": "skip"}, owner_id)
     with in_a():
         operation = db.session.get(Operation, operation_id)
         people = _contacts()
@@ -167,10 +167,7 @@ def test_failed_rows_come_back_as_a_csv_ready_to_fix_and_reupload(app, world, in
                                  ["Bob", "bob@example.com", "12", "Gold"], ["=cmd()", "eve@example.com", "", ""],
                                  ["", "", "", "Basic"]])
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        operation_id = _run(app, upload_id, {}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    operation_id = _import_to_end(app, in_a, upload_id, {}, owner_id)
     with in_a():
         operation = db.session.get(Operation, operation_id)
         assert (operation.changed, operation.errors) == (1, 3)
@@ -204,10 +201,7 @@ def test_a_cell_holding_a_nul_character_fails_its_row_alone(app, world, in_a):
                                  ["Bob Stone", "bob@example.com", "Met at\x00the fair", "", ""],
                                  ["Cat Ray", "cat@example.com", "", "a\x00b", ""]])
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        operation_id = _run(app, upload_id, {}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    operation_id = _import_to_end(app, in_a, upload_id, {}, owner_id)
     with in_a():
         operation = db.session.get(Operation, operation_id)
         assert (operation.status, operation.changed, operation.errors) == (Operation.DONE, 1, 2)
@@ -282,10 +276,7 @@ def test_undo_removes_created_contacts_and_restores_changed_fields_within_seven_
         upload = _upload(owner, [["Email", "City", "First Name"], ["ada@example.com", "Paris", "Ada"],
                                  ["new@example.com", "Rome", "Neu"]])
         ids = upload.id, owner.id, kept.id, circle.id
-    with in_a():
-        _run(app, ids[0], {"on_duplicate": "fill", "circle_ids": [ids[3]]}, ids[1])
-    with app.app_context():
-        run_pending_jobs()
+    _import_to_end(app, in_a, ids[0], {"on_duplicate": "fill", "circle_ids": [ids[3]]}, ids[1])
     with in_a() as owner:
         assert db.session.get(Contact, ids[2]).city == "Paris"
         upload = db.session.get(ContactImport, ids[0])
@@ -313,10 +304,7 @@ def test_undo_removes_the_companies_the_import_added_unless_someone_uses_them(ap
                                  ["b@example.com", "Brand New GmbH"], ["c@example.com", "Noted Partners"],
                                  ["d@example.com", "Brand New GmbH"]])
         ids = upload.id, owner.id, known.id
-    with in_a():
-        _run(app, ids[0], {}, ids[1])
-    with app.app_context():
-        run_pending_jobs()
+    _import_to_end(app, in_a, ids[0], {}, ids[1])
     with in_a() as owner:
         names = set(db.session.scalars(sa.select(Company.name)))
         assert names == {"Known Ltd", "Brand New GmbH", "Noted Partners"}
@@ -343,10 +331,7 @@ def test_company_details_fill_the_companies_the_import_adds(app, world, in_a):
         problems = [row.problems for row in engine.preview(upload)]
         assert problems[:2] == [{}, {}] and problems[2] == {2: "Enter a domain like example.com."}
         ids = upload.id, owner.id
-    with in_a():
-        _run(app, ids[0], {}, ids[1])
-    with app.app_context():
-        run_pending_jobs()
+    _import_to_end(app, in_a, ids[0], {}, ids[1])
     with in_a():
         companies = {c.name: c for c in db.session.scalars(sa.select(Company))}
         assert set(companies) == {"Known Ltd", "Brand New GmbH"}
@@ -361,10 +346,7 @@ def test_undo_is_refused_after_seven_days(app, world, in_a):
     with in_a() as owner:
         upload = _upload(owner, [["Email"], ["a@example.com"]])
         upload_id, owner_id = upload.id, owner.id
-    with in_a():
-        _run(app, upload_id, {}, owner_id)
-    with app.app_context():
-        run_pending_jobs()
+    _import_to_end(app, in_a, upload_id, {}, owner_id)
     with in_a() as owner:
         upload = db.session.get(ContactImport, upload_id)
         upload.finished_at = utcnow() - timedelta(days=8)
@@ -452,10 +434,8 @@ def test_abandoned_uploads_and_old_undo_data_expire(app, world, in_a):
         fresh = _upload(owner, [["Email"], ["y@example.com"]])
         done = _upload(owner, [["Email"], ["z@example.com"], ["bad"]])
         ids = abandoned.id, fresh.id, done.id, owner.id
-    with in_a():
-        _run(app, ids[2], {}, ids[3])
+    _import_to_end(app, in_a, ids[2], {}, ids[3])
     with app.app_context():
-        run_pending_jobs()
         assert engine.expire_imports() == (1, 0)
         assert engine.expire_imports(utcnow() + timedelta(days=8)) == (1, 1)
     with in_a():
