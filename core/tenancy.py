@@ -442,6 +442,13 @@ def get_or_404(model, ident):
     return obj
 
 
+def require_tenant_host() -> None:
+    """A blueprint's `before_request` for pages that exist only on a tenant's host: on the bare
+    platform host they are a 404, like any unknown address."""
+    if g.get("tenant") is None:
+        abort(404)
+
+
 # --- resolving the tenant from the request ---------------------------------------------------
 
 def _hostname(host: str) -> str:

@@ -12,11 +12,12 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from core.audit import record
+from core.forms import MultiCheckboxField
 from core.db import db
 from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import can, require, staff_login_required
-from core.tenancy import get_or_404
+from core.tenancy import get_or_404, require_tenant_host
 from core.web import service_call
 from crm import pipeline
 from crm.circles import active_circles
@@ -28,15 +29,11 @@ from forms import public, rendering, submission_list
 from forms.models import FieldKind, Form, FormField, FormSubmission, OwnerMode, PortalLogin, SubmissionState
 from forms.processing import answer_rows
 from staff.bulk import _as_tenant
-from staff.crm_forms import MultiCheckboxField
 
 bp = Blueprint("forms_builder", __name__, url_prefix="/staff/forms")
 
 
-@bp.before_request
-def _tenant_hosts_only():
-    if g.get("tenant") is None:
-        abort(404)
+bp.before_request(require_tenant_host)
 
 
 # --- WTForms ------------------------------------------------------------------------------------------

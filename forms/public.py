@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 
 from core.db import db
 from core.extensions import csrf, limiter
+from core.tenancy import require_tenant_host
 from core.web import service_call, set_csp
 from crm.setup import settings
 from forms import rendering
@@ -56,10 +57,7 @@ TOO_FAST = "That was quicker than anyone can fill in this form. " \
            "Please check your answers and send it again."
 
 
-@bp.before_request
-def _tenant_hosts_only():
-    if g.get("tenant") is None:
-        abort(404)
+bp.before_request(require_tenant_host)
 
 
 # --- the form token --------------------------------------------------------------------------

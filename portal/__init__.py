@@ -4,15 +4,13 @@ portal sign-in for prospects and clients comes with the portal issue. Portal log
 themselves: portal.models, portal.accounts."""
 from flask import Blueprint, Response, abort, g, render_template
 
+from core.tenancy import require_tenant_host
 from portal import accounts, models  # noqa: F401  (the table, audit actions and merge hook)
 
 bp = Blueprint("portal", __name__)
 
 
-@bp.before_request
-def _tenant_hosts_only():
-    if g.get("tenant") is None:
-        abort(404)
+bp.before_request(require_tenant_host)
 
 
 def tenant_home():

@@ -2,7 +2,9 @@
 and the CRM's pages, one module per area."""
 from importlib import import_module
 
-from flask import Blueprint, abort, g
+from flask import Blueprint, url_for
+
+from core.tenancy import require_tenant_host
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -11,10 +13,12 @@ VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "tags", "t
                 "duplicates", "segments", "bulk", "operations", "portal_accounts", "imports")
 
 
-@bp.before_request
-def _tenant_hosts_only():
-    if g.get("tenant") is None:
-        abort(404)
+bp.before_request(require_tenant_host)
+
+
+def contact_page_url(contact_id: int) -> str:
+    """The contact's staff page, where the forms about one contact send people back to."""
+    return url_for("staff.contact", contact_id=contact_id)
 
 
 def init_app(app) -> None:

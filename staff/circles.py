@@ -17,7 +17,7 @@ from core.web import int_arg, service_call
 from crm import circles as service
 from crm.access import contact_visible_to, get_visible_contact_or_404
 from crm.models import Circle, Company, Contact
-from staff import bp
+from staff import bp, contact_page_url
 
 SEARCH_MAX = 200
 
@@ -30,13 +30,6 @@ class CircleForm(FlaskForm):
     color = StringField("Colour", default=service.DEFAULT_COLOR,
                         render_kw={"type": "color", "list": "circle-colours"},
                         description="Shown as a dot beside the circle's name.")
-
-
-def contact_page_url(contact_id: int) -> str:
-    """The contact's page (staff.contact), where the contact-side forms live."""
-    if "staff.contact" in current_app.view_functions:
-        return url_for("staff.contact", contact_id=contact_id)
-    return f"{request.script_root}/staff/contacts/{contact_id}"
 
 
 def _circle_url(circle: Circle, anchor: str | None = None, **args) -> str:

@@ -3,20 +3,16 @@ tenant-defined field, named cf_<key>."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, EmailField, SelectChoice, SelectField, SelectMultipleField,
-                     StringField, TelField, TextAreaField, URLField, widgets)
+from wtforms import (BooleanField, DateField, EmailField, SelectChoice, SelectField, StringField, TelField,
+                     TextAreaField, URLField)
 from wtforms.validators import Optional
 
+from core.forms import MultiCheckboxField
 from crm.contacts import SOCIAL_KEYS
 from crm.custom_fields import FORM_PREFIX
 from crm.models import ContactRole
 
 ROLE_CHOICES = [SelectChoice(role, ContactRole.LABELS[role]) for role in ContactRole.ALL]
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = widgets.ListWidget(prefix_label=False)
-    option_widget = widgets.CheckboxInput()
 
 
 class ContactForm(FlaskForm):

@@ -14,6 +14,7 @@ from wtforms.validators import Optional
 import sqlalchemy as sa
 
 from core.db import db
+from core.forms import MultiCheckboxField
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
@@ -26,7 +27,6 @@ from crm.imports.reading import MAX_BYTES
 from crm.models import ContactRole, PipelineStatus
 from staff import bp
 from staff.bulk import _as_tenant
-from staff.crm_forms import MultiCheckboxField
 
 
 def _max_bytes() -> int:

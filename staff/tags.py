@@ -15,8 +15,7 @@ from core.web import service_call
 from crm import tags as service
 from crm.access import get_visible_contact_or_404
 from crm.models import Company, Tag
-from staff import bp
-from staff.circles import contact_page_url
+from staff import bp, contact_page_url
 
 
 class RenameTagForm(FlaskForm):

@@ -19,7 +19,7 @@ from crm.activities import (TASK_DUE_FILTERS, TASK_STATUSES, NotAllowed, add_not
                             complete_task, create_task, delete_note, delete_task, find_contact_by_email, linkify, note_editable_by,
                             reopen_task, task_editable_by, task_visible_to, tasks_for, update_note, update_task)
 from crm.models import Contact, Note, Task
-from staff import bp
+from staff import bp, contact_page_url
 
 TASKS_PAGE_SIZE = 50
 UTC_HELP = "In UTC, like every time shown in Portico. Leave empty for no due date."
@@ -91,13 +91,6 @@ class NewTaskForm(TaskForm):
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def contact_page_url(contact_id: int) -> str:
-    """The contact page (staff.contact), by path until that endpoint exists."""
-    from flask import current_app
-
-    if "staff.contact" in current_app.view_functions:
-        return url_for("staff.contact", contact_id=contact_id)
-    return f"{request.script_root}/staff/contacts/{contact_id}"
 
 
 @bp.app_template_global("contact_url")
