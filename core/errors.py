@@ -1,8 +1,12 @@
 """Service errors (plain-words reasons a change was refused) and the HTTP error pages."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from core.db import db
 
 
 class ServiceError(Exception):
@@ -20,6 +24,7 @@ TITLES = {
     404: ("Page not found", "There is nothing at this address. Check the link, or go back."),
     405: ("Not allowed", "This page does not accept that kind of request."),
     413: ("Too large", "The upload is larger than allowed."),
+    422: ("That was not done", "The change was refused."),
     429: ("Too many attempts", "You tried this too many times. Wait a minute, then try again."),
     500: ("Something went wrong", "An unexpected error happened on our side. Please try again."),
 }
@@ -40,3 +45,22 @@ def register_error_handlers(app) -> None:
             return jsonify(error={"code": exc.code, "title": title, "message": message}), exc.code
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         return render_template("errors/error.html", code=exc.code, title=title, message=message), exc.code, headers
+
+    @app.errorhandler(ServiceError)
+    def _refused(exc: ServiceError):
+        """A business rule said no outside a `service_call` block: nothing of the request is
+        kept, and the person reads the rule's own words, not "something went wrong"."""
+        db.session.rollback()
+        title = TITLES[422][0]
+        if _wants_json():
+            return jsonify(error={"code": 422, "title": title, "message": exc.message}), 422
+        return render_template("errors/error.html", code=422, title=title, message=exc.message,
+                               back=_same_site_referrer()), 422
+
+
+def _same_site_referrer() -> str | None:
+    """The page the person came from, when it is a page of this same host."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host or parts.scheme not in ("http", "https"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")

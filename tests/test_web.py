@@ -129,3 +129,33 @@ def test_an_http_abort_inside_the_block_rolls_back_and_is_raised(in_a_request):
             add_tag("VIP")
             abort(403)
     assert tag_names() == []
+
+
+def test_a_refusal_outside_a_block_answers_its_own_words_and_keeps_nothing(app, world):
+    """A view that calls a service without service_call still never shows a 500 for a rule."""
+    with app.test_request_context("/staff/circles/1/staff", method="POST", base_url="http://acme.localhost",
+                                  headers={"Referer": "http://acme.localhost/staff/circles/1"}), \
+            tenant_context(world.a.id):
+        add_tag("VIP")
+        response = app.make_response(app.handle_user_exception(
+            ServiceError("You do not have permission to manage circles.")))
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert "That was not done" in page and "You do not have permission to manage circles." in page
+        assert 'href="/staff/circles/1"' in page  # back to where they were, on this host only
+        assert tag_names() == []
+
+
+def test_a_refusal_asked_for_as_json_answers_json(app, world):
+    with app.test_request_context("/staff/tags", method="POST", headers={"Accept": "application/json"}), \
+            tenant_context(world.a.id):
+        response = app.make_response(app.handle_user_exception(ServiceError("Enter a tag.")))
+        assert response.status_code == 422
+        assert response.get_json() == {"error": {"code": 422, "title": "That was not done", "message": "Enter a tag."}}
+
+
+def test_the_way_back_never_leads_to_another_site(app, world):
+    with app.test_request_context("/staff/tags", method="POST", base_url="http://acme.localhost",
+                                  headers={"Referer": "http://evil.example/staff/tags"}), tenant_context(world.a.id):
+        page = app.make_response(app.handle_user_exception(ServiceError("Enter a tag."))).get_data(as_text=True)
+        assert "evil.example" not in page and "Go back" not in page
