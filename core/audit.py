@@ -141,3 +141,13 @@ def record(action: str, target=None, *, details: dict | None = None, actor=None,
         event.target_label = str(target)[:320]
     db.session.add(event)
     return event
+
+
+def _record_crossing(reason: str, *, actor=None) -> None:
+    record("platform.cross_tenant", details={"reason": reason}, actor=actor)
+
+
+def init_app(app) -> None:
+    from core.tenancy import crossing_tenants
+
+    crossing_tenants.connect(_record_crossing)
