@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import TenantScoped, db
 from core.identity import StaffRole, StaffUser, current_principal
-from core.tenancy import current_tenant_id
+from core.tenancy import current_tenant_id, get_or_404
 
 PERMISSIONS = {
     "dashboard.view": "See the staff dashboard",
@@ -143,6 +143,14 @@ def require(permission: str, obj=None) -> None:
     it after loading the objects named in the URL, so another tenant's ids are a 404 first."""
     if not can(current_principal(), permission, obj):
         abort(403)
+
+
+def permitted_or_404(model, ident, permission: str):
+    """One row of this tenant that the current principal may act on with `permission`:
+    another tenant's id (or none) is a 404 first, a missing permission then a 403."""
+    obj = get_or_404(model, ident)
+    require(permission)
+    return obj
 
 
 def staff_login_required(view):

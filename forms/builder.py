@@ -16,7 +16,7 @@ from core.forms import MultiCheckboxField
 from core.db import db
 from core.errors import ServiceError
 from core.identity import current_principal
-from core.permissions import can, require, staff_login_required
+from core.permissions import can, permitted_or_404, require, staff_login_required
 from core.tenancy import get_or_404, require_tenant_host
 from core.web import service_call
 from crm import pipeline
@@ -166,8 +166,9 @@ class ActionsForm(FlaskForm):
 
 # --- helpers ------------------------------------------------------------------------------------------
 
-def _form_or_404(form_id: int) -> Form:
-    return get_or_404(Form, form_id)
+def form_or_404(form_id: int, *, permission: str = "forms.manage") -> Form:
+    """A form of this tenant the member may work on (submissions: "forms.submissions.view")."""
+    return permitted_or_404(Form, form_id, permission)
 
 
 def _field_or_404(form: Form, form_field_id: int) -> FormField:
@@ -218,8 +219,7 @@ def new_form():
 @bp.post("/<int:form_id>/duplicate")
 @staff_login_required
 def duplicate(form_id):
-    original = _form_or_404(form_id)
-    require("forms.manage")
+    original = form_or_404(form_id)
     with service_call() as outcome:
         copy = service.duplicate_form(original, actor=current_principal())
     if not outcome:
@@ -231,8 +231,7 @@ def duplicate(form_id):
 @bp.post("/<int:form_id>/archive")
 @staff_login_required
 def archive(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     with service_call() as outcome:
         changed = service.archive_form(form, actor=current_principal())
     if outcome and changed:
@@ -244,8 +243,7 @@ def archive(form_id):
 @bp.post("/<int:form_id>/restore")
 @staff_login_required
 def restore(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     with service_call() as outcome:
         changed = service.restore_form(form, actor=current_principal())
     if outcome and changed:
@@ -276,16 +274,14 @@ def _render_fields(form: Form, add: FieldForm | None = None, status: int = 200):
 @bp.get("/<int:form_id>")
 @staff_login_required
 def edit(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     return _render_fields(form)
 
 
 @bp.post("/<int:form_id>/fields")
 @staff_login_required
 def add_field(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     add = _field_form()
     if add.validate_on_submit():
         with service_call(add) as outcome:
@@ -299,9 +295,8 @@ def add_field(form_id):
 @bp.route("/<int:form_id>/fields/<int:form_field_id>", methods=["GET", "POST"])
 @staff_login_required
 def edit_field(form_id, form_field_id):
-    form = _form_or_404(form_id)
+    form = form_or_404(form_id)
     field = _field_or_404(form, form_field_id)
-    require("forms.manage")
     edit_form = _field_form(field)
     edit_form.kind.data = field.kind  # fixed once added
     if edit_form.validate_on_submit():
@@ -318,9 +313,8 @@ def edit_field(form_id, form_field_id):
 @bp.post("/<int:form_id>/fields/<int:form_field_id>/delete")
 @staff_login_required
 def delete_field(form_id, form_field_id):
-    form = _form_or_404(form_id)
+    form = form_or_404(form_id)
     field = _field_or_404(form, form_field_id)
-    require("forms.manage")
     label = field.label
     with service_call() as outcome:
         service.delete_field(field, actor=current_principal())
@@ -332,9 +326,8 @@ def delete_field(form_id, form_field_id):
 @bp.post("/<int:form_id>/fields/<int:form_field_id>/move")
 @staff_login_required
 def move_field(form_id, form_field_id):
-    form = _form_or_404(form_id)
+    form = form_or_404(form_id)
     field = _field_or_404(form, form_field_id)
-    require("forms.manage")
     direction = request.form.get("direction", "")
     with service_call() as outcome:
         moved = service.move_field(field, direction, actor=current_principal())
@@ -349,8 +342,7 @@ def move_field(form_id, form_field_id):
 @bp.route("/<int:form_id>/settings", methods=["GET", "POST"])
 @staff_login_required
 def settings(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     # Not obj=form: the logo field would take the stored image bytes as its value.
     names = ("title", "slug", "intro", "submit_label", "thank_you_message", "redirect_url", "primary_colour",
              "min_fill_seconds")
@@ -371,8 +363,7 @@ def settings(form_id):
 @bp.get("/<int:form_id>/logo")
 @staff_login_required
 def logo(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     if not form.logo_mimetype:
         abort(404)
     response = Response(form.logo, mimetype=form.logo_mimetype)
@@ -389,8 +380,7 @@ _ACTION_NAMES = ("role", "status_id", "circle_ids", "tags", "owner_mode", "owner
 @bp.route("/<int:form_id>/actions", methods=["GET", "POST"])
 @staff_login_required
 def actions(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     if request.method == "GET":
         data = {name: getattr(form, name) for name in _ACTION_NAMES}
         data["tags"] = ", ".join(form.tags or [])
@@ -416,8 +406,7 @@ def actions(form_id):
 @bp.get("/<int:form_id>/share")
 @staff_login_required
 def share(form_id):
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     return render_template("forms/builder/share.html", snippet=public.embed_snippet(form), **_tabs(form, "share"))
 
 
@@ -428,8 +417,7 @@ def share(form_id):
 def preview(form_id):
     """The form as the public would see it with the builder's unsaved draft (the page's own
     inputs, posted as the staff member types); the builder shows it in a sandboxed frame."""
-    form = _form_or_404(form_id)
-    require("forms.manage")
+    form = form_or_404(form_id)
     field_id = request.form.get("preview_field_id", type=int)
     if field_id is not None:
         _field_or_404(form, field_id)
@@ -477,7 +465,7 @@ def submissions():
 @bp.get("/<int:form_id>/submissions")
 @staff_login_required
 def form_submissions(form_id):
-    return _submissions_page(_form_or_404(form_id))
+    return _submissions_page(form_or_404(form_id, permission="forms.submissions.view"))
 
 
 @bp.get("/submissions/export")
@@ -493,7 +481,7 @@ def export_submissions():
         flash(exc.message, "error")
         return redirect(url_for("forms_builder.submissions"))
     if filters.form_id is not None:
-        _form_or_404(filters.form_id)
+        form_or_404(filters.form_id, permission="forms.submissions.view")
     too_large = submission_list.xlsx_too_large(filters) if fmt == "xlsx" else None
     if too_large:
         flash(too_large, "error")
