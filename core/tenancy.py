@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from blinker import Namespace
 from flask import abort, current_app, g, request
 from sqlalchemy import event
-from sqlalchemy.sql import visitors
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 

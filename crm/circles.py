@@ -31,7 +31,6 @@ from core.tenancy import COLOR_RE
 from core.text import clean_line
 from crm.access import visible_contacts_clause
 from crm.models import Circle, CircleMember, CircleStaff, Company, Contact
-from crm.normalize import fold
 from crm.search import contact_matches, contains, search_words
 from crm.timeline import record_activity
 

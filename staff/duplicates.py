@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from flask import flash, redirect, render_template, request, url_for
 
-from core.db import db
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.web import MAX_ID, int_arg, service_call
