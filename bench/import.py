@@ -110,7 +110,7 @@ def run(url: str, seed_url: str, size: int, stack: ExitStack) -> dict:
         tenant_id = tenant.id
         db.session.commit()
         with tenant_context(tenant_id):  # the people already in the CRM, with an empty city to fill
-            people = [Contact(first_name=f, last_name=l, email=e) for f, l, e in truth["existing"]]
+            people = [Contact(first_name=first, last_name=last, email=email) for first, last, email in truth["existing"]]
             db.session.add_all(people)
             db.session.flush()
             index_contacts(people)

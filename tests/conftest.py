@@ -14,10 +14,10 @@ import os
 import socket
 
 import pytest
-import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 
+from core import jobs
 from core.db import Base, db
 from core.dbtools import isolated_schema
 from core.extensions import limiter
@@ -213,3 +213,33 @@ def staff_client(client_for, world):
         return client
 
     return make
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        pytest.fail(f"TEST_REDIS_URL is set but Redis does not answer at {url}")
+    return url
+
+
+@pytest.fixture(params=["sqlite-queue", "redis-queue"])
+def queue_env(request, app, tmp_path):
+    """Point this process's queue and the worker's at the same backend."""
+    saved = jobs.huey.storage_class, jobs.huey.storage_kwargs, jobs.huey.storage
+    env = {"JOBS_SQLITE_PATH": str(tmp_path / "jobs.sqlite"), "REDIS_URL": ""}
+    if request.param == "redis-queue":
+        url = _redis_url()
+        if url is None:
+            pytest.skip("set TEST_REDIS_URL (CI does) to test the Redis-backed queue")
+        env["REDIS_URL"] = url
+    jobs.configure_queue(redis_url=env["REDIS_URL"] or None, sqlite_path=env["JOBS_SQLITE_PATH"])
+    jobs.huey.flush()
+    yield env
+    jobs.huey.flush()
+    jobs.huey.storage_class, jobs.huey.storage_kwargs, jobs.huey.storage = saved

@@ -2,13 +2,58 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
 PLATFORM = "localhost"
 CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+@contextmanager
+def tenant_session(app, tenant: "TenantWorld"):
+    """Work as the tenant inside an app context, committing at the end."""
+    from core.db import db
+    from core.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(tenant.id):
+        yield
+        db.session.commit()
+
+
+def in_tenant(app, tenant: "TenantWorld", fn):
+    """Run fn as the tenant and commit; ORM objects come back loaded and detached."""
+    from core.db import db
+    from core.tenancy import tenant_context
+
+    with app.app_context(), tenant_context(tenant.id):
+        result = fn()
+        db.session.commit()
+        for obj in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(obj, db.Model):
+                db.session.refresh(obj)
+                db.session.expunge(obj)
+        return result
+
+
+def staff_member(tenant: "TenantWorld", role: str):
+    """The tenant's staff member of that role, loaded in the current session."""
+    from core.db import db
+    from core.identity import StaffUser
+
+    return db.session.get(StaffUser, tenant.members[role].id)
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    """`flask --app wsgi worker` as operators run it, a separate process; its output is kept."""
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def host_of(slug: str | None) -> str:

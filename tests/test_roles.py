@@ -14,9 +14,8 @@ from core.permissions import DEFAULT_ROLE_PERMISSIONS, PERMISSIONS, RolePermissi
 from core.roles import update_role_permissions
 from core.tenancy import cross_tenant, tenant_context
 from staff.roles import field_name
-from tests.crm.test_contacts import _in_a
-from tests.factories import make_contact
-from tests.support import post_form
+from tests.support import in_tenant, post_form
+from tests.factories import make_contact, restrict_staff_visibility
 
 PAGE = "/staff/settings/roles"
 
@@ -54,7 +53,7 @@ def _member(world, role, tenant="a") -> StaffUser:
 def contacts(app, world):
     """Two look-alike contacts in A, owned by the Staff member (so Staff may see and edit them)."""
     staff_id = world.a.members["staff"].id
-    return _in_a(app, world, lambda: [
+    return in_tenant(app, world.a, lambda: [
         make_contact("Ada", "Lovelace", email="ada@example.com", owner_id=staff_id).id,
         make_contact("Ada", "Lovelace", phone="+14155550100", owner_id=staff_id).id,
     ])
@@ -269,3 +268,27 @@ def test_outside_a_request_the_sets_are_read_afresh(world, app):
 def matrix_sets(revoke=()) -> dict[str, set[str]]:
     return {role: set(DEFAULT_ROLE_PERMISSIONS[role]) - {p for r, p in revoke if r == role}
             for role in ("admin", "staff")}
+
+
+def test_seeing_every_contact_is_a_permission_the_roles_page_gives_and_takes(app, world, staff_client):
+    """"contacts.manage_all" decides who sees past the Staff visibility rule, not the role's name:
+    a Staff member given it sees another's contact; an Admin without it does not."""
+    def setup():
+        restrict_staff_visibility()
+        return make_contact("Hidden", "Owner-Only", owner_id=world.a.members["owner"].id).id
+    hidden_id = in_tenant(app, world.a, setup)
+    staff, admin = staff_client("staff"), staff_client("admin")
+    assert staff.get(f"/staff/contacts/{hidden_id}").status_code == 404
+    assert "Owner-Only" in admin.get(f"/staff/contacts/{hidden_id}").get_data(as_text=True)
+
+    owner = staff_client("owner")
+    post_form(owner, PAGE, matrix(grant=[("staff", "contacts.manage_all")]))
+    assert _rows(app, world.a.id) == [("staff", "contacts.manage_all", True)]
+    assert "Owner-Only" in staff.get(f"/staff/contacts/{hidden_id}").get_data(as_text=True)
+    assert "Owner-Only" in staff.get("/staff/contacts?q=owner-only").get_data(as_text=True)
+
+    post_form(owner, PAGE, matrix(revoke=[("admin", "contacts.manage_all")]))  # roles stay nested: Staff lose it too
+    assert _rows(app, world.a.id) == [("admin", "contacts.manage_all", False)]
+    assert admin.get(f"/staff/contacts/{hidden_id}").status_code == 404
+    assert "Owner-Only" not in admin.get("/staff/contacts?q=owner-only").get_data(as_text=True)
+    assert "Owner-Only" in owner.get(f"/staff/contacts/{hidden_id}").get_data(as_text=True)

@@ -8,7 +8,7 @@ from core.audit import AuditEvent
 from core.db import db
 from core.identity import StaffUser
 from core.tenancy import tenant_context
-from tests.support import PASSWORD, login_staff, post_form
+from tests.support import login_staff, post_form
 
 
 def _member(app, tenant_id, member_id) -> StaffUser:

@@ -5,29 +5,16 @@ import csv
 import io
 import re
 
-import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from core.audit import AuditEvent
 from core.db import db
 from crm.models import CircleMember, Contact, CrmSettings, Segment
-from tests.crm.test_contacts import _in_a
-from tests.factories import make_circle, make_contact
-from tests.support import post_form
+from tests.support import in_tenant, post_form
+from tests.factories import make_contact
 
 LINK = re.compile(r'href="/staff/contacts/(\d+)"')
-
-
-@pytest.fixture
-def crowd(app, world):
-    """60 leads (two pages of 50), a few owned by the staff member."""
-    def build():
-        made = [make_contact(f"Person{i:02d}", "Crowd", role="lead",
-                             owner_id=world.a.members["staff"].id if i < 5 else world.a.members["owner"].id)
-                for i in range(60)]
-        return [c.id for c in made], make_circle("Newsletter").id
-    return _in_a(app, world, build)
 
 
 def _select_page(client, page_html: str, chosen: list[int]):
@@ -55,7 +42,7 @@ def test_selection_survives_paging_and_bulk_adds_to_a_circle(world, staff_client
     done = post_form(client, "/staff/contacts/bulk", {"action": "add_to_circle", "circle_id": circle_id},
                      follow_redirects=True).get_data(as_text=True)
     assert "Add to a circle: 5 contacts changed." in done
-    members = _in_a(app, world, lambda: db.session.scalars(sa.select(CircleMember.contact_id).where(
+    members = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(CircleMember.contact_id).where(
         CircleMember.circle_id == circle_id, CircleMember.removed_at.is_(None))).all())
     assert sorted(members) == sorted(first_ids[:3] + second_ids[:2])
     again = post_form(client, "/staff/contacts/bulk", {"action": "add_to_circle", "circle_id": circle_id},
@@ -65,7 +52,7 @@ def test_selection_survives_paging_and_bulk_adds_to_a_circle(world, staff_client
 
 def test_select_all_matching_and_set_status(world, staff_client, crowd, app):
     from crm.models import PipelineStatus
-    qualified = _in_a(app, world, lambda: db.session.scalar(sa.select(PipelineStatus.id).where(
+    qualified = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(PipelineStatus.id).where(
         PipelineStatus.name == "Qualified")))
     client = staff_client("owner")
     post_form(client, "/staff/contacts/selection", {"change": "all_matching", "q": "crowd"})
@@ -74,9 +61,9 @@ def test_select_all_matching_and_set_status(world, staff_client, crowd, app):
     done = post_form(client, "/staff/contacts/bulk", {"action": "set_status", "status_id": qualified},
                      follow_redirects=True).get_data(as_text=True)
     assert "60 contacts changed" in done
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact).where(
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact).where(
         Contact.status_id == qualified))) == 60
-    event = _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent).where(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent).where(
         AuditEvent.action == "contact.bulk_action")).one())
     assert event.details["all_matching"] is True and event.details["changed"] == 60
 
@@ -90,7 +77,7 @@ def test_bulk_skips_what_the_member_may_not_change(world, staff_client, crowd, a
 
 
 def test_bulk_role_backwards_needs_admin_and_confirmation(world, staff_client, app):
-    _in_a(app, world, lambda: [make_contact(f"Client{i}", "Big", role="client") for i in range(3)])
+    in_tenant(app, world.a, lambda: [make_contact(f"Client{i}", "Big", role="client") for i in range(3)])
     staff = staff_client("staff")
     post_form(staff, "/staff/contacts/selection", {"change": "all_matching", "q": "big"})
     refused = post_form(staff, "/staff/contacts/bulk", {"action": "set_role", "role": "lead"}, follow_redirects=True)
@@ -112,12 +99,12 @@ def test_bulk_archive_then_delete(world, staff_client, crowd, app):
     post_form(client, "/staff/contacts/bulk", {"action": "archive"})
     assert "2 contacts" in client.get("/staff/contacts?history=1").get_data(as_text=True)
     post_form(client, "/staff/contacts/bulk", {"action": "delete"})
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact))) == 58
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact))) == 58
 
 
 def test_restricted_staff_cannot_select_or_act_on_hidden_contacts(world, staff_client, crowd, app):
     ids, circle_id = crowd
-    _in_a(app, world, lambda: setattr(db.session.scalar(sa.select(CrmSettings)), "staff_visibility",
+    in_tenant(app, world.a, lambda: setattr(db.session.scalar(sa.select(CrmSettings)), "staff_visibility",
                                       CrmSettings.OWN_OR_CIRCLES))
     client = staff_client("staff")
     hidden = ids[10]  # owned by the owner, in no assigned circle
@@ -130,7 +117,7 @@ def test_restricted_staff_cannot_select_or_act_on_hidden_contacts(world, staff_c
 
 
 def test_export_csv_and_xlsx_follow_the_filters_and_defuse_formulas(world, staff_client, app):
-    _in_a(app, world, lambda: (make_contact("=HYPERLINK(\"http://evil\")", "Formula", email="f@example.com"),
+    in_tenant(app, world.a, lambda: (make_contact("=HYPERLINK(\"http://evil\")", "Formula", email="f@example.com"),
                                make_contact("Plain", "Person", email="p@example.com", role="client")))
     client = staff_client("owner")
     response = client.get("/staff/contacts/export?format=csv")
@@ -143,7 +130,7 @@ def test_export_csv_and_xlsx_follow_the_filters_and_defuse_formulas(world, staff
     sheet = load_workbook(io.BytesIO(only_clients.data)).active
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert [v[1] for v in values[1:]] == ["Plain"]
-    exported = _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent).where(
+    exported = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent).where(
         AuditEvent.action == "contact.exported").order_by(AuditEvent.id)).all())
     assert [(e.details["format"], e.details["contacts"]) for e in exported] == [("csv", 2), ("xlsx", 1)]
 
@@ -152,7 +139,7 @@ def test_an_excel_export_too_large_to_build_in_a_request_offers_csv(world, staff
     from crm import export
 
     monkeypatch.setattr(export, "XLSX_MAX", 2)  # test-only: "too large" is three contacts here
-    _in_a(app, world, lambda: [make_contact(f"Row{i}", "Big", role="client") for i in range(3)])
+    in_tenant(app, world.a, lambda: [make_contact(f"Row{i}", "Big", role="client") for i in range(3)])
     client = staff_client("owner")
     refused = client.get("/staff/contacts/export?format=xlsx&role=client")
     assert refused.status_code == 302 and "role=client" in refused.headers["Location"]
@@ -163,13 +150,13 @@ def test_an_excel_export_too_large_to_build_in_a_request_offers_csv(world, staff
 
 
 def test_segments_are_saved_and_re_evaluated(world, staff_client, app):
-    _in_a(app, world, lambda: make_contact("First", "Client", role="client"))
+    in_tenant(app, world.a, lambda: make_contact("First", "Client", role="client"))
     client = staff_client("owner")
     saved = post_form(client, "/staff/segments", {"name": "Clients", "role": "client"}, follow_redirects=True)
     body = saved.get_data(as_text=True)
     assert "Saved the segment “Clients”" in body and "First Client" in body
-    _in_a(app, world, lambda: make_contact("Second", "Client", role="client"))
-    segment_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Segment.id)))
+    in_tenant(app, world.a, lambda: make_contact("Second", "Client", role="client"))
+    segment_id = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(Segment.id)))
     again = client.get(f"/staff/segments/{segment_id}", follow_redirects=True).get_data(as_text=True)
     assert "Second Client" in again and "<h1>Clients</h1>" in again
     duplicate = post_form(client, "/staff/segments", {"name": "clients", "role": "lead"}, follow_redirects=True)
@@ -182,5 +169,5 @@ def test_segments_are_saved_and_re_evaluated(world, staff_client, app):
 def test_private_segment_is_hidden_from_others(world, staff_client, app):
     client = staff_client("staff")
     post_form(client, "/staff/segments", {"name": "Mine", "role": "lead", "shared": "no"})
-    segment_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Segment.id)))
+    segment_id = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(Segment.id)))
     assert staff_client("admin").get(f"/staff/segments/{segment_id}").status_code == 404

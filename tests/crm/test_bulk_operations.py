@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -23,11 +21,8 @@ from core.operations import Operation, OperationChunk
 from core.tenancy import tenant_context
 from crm import bulk
 from crm.models import CircleMember, Contact, ContactTag, TimelineEntry
-from tests.crm.test_bulk import crowd  # noqa: F401  (the fixture: 60 leads, 5 the Staff member's, a circle)
-from tests.crm.test_contacts import _in_a
+from tests.support import in_tenant, post_form, start_worker
 from tests.factories import make_contact, make_operation
-from tests.support import post_form
-from tests.test_worker_process import ROOT, queue_env  # noqa: F401  (the fixture: SQLite or Redis queue)
 
 OPERATION_URL = re.compile(r"/staff/operations/(\d+)$")
 
@@ -60,11 +55,11 @@ def _later(seconds: int = 31):
 
 
 def _operation(app, world, operation_id: int) -> Operation:
-    return _in_a(app, world, lambda: db.session.get(Operation, operation_id))
+    return in_tenant(app, world.a, lambda: db.session.get(Operation, operation_id))
 
 
 def _count(app, world, query):
-    return _in_a(app, world, lambda: db.session.scalar(query))
+    return in_tenant(app, world.a, lambda: db.session.scalar(query))
 
 
 def test_large_selection_runs_in_the_background_on_the_contacts_selected_at_the_click(
@@ -80,10 +75,10 @@ def test_large_selection_runs_in_the_background_on_the_contacts_selected_at_the_
     assert pending_count() == 1, "the job is queued once the request has committed"
 
     # Contacts that match the filter only after the click are not part of it.
-    late = _in_a(app, world, lambda: [make_contact(f"Late{i}", "Crowd").id for i in range(5)])
+    late = in_tenant(app, world.a, lambda: [make_contact(f"Late{i}", "Crowd").id for i in range(5)])
     _run_jobs(app)
 
-    members = _in_a(app, world, lambda: db.session.scalars(sa.select(CircleMember.contact_id).where(
+    members = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(CircleMember.contact_id).where(
         CircleMember.circle_id == circle_id, CircleMember.removed_at.is_(None))).all())
     assert sorted(members) == sorted(ids) and not set(late) & set(members)
     done = client.get(f"/staff/operations/{operation_id}").get_data(as_text=True)
@@ -97,7 +92,7 @@ def test_large_selection_runs_in_the_background_on_the_contacts_selected_at_the_
     # The same services as one change: a timeline line per contact, one audit event for the whole.
     assert _count(app, world, sa.select(sa.func.count()).select_from(TimelineEntry).where(
         TimelineEntry.kind == "circle_added")) == 60
-    event = _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent).where(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent).where(
         AuditEvent.action == "contact.bulk_action")).one())
     assert event.details["operation_id"] == operation_id and event.details["changed"] == 60
     assert event.actor_id == world.a.members["owner"].id
@@ -150,7 +145,7 @@ def test_a_failure_halfway_is_retried_from_the_last_chunk_and_applies_nothing_tw
     assert (done.status, done.processed, done.changed, done.result["unchanged"], done.attempts) == (
         "done", 60, 60, 0, 2)
     assert done.last_error is None
-    tagged = _in_a(app, world, lambda: db.session.execute(
+    tagged = in_tenant(app, world.a, lambda: db.session.execute(
         sa.select(TimelineEntry.contact_id, sa.func.count()).where(TimelineEntry.kind == "tag_added")
         .group_by(TimelineEntry.contact_id)).all())
     assert sorted(contact for contact, _ in tagged) == sorted(ids)
@@ -165,20 +160,20 @@ def test_staff_operation_skips_what_they_may_not_change_when_it_runs(app, world,
     operation_id = _start(client, {"action": "set_role", "role": "prospect"})
     # Permissions are checked per contact when the job runs: two of the member's five
     # contacts are given to the owner after the click.
-    _in_a(app, world, lambda: db.session.execute(sa.update(Contact).where(Contact.id.in_(ids[:2])).values(
+    in_tenant(app, world.a, lambda: db.session.execute(sa.update(Contact).where(Contact.id.in_(ids[:2])).values(
         owner_id=world.a.members["owner"].id)))
     _run_jobs(app)
     operation = _operation(app, world, operation_id)
     assert (operation.changed, operation.skipped, operation.errors) == (3, 57, 0)
     page = client.get(f"/staff/operations/{operation_id}").get_data(as_text=True)
     assert "Set the role: 3 contacts changed, 57 skipped (you may change only your own contacts)." in page
-    prospects = _in_a(app, world, lambda: db.session.scalars(sa.select(Contact.id).where(
+    prospects = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(Contact.id).where(
         Contact.role == "prospect")).all())
     assert sorted(prospects) == sorted(ids[2:5])
 
 
 def test_moving_back_a_large_selection_asks_first_then_runs(app, world, staff_client, small_limits):
-    _in_a(app, world, lambda: [make_contact(f"Client{i}", "Big", role="client") for i in range(12)])
+    in_tenant(app, world.a, lambda: [make_contact(f"Client{i}", "Big", role="client") for i in range(12)])
     admin = staff_client("admin")
     post_form(admin, "/staff/contacts/selection", {"change": "all_matching", "q": "big"})
     ask = post_form(admin, "/staff/contacts/bulk", {"action": "set_role", "role": "lead"})
@@ -195,7 +190,7 @@ def test_a_circle_archived_meanwhile_stops_it_in_plain_words(app, world, staff_c
     operation_id = _start(client, {"action": "add_to_circle", "circle_id": circle_id})
     from crm.models import Circle
     from core.db import utcnow
-    _in_a(app, world, lambda: setattr(db.session.get(Circle, circle_id), "archived_at", utcnow()))
+    in_tenant(app, world.a, lambda: setattr(db.session.get(Circle, circle_id), "archived_at", utcnow()))
     _run_jobs(app)
     operation = _operation(app, world, operation_id)
     assert operation.status == "failed" and operation.processed == 0
@@ -273,8 +268,7 @@ def test_a_worker_process_works_through_the_operation(app, world, staff_client, 
     ids, circle_id = crowd
     env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
            "JOBS_WORKERS": "1"}
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = start_worker(env)
     try:
         client = staff_client("owner")
         operation_id = _start(client, {"action": "add_to_circle", "circle_id": circle_id})
@@ -325,17 +319,13 @@ def test_a_killed_worker_leaves_no_half_chunk_and_the_sweep_resumes_it(app, worl
     from core.operations import resume_stalled
 
     new_owner = world.a.members["admin"].id
-    ids = _in_a(app, world, lambda: [make_contact(f"Kill{i:03d}", "Sweep").id for i in range(200)])
+    ids = in_tenant(app, world.a, lambda: [make_contact(f"Kill{i:03d}", "Sweep").id for i in range(200)])
     env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
            "JOBS_WORKERS": "1"}
 
-    def start_worker():
-        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
     client = staff_client("owner")
     operation_id = _start(client, {"action": "assign_owner", "owner_id": new_owner}, q="sweep")
-    worker = start_worker()
+    worker = start_worker(env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _operation(app, world, operation_id).processed < 20:
@@ -353,7 +343,7 @@ def test_a_killed_worker_leaves_no_half_chunk_and_the_sweep_resumes_it(app, worl
     with app.app_context():
         assert resume_stalled() == [], "a task that just made progress is not stalled"
         assert resume_stalled(utcnow() + timedelta(minutes=3)) == [operation_id]
-    worker = start_worker()
+    worker = start_worker(env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _operation(app, world, operation_id).is_finished:
@@ -363,7 +353,7 @@ def test_a_killed_worker_leaves_no_half_chunk_and_the_sweep_resumes_it(app, worl
         output = worker.communicate(timeout=20)[0]
     done = _operation(app, world, operation_id)
     assert (done.status, done.processed, done.changed) == ("done", 200, 200), output
-    per_contact = dict(_in_a(app, world, lambda: db.session.execute(
+    per_contact = dict(in_tenant(app, world.a, lambda: db.session.execute(
         sa.select(TimelineEntry.contact_id, sa.func.count()).where(
             TimelineEntry.contact_id.in_(ids), TimelineEntry.kind == "owner_changed")
         .group_by(TimelineEntry.contact_id)).all()))

@@ -9,9 +9,8 @@ from core.db import db, utcnow
 from crm.companies import match_company
 from crm.models import CircleMember, Company, CompanyTag, Contact, Tag, TimelineEntry
 from tests.crm.test_circles import in_b
-from tests.crm.test_contacts import _in_a
+from tests.support import in_tenant, post_form
 from tests.factories import add_to_circle, make_circle, make_company, make_contact, make_tag, tag_record
-from tests.support import post_form
 from tests.test_query_counts import counted_queries
 
 
@@ -25,8 +24,8 @@ def test_add_company_and_see_its_people(world, staff_client, app):
                                                       "phone": "+1 415 555 0199", "role": "prospect"},
                      follow_redirects=True).get_data(as_text=True)
     assert "Umbrella Corp is added." in page and "umbrella.example" in page and "+1 415-555-0199" in page
-    company_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Company.id)))
-    _in_a(app, world, lambda: make_contact("Albert", "Wesker", company_id=company_id))
+    company_id = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(Company.id)))
+    in_tenant(app, world.a, lambda: make_contact("Albert", "Wesker", company_id=company_id))
     detail = client.get(f"/staff/companies/{company_id}").get_data(as_text=True)
     assert "People (1)" in detail and "Albert Wesker" in detail
     listing = client.get("/staff/companies?q=umbrella").get_data(as_text=True)
@@ -34,7 +33,7 @@ def test_add_company_and_see_its_people(world, staff_client, app):
 
 
 def test_primary_contact_must_be_one_of_its_own(world, staff_client, app):
-    company, own, stranger = _in_a(app, world, lambda: (lambda c: (c, make_contact("Own", "Person", company_id=c.id),
+    company, own, stranger = in_tenant(app, world.a, lambda: (lambda c: (c, make_contact("Own", "Person", company_id=c.id),
                                                                    make_contact("Strange", "Person")))(make_company("Soylent")))
     client = staff_client("owner")
     refused = post_form(client, f"/staff/companies/{company.id}/primary", {"contact_id": stranger.id},
@@ -42,12 +41,12 @@ def test_primary_contact_must_be_one_of_its_own(world, staff_client, app):
     assert "Strange Person does not work at Soylent." in refused.get_data(as_text=True)
     post_form(client, f"/staff/companies/{company.id}/primary", {"contact_id": own.id})
     assert "Primary contact" in client.get(f"/staff/companies/{company.id}").get_data(as_text=True)
-    assert _in_a(app, world, lambda: db.session.get(Contact, own.id)).is_primary_contact is True
+    assert in_tenant(app, world.a, lambda: db.session.get(Contact, own.id)).is_primary_contact is True
 
 
 def test_renaming_a_company_updates_its_peoples_search(world, staff_client, app):
-    company = _in_a(app, world, lambda: make_company("Old Name"))
-    person = _in_a(app, world, lambda: make_contact("Searchable", "Person", company_id=company.id))
+    company = in_tenant(app, world.a, lambda: make_company("Old Name"))
+    in_tenant(app, world.a, lambda: make_contact("Searchable", "Person", company_id=company.id))
     post_form(staff_client("owner"), f"/staff/companies/{company.id}/edit", {"name": "Brand New", "role": "lead"})
     client = staff_client("owner")
     assert "Searchable Person" in client.get("/staff/contacts?q=brand+new").get_data(as_text=True)
@@ -55,12 +54,12 @@ def test_renaming_a_company_updates_its_peoples_search(world, staff_client, app)
 
 
 def test_deleting_a_company_keeps_its_people(world, staff_client, app):
-    company = _in_a(app, world, lambda: make_company("Doomed"))
-    person = _in_a(app, world, lambda: make_contact("Survivor", "Person", company_id=company.id, is_primary_contact=True))
+    company = in_tenant(app, world.a, lambda: make_company("Doomed"))
+    person = in_tenant(app, world.a, lambda: make_contact("Survivor", "Person", company_id=company.id, is_primary_contact=True))
     client = staff_client("owner")
     assert "Its 1 contact stay" in client.get(f"/staff/companies/{company.id}/delete").get_data(as_text=True)
     post_form(client, f"/staff/companies/{company.id}/delete")
-    kept = _in_a(app, world, lambda: db.session.get(Contact, person.id))
+    kept = in_tenant(app, world.a, lambda: db.session.get(Contact, person.id))
     assert (kept.company_id, kept.is_primary_contact) == (None, False)
 
 
@@ -71,7 +70,7 @@ def test_company_names_match_despite_case_punctuation_and_suffixes(world, app):
         assert match_company("INITECH llc.") == original
         assert match_company("Initek") is None  # close, but under the default 90 threshold? token ratio
         assert match_company("Initech Corporation") == original
-    _in_a(app, world, check)
+    in_tenant(app, world.a, check)
 
 
 def test_a_tags_companies_are_listed_from_its_page(world, staff_client, app):
@@ -81,7 +80,7 @@ def test_a_tags_companies_are_listed_from_its_page(world, staff_client, app):
             tag_record(vip, company=make_company(f"Vip {i:02d}"))
         make_company("Plain Co")
         return vip.id, unused.id
-    vip, unused = _in_a(app, world, setup)
+    vip, unused = in_tenant(app, world.a, setup)
     client = staff_client("staff")
     assert (f'href="/staff/companies?tag={vip}">Show the companies tagged “vip”'
             in client.get(f"/staff/tags/{vip}").get_data(as_text=True))
@@ -114,7 +113,7 @@ def _memberships(app, world):
             "timeline": db.session.scalars(sa.select(TimelineEntry.summary).where(TimelineEntry.company_id.is_not(None))
                                            .order_by(TimelineEntry.id)).all(),
         }
-    return _in_a(app, world, read)
+    return in_tenant(app, world.a, read)
 
 
 def _section(page: str, heading: str) -> str:
@@ -124,7 +123,7 @@ def _section(page: str, heading: str) -> str:
 
 
 def test_company_page_adds_and_removes_circles_and_tags(world, staff_client, app):
-    company_id, circle_id = _in_a(app, world, lambda: (make_company("Umbrella Corp").id, make_circle("Suppliers").id))
+    company_id, circle_id = in_tenant(app, world.a, lambda: (make_company("Umbrella Corp").id, make_circle("Suppliers").id))
     client = staff_client("admin")
     page = client.get(f"/staff/companies/{company_id}").get_data(as_text=True)
     assert "In no circle." in _section(page, "Circles") and "No tags." in _section(page, "Tags")
@@ -148,7 +147,7 @@ def test_company_page_adds_and_removes_circles_and_tags(world, staff_client, app
 
     page = post_form(client, f"/staff/companies/{company_id}/tags", {"name": "  Key   account "},
                      follow_redirects=True).get_data(as_text=True)
-    tag_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Tag.id)))
+    tag_id = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(Tag.id)))
     assert "Tagged “Key account”." in page
     assert f'<a href="/staff/companies?tag={tag_id}">Key account</a>' in _section(page, "Tags")
     listing = client.get(f"/staff/companies?tag={tag_id}").get_data(as_text=True)
@@ -164,7 +163,7 @@ def test_company_page_adds_and_removes_circles_and_tags(world, staff_client, app
     assert "Removed from “Suppliers”." in page and "In no circle." in _section(page, "Circles")
     assert "No companies in this circle" in client.get(f"/staff/circles/{circle_id}").get_data(as_text=True)
     # every change is on the company's activity, by whom
-    assert _in_a(app, world, lambda: db.session.execute(
+    assert in_tenant(app, world.a, lambda: db.session.execute(
         sa.select(TimelineEntry.summary, TimelineEntry.actor_label).where(TimelineEntry.company_id == company_id)
         .order_by(TimelineEntry.id)).all()) == [
         ("Added to the circle “Suppliers”", "Adam Admin"), ("Tagged “Key account”", "Adam Admin"),
@@ -175,7 +174,7 @@ def test_bad_circle_or_tag_is_explained_and_changes_nothing(world, staff_client,
     def setup():
         archived = make_circle("Old friends", archived_at=utcnow())
         return make_company("Initech").id, archived.id
-    company_id, archived_id = _in_a(app, world, setup)
+    company_id, archived_id = in_tenant(app, world.a, setup)
     client = staff_client("admin")
     before = _memberships(app, world)
     for data in ({}, {"circle_id": ""}, {"circle_id": "nope"}, {"circle_id": 999999}, {"circle_id": 2**40}):
@@ -201,7 +200,7 @@ def test_staff_who_may_not_edit_the_company_get_403_and_change_nothing(world, st
         add_to_circle(circle, company=theirs)
         tag_record(tag, company=theirs)
         return theirs.id, mine.id, circle.id, tag.id
-    theirs, mine, circle_id, tag_id = _in_a(app, world, setup)
+    theirs, mine, circle_id, tag_id = in_tenant(app, world.a, setup)
     client = staff_client("staff")
     page = client.get(f"/staff/companies/{theirs}").get_data(as_text=True)
     assert "Partners" in _section(page, "Circles") and "vip" in _section(page, "Tags")  # they see them
@@ -227,7 +226,7 @@ def test_another_tenants_circle_tag_or_company_is_404_and_changes_nothing(world,
         tag_record(tag, company=company)
         return company.id, circle.id, tag.id
     b_company, b_circle, b_tag = in_b(app, world, setup_b)
-    own, own_circle = _in_a(app, world, lambda: (make_company("Own Co").id, make_circle("Own circle").id))
+    own, own_circle = in_tenant(app, world.a, lambda: (make_company("Own Co").id, make_circle("Own circle").id))
     client = staff_client("admin")
     before = _memberships(app, world)
     for path, data in ((f"/staff/companies/{own}/circles/{b_circle}/remove", {}),
@@ -252,7 +251,7 @@ def test_another_tenants_circle_tag_or_company_is_404_and_changes_nothing(world,
 
 
 def test_company_page_runs_the_same_queries_however_many_circles_and_tags(world, staff_client, app):
-    company_id = _in_a(app, world, lambda: make_company("Counted").id)
+    company_id = in_tenant(app, world.a, lambda: make_company("Counted").id)
     client = staff_client("admin")
     path = f"/staff/companies/{company_id}"
     client.get(path)
@@ -266,7 +265,7 @@ def test_company_page_runs_the_same_queries_however_many_circles_and_tags(world,
             if i % 2:
                 add_to_circle(circle, company=company)
             tag_record(make_tag(f"tag {i}"), company=company)
-    _in_a(app, world, grow)
+    in_tenant(app, world.a, grow)
     with counted_queries(app) as many:
         page = client.get(path).get_data(as_text=True)
     assert "tag 14" in page and "Circle 13" in page

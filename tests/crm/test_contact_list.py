@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core.db import db
-from tests.crm.test_contacts import _in_a
+from tests.support import in_tenant
 from tests.factories import add_to_circle, make_circle, make_company, make_contact, make_custom_field, make_tag
 
 LINK = re.compile(r'href="/staff/contacts/(\d+)"')
@@ -37,7 +37,7 @@ def people(app, world):
         field = make_custom_field("Tier", "choice", choices=["Gold", "Silver"])
         made["ada"].custom_fields = {field.key: "Gold"}
         return {k: v.id for k, v in made.items()}, vip.id, hot.id
-    return _in_a(app, world, build)
+    return in_tenant(app, world.a, build)
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -79,7 +79,7 @@ def test_paging_visits_every_contact_once_in_any_sort(world, staff_client, app):
         for i in range(123):
             contact = make_contact(f"P{i % 7}", f"Same{i % 3}")  # many equal sort keys: ties break by id
             contact.updated_at = base + timedelta(minutes=i % 10)
-    _in_a(app, world, many)
+    in_tenant(app, world.a, many)
     client = staff_client("owner")
     for sort in ("name", "updated", "created", "activity", "email"):
         for direction in ("asc", "desc"):
@@ -122,7 +122,7 @@ def test_rows_show_an_archived_status_and_a_former_members_name(app, world, staf
         sam.active = False
         return []
 
-    _in_a(app, world, setup)
+    in_tenant(app, world.a, setup)
     page = staff_client("owner").get("/staff/contacts").get_data(as_text=True)
     row = re.search(r"<tr>(?:(?!</tr>).)*Rita Retained.*?</tr>", page, re.S).group(0)
     assert "Legacy stage" in row and world.a.members["staff"].name in row
@@ -135,7 +135,7 @@ def test_a_row_shows_the_company_role_status_and_owner(app, world, staff_client,
 
     from crm.models import Company
 
-    company_id = _in_a(app, world, lambda: db.session.scalar(sa.select(Company.id).where(Company.name == "Globodyne")))
+    company_id = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(Company.id).where(Company.name == "Globodyne")))
     page = staff_client("owner").get("/staff/contacts?sort=name&dir=asc").get_data(as_text=True)
 
     def cells(name: str) -> dict[str, str]:

@@ -6,29 +6,18 @@ import sqlalchemy as sa
 
 from core.audit import AuditEvent
 from core.db import db
-from core.tenancy import tenant_context
 from crm.models import Company, Contact, CrmSettings, TimelineEntry
 from tests.factories import add_to_circle, make_circle, make_contact, make_custom_field
-from tests.support import post_form
+from tests.support import in_tenant, post_form
 
 FORM = {"first_name": "Ada", "last_name": "Lovelace", "email": "Ada@Example.COM ", "phone": "+44 20 7946 0958",
         "role": "lead", "is_active": "y"}
 
 
-def _in_a(app, world, fn):
-    """Run fn as tenant A and commit; ORM objects come back loaded and detached."""
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        for obj in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(obj, db.Model):
-                db.session.refresh(obj)
-                db.session.expunge(obj)
-        return result
 
 
 def _contact(app, world, **where):
-    return _in_a(app, world, lambda: db.session.scalars(sa.select(Contact).filter_by(**where)).one())
+    return in_tenant(app, world.a, lambda: db.session.scalars(sa.select(Contact).filter_by(**where)).one())
 
 
 def test_add_a_contact_normalises_and_lands_on_their_page(world, staff_client, app):
@@ -54,7 +43,7 @@ def test_company_typed_on_the_form_is_matched_not_duplicated(world, staff_client
     post_form(client, "/staff/contacts/new", {**FORM, "company_name": "ACME, Inc."})
     post_form(client, "/staff/contacts/new", {**FORM, "email": "charles@example.com", "first_name": "Charles",
                                               "company_name": "Acme Inc"})
-    names = _in_a(app, world, lambda: db.session.scalars(sa.select(Company.name)).all())
+    names = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(Company.name)).all())
     assert names == ["ACME, Inc."]
 
 
@@ -72,7 +61,7 @@ def test_bad_input_is_explained_beside_the_field_and_nothing_is_saved(world, sta
     assert response.status_code == 200 and message in body
     assert f'id="{field}-error"' in body
     assert 'value="Lovelace"' in body or changes.get("last_name") == ""  # what was typed is kept
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact))) == 0
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Contact))) == 0
 
 
 def test_email_is_unique_among_active_contacts(world, staff_client, app):
@@ -92,7 +81,7 @@ def test_the_same_email_may_live_in_two_tenants(world, staff_client):
 
 
 def test_edit_shows_values_and_records_what_changed(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Grace", "Hopper", email="grace@example.com"))
+    contact = in_tenant(app, world.a, lambda: make_contact("Grace", "Hopper", email="grace@example.com"))
     client = staff_client("owner")
     form = client.get(f"/staff/contacts/{contact.id}/edit").get_data(as_text=True)
     assert 'value="grace@example.com"' in form
@@ -100,13 +89,13 @@ def test_edit_shows_values_and_records_what_changed(world, staff_client, app):
             "is_active": "y", "status_id": str(contact.status_id)}
     page = post_form(client, f"/staff/contacts/{contact.id}/edit", data, follow_redirects=True).get_data(as_text=True)
     assert "Saved Grace Hopper." in page and "Changed e-mail, job title" in page
-    events = _in_a(app, world, lambda: db.session.scalars(
+    events = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent.details).where(AuditEvent.action == "contact.updated")).all())
     assert events == [{"fields": ["email", "job_title"]}]
 
 
 def test_custom_fields_are_validated_and_shown(world, staff_client, app):
-    contact = _in_a(app, world, lambda: (make_custom_field("Shoe size", "number"),
+    contact = in_tenant(app, world.a, lambda: (make_custom_field("Shoe size", "number"),
                                          make_contact("Mary", "Jackson"))[1])
     client = staff_client("owner")
     base = {"first_name": "Mary", "last_name": "Jackson", "is_active": "y", "status_id": str(contact.status_id)}
@@ -118,7 +107,7 @@ def test_custom_fields_are_validated_and_shown(world, staff_client, app):
 
 
 def test_role_moves_forward_freely_and_back_only_for_admins_with_confirmation(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Katherine", "Johnson", owner_id=world.a.members["staff"].id))
+    contact = in_tenant(app, world.a, lambda: make_contact("Katherine", "Johnson", owner_id=world.a.members["staff"].id))
     staff = staff_client("staff")
     post_form(staff, f"/staff/contacts/{contact.id}/role", {"role": "client"})
     assert _contact(app, world, id=contact.id).role == "client"
@@ -130,19 +119,19 @@ def test_role_moves_forward_freely_and_back_only_for_admins_with_confirmation(wo
     assert _contact(app, world, id=contact.id).role == "client"
     post_form(admin, f"/staff/contacts/{contact.id}/role", {"role": "prospect", "confirm": "yes"})
     assert _contact(app, world, id=contact.id).role == "prospect"
-    audit = _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent).where(
+    audit = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent).where(
         AuditEvent.action == "contact.role_changed").order_by(AuditEvent.id)).all())
     assert [(e.details["to"], e.details["backwards"], e.actor_label) for e in audit] == [
         ("client", False, "sam@acme.example"), ("prospect", True, "adam@acme.example")]
-    timeline = _in_a(app, world, lambda: db.session.scalars(sa.select(TimelineEntry.summary).where(
+    timeline = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(TimelineEntry.summary).where(
         TimelineEntry.contact_id == contact.id, TimelineEntry.kind == "role_changed")).all())
     assert timeline == ["Role changed from Lead to Client", "Role changed from Client to Prospect"]
 
 
 def test_status_change_lands_on_the_timeline(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Dorothy", "Vaughan"))
+    contact = in_tenant(app, world.a, lambda: make_contact("Dorothy", "Vaughan"))
     from crm.models import PipelineStatus
-    qualified = _in_a(app, world, lambda: db.session.scalar(sa.select(PipelineStatus.id).where(
+    qualified = in_tenant(app, world.a, lambda: db.session.scalar(sa.select(PipelineStatus.id).where(
         PipelineStatus.name == "Qualified")))
     page = post_form(staff_client("owner"), f"/staff/contacts/{contact.id}/status", {"status_id": qualified},
                      follow_redirects=True).get_data(as_text=True)
@@ -150,8 +139,8 @@ def test_status_change_lands_on_the_timeline(world, staff_client, app):
 
 
 def test_staff_edit_only_their_own_contacts(world, staff_client, app):
-    mine = _in_a(app, world, lambda: make_contact("Own", "Contact", owner_id=world.a.members["staff"].id))
-    theirs = _in_a(app, world, lambda: make_contact("Other", "Contact", owner_id=world.a.members["owner"].id))
+    mine = in_tenant(app, world.a, lambda: make_contact("Own", "Contact", owner_id=world.a.members["staff"].id))
+    theirs = in_tenant(app, world.a, lambda: make_contact("Other", "Contact", owner_id=world.a.members["owner"].id))
     staff = staff_client("staff")
     assert staff.get(f"/staff/contacts/{theirs.id}").status_code == 200  # may see
     assert staff.get(f"/staff/contacts/{theirs.id}/edit").status_code == 403
@@ -171,7 +160,7 @@ def test_restricted_staff_do_not_see_other_contacts_at_all(world, staff_client, 
         from crm.models import CircleStaff
         db.session.add(CircleStaff(circle_id=circle.id, staff_id=world.a.members["staff"].id))
         return mine, circle_member, hidden
-    mine, member, hidden = _in_a(app, world, setup)
+    mine, member, hidden = in_tenant(app, world.a, setup)
     staff = staff_client("staff")
     listing = staff.get("/staff/contacts").get_data(as_text=True)
     assert "Mine Own" in listing and "Circle Member" in listing and "Hidden Person" not in listing
@@ -183,7 +172,7 @@ def test_restricted_staff_do_not_see_other_contacts_at_all(world, staff_client, 
 
 
 def test_history_archive_restore_and_delete(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Temp", "Person", email="temp@example.com"))
+    contact = in_tenant(app, world.a, lambda: make_contact("Temp", "Person", email="temp@example.com"))
     client = staff_client("owner")
     link = f'href="/staff/contacts/{contact.id}"'
     post_form(client, f"/staff/contacts/{contact.id}/archive")
@@ -196,19 +185,19 @@ def test_history_archive_restore_and_delete(world, staff_client, app):
     done = post_form(client, f"/staff/contacts/{contact.id}/delete", follow_redirects=True)
     assert "Temp Person is deleted." in done.get_data(as_text=True)
     assert client.get(f"/staff/contacts/{contact.id}").status_code == 404
-    assert _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent.target_label).where(
+    assert in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent.target_label).where(
         AuditEvent.action == "contact.deleted")).all()) == ["Temp Person"]
 
 
 def test_merged_contact_redirects_to_the_survivor(world, staff_client, app):
-    survivor = _in_a(app, world, lambda: make_contact("Real", "One"))
-    merged = _in_a(app, world, lambda: make_contact("Dup", "One", merged_into_id=survivor.id, email=None))
+    survivor = in_tenant(app, world.a, lambda: make_contact("Real", "One"))
+    merged = in_tenant(app, world.a, lambda: make_contact("Dup", "One", merged_into_id=survivor.id, email=None))
     response = staff_client("owner").get(f"/staff/contacts/{merged.id}")
     assert response.status_code == 301 and response.headers["Location"].endswith(f"/staff/contacts/{survivor.id}")
 
 
 def test_contact_page_shows_and_changes_circles_and_tags(world, staff_client, app):
-    contact, circle = _in_a(app, world, lambda: (make_contact("Chip", "Person"), make_circle("Readers")))
+    contact, circle = in_tenant(app, world.a, lambda: (make_contact("Chip", "Person"), make_circle("Readers")))
     client = staff_client("owner")
     post_form(client, f"/staff/contacts/{contact.id}/circles", {"circle_id": circle.id})
     post_form(client, f"/staff/contacts/{contact.id}/tags", {"name": "Bookish"})
@@ -229,10 +218,10 @@ def test_archiving_a_circle_ends_the_access_it_gave(world, staff_client, app):
         add_to_circle(circle, contact=member)
         db.session.add(CircleStaff(circle_id=circle.id, staff_id=world.a.members["staff"].id))
         return member, circle
-    member, circle = _in_a(app, world, setup)
+    member, circle = in_tenant(app, world.a, setup)
     staff = staff_client("staff")
     assert staff.get(f"/staff/contacts/{member.id}").status_code == 200
-    _in_a(app, world, lambda: archive_circle(db.session.get(type(circle), circle.id), _owner(world)))
+    in_tenant(app, world.a, lambda: archive_circle(db.session.get(type(circle), circle.id), _owner(world)))
     assert staff.get(f"/staff/contacts/{member.id}").status_code == 404
 
 
@@ -249,7 +238,7 @@ def test_an_archived_status_is_kept_when_the_contact_is_edited(world, staff_clie
         contact = make_contact("Kept", "Status", status_id=status.id)
         status.archived_at = tenancy_now()
         return contact
-    contact = _in_a(app, world, setup)
+    contact = in_tenant(app, world.a, setup)
     client = staff_client("owner")
     form = client.get(f"/staff/contacts/{contact.id}/edit").get_data(as_text=True)
     assert "Contacted (archived)" in form
@@ -264,7 +253,7 @@ def tenancy_now():
 
 
 def test_contact_page_notes_and_tasks(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Noted", "Person"))
+    contact = in_tenant(app, world.a, lambda: make_contact("Noted", "Person"))
     client = staff_client("owner")
     post_form(client, f"/staff/contacts/{contact.id}/notes", {"body": "See https://example.com/offer\nCall back."})
     post_form(client, f"/staff/contacts/{contact.id}/tasks", {"title": "Send the offer", "kind": "email",

@@ -9,30 +9,19 @@ import sqlalchemy as sa
 
 from core.audit import AuditEvent
 from core.db import db
-from core.tenancy import tenant_context
 from crm.models import Contact, CrmSettings, CustomField, PipelineStatus
 from crm.setup import settings
 from tests.factories import add_to_circle, assign_to_circle, make_circle, make_contact, make_custom_field
-from tests.support import post_form
+from tests.support import in_tenant, post_form
 
 PAGE = "/staff/settings/crm"
 CONTACT = {"first_name": "Ada", "last_name": "Lovelace", "role": "lead", "is_active": "y"}
 
 
-def _in_a(app, world, fn):
-    """Run fn as tenant A and commit; ORM objects come back loaded and detached."""
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        for obj in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(obj, db.Model):
-                db.session.refresh(obj)
-                db.session.expunge(obj)
-        return result
 
 
 def _settings(app, world) -> tuple[str, str]:
-    return _in_a(app, world, lambda: (settings().staff_visibility, settings().default_region))
+    return in_tenant(app, world.a, lambda: (settings().staff_visibility, settings().default_region))
 
 
 def _ids(app, world) -> dict[str, int]:
@@ -40,7 +29,7 @@ def _ids(app, world) -> dict[str, int]:
         status = db.session.scalars(sa.select(PipelineStatus).where(PipelineStatus.name == "Contacted")).one()
         field = make_custom_field("Tier", "choice", choices=["Gold"])
         return {"status_id": status.id, "field_id": field.id}
-    return _in_a(app, world, load)
+    return in_tenant(app, world.a, load)
 
 
 ROUTES = [  # (method, path with {status_id}/{field_id}, form)
@@ -73,7 +62,7 @@ def test_staff_are_refused_and_change_nothing(world, staff_client, app, method, 
     url = path.format(**ids)
     response = client.get(url) if method == "GET" else post_form(client, url, form)
     assert response.status_code == 403
-    state = _in_a(app, world, lambda: (
+    state = in_tenant(app, world.a, lambda: (
         [(s.name, s.position, s.is_default, s.archived_at) for s in db.session.scalars(
             sa.select(PipelineStatus).order_by(PipelineStatus.id))],
         [(f.label, f.choices, f.archived_at, f.position) for f in db.session.scalars(sa.select(CustomField))]))
@@ -119,7 +108,7 @@ def test_visibility_setting_changes_what_staff_see(world, staff_client, app):
         in_circle = make_contact("Circle", "Member")
         add_to_circle(circle, contact=in_circle)
         return make_contact("Hidden", "Elsewhere", owner_id=world.a.members["owner"].id).id
-    hidden_id = _in_a(app, world, seed)
+    hidden_id = in_tenant(app, world.a, seed)
 
     staff, admin = staff_client("staff"), staff_client("admin")
     body = staff.get("/staff/contacts").get_data(as_text=True)
@@ -141,7 +130,7 @@ def test_visibility_setting_changes_what_staff_see(world, staff_client, app):
 
     post_form(admin, f"{PAGE}/visibility", {"staff_visibility": "all"})
     assert "Hidden Elsewhere" in staff.get("/staff/contacts").get_data(as_text=True)
-    events = _in_a(app, world, lambda: [(e.action, e.details) for e in db.session.scalars(
+    events = in_tenant(app, world.a, lambda: [(e.action, e.details) for e in db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "crm.staff_visibility_changed").order_by(AuditEvent.id))])
     assert events == [("crm.staff_visibility_changed", {"from": "all", "to": "own_or_circles"}),
                       ("crm.staff_visibility_changed", {"from": "own_or_circles", "to": "all"})]
@@ -173,8 +162,8 @@ def test_default_region_changes_how_a_local_number_is_read(world, staff_client, 
     assert _settings(app, world)[1] == "GB"
 
     post_form(client, "/staff/contacts/new", {**CONTACT, "phone": "020 7946 0958"})
-    assert _in_a(app, world, lambda: db.session.scalars(sa.select(Contact.phone)).one()) == "+442079460958"
-    event = _in_a(app, world, lambda: db.session.scalars(
+    assert in_tenant(app, world.a, lambda: db.session.scalars(sa.select(Contact.phone)).one()) == "+442079460958"
+    event = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "crm.default_region_changed")).one())
     assert event.details == {"from": "US", "to": "GB"} and event.target_label == "CRM settings"
 
@@ -203,5 +192,5 @@ def test_nothing_to_change_says_so(world, staff_client, app):
     client = staff_client("admin")
     response = post_form(client, f"{PAGE}/phone-region", {"default_region": "US"}, follow_redirects=True)
     assert "Nothing to change." in response.get_data(as_text=True)
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
         AuditEvent.action.like("crm.%")))) == 0

@@ -10,34 +10,23 @@ import sqlalchemy as sa
 
 from core.audit import AuditEvent
 from core.db import db
-from core.tenancy import tenant_context
 from crm.models import Company, Contact, CustomField
 from tests.factories import make_company, make_contact, make_custom_field
-from tests.support import post_form
+from tests.support import in_tenant, post_form
 
 PAGE = "/staff/settings/crm"
 CONTACT = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "role": "lead",
            "is_active": "y"}
 
 
-def _in_a(app, world, fn):
-    """Run fn as tenant A and commit; ORM objects come back loaded and detached."""
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        for obj in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(obj, db.Model):
-                db.session.refresh(obj)
-                db.session.expunge(obj)
-        return result
 
 
 def _field(app, world, label: str) -> CustomField:
-    return _in_a(app, world, lambda: db.session.scalars(sa.select(CustomField).where(CustomField.label == label)).one())
+    return in_tenant(app, world.a, lambda: db.session.scalars(sa.select(CustomField).where(CustomField.label == label)).one())
 
 
 def _fields(app, world, entity="contact") -> list[tuple[str, int, bool]]:
-    return _in_a(app, world, lambda: [(f.label, f.position, f.archived_at is not None) for f in db.session.scalars(
+    return in_tenant(app, world.a, lambda: [(f.label, f.position, f.archived_at is not None) for f in db.session.scalars(
         sa.select(CustomField).where(CustomField.entity == entity).order_by(CustomField.position))])
 
 
@@ -84,7 +73,7 @@ def test_a_new_field_of_any_type_is_on_the_contact_form_and_in_the_filters(world
     field = _field(app, world, "Extra")
     assert (field.field_type, field.key, field.entity) == (field_type, "extra", "contact")
     assert field.choices == (["Gold", "Silver"] if choices else [])
-    event = _in_a(app, world, lambda: db.session.scalars(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "custom_field.created")).one())
     assert event.target_label == "Extra (contact field)" and event.details["type"] == field_type
 
@@ -110,7 +99,7 @@ def test_a_company_field_is_on_the_company_form_only(world, staff_client, app):
     ({"label": "Shoe size"}, "label", "There is already a field called “Shoe size”."),
 ])
 def test_a_bad_field_is_explained_beside_the_input_and_nothing_is_added(world, staff_client, app, data, field, message):
-    _in_a(app, world, lambda: make_custom_field("Shoe size", "number"))
+    in_tenant(app, world.a, lambda: make_custom_field("Shoe size", "number"))
     response = post_form(staff_client("admin"), f"{PAGE}/fields/new",
                          {"entity": "contact", "field_type": "text", "help_text": "kept", **data})
     body = response.get_data(as_text=True)
@@ -120,14 +109,14 @@ def test_a_bad_field_is_explained_beside_the_input_and_nothing_is_added(world, s
 
 
 def test_the_label_of_an_archived_field_points_to_restoring_it(world, staff_client, app):
-    _in_a(app, world, lambda: make_custom_field("Budget", "number", archived_at=sa.func.now()))
+    in_tenant(app, world.a, lambda: make_custom_field("Budget", "number", archived_at=sa.func.now()))
     response = _add_field(staff_client("admin"), label="budget")
     assert "There is an archived field called “Budget”: restore it instead, or choose another name." \
         in response.get_data(as_text=True)
 
 
 def test_a_label_whose_key_is_taken_gets_a_key_of_its_own(world, staff_client, app):
-    _in_a(app, world, lambda: make_custom_field("Shoe size", "number"))
+    in_tenant(app, world.a, lambda: make_custom_field("Shoe size", "number"))
     _add_field(staff_client("admin"), label="Shoe-size!")
     assert _field(app, world, "Shoe-size!").key == "shoe_size_2"
 
@@ -144,21 +133,21 @@ def test_values_are_checked_on_save_by_type_and_required(world, staff_client, ap
     response = post_form(client, "/staff/contacts/new", {**CONTACT, "cf_budget": "1200", "cf_website": "example"})
     assert "enter a web address starting with http:// or https://" in response.get_data(as_text=True)
     post_form(client, "/staff/contacts/new", {**CONTACT, "cf_budget": "1200", "cf_website": "https://ada.example"})
-    stored = _in_a(app, world, lambda: db.session.scalars(sa.select(Contact.custom_fields)).one())
+    stored = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(Contact.custom_fields)).one())
     assert stored == {"budget": 1200, "website": "https://ada.example"}
 
 
 def test_a_field_filters_the_contact_list(world, staff_client, app):
     client = staff_client("admin")
     _add_field(client, label="Tier", field_type="choice", choices="Gold\nSilver")
-    _in_a(app, world, lambda: (make_contact("Goldie", custom_fields={"tier": "Gold"}),
+    in_tenant(app, world.a, lambda: (make_contact("Goldie", custom_fields={"tier": "Gold"}),
                                make_contact("Silvia", custom_fields={"tier": "Silver"})))
     body = client.get("/staff/contacts?cf_tier=Gold").get_data(as_text=True)
     assert "Goldie" in body and "Silvia" not in body
 
 
 def test_edit_label_help_and_required(world, staff_client, app):
-    _in_a(app, world, lambda: make_custom_field("Budget", "number"))
+    in_tenant(app, world.a, lambda: make_custom_field("Budget", "number"))
     field = _field(app, world, "Budget")
     client = staff_client("admin")
     page = client.get(f"{PAGE}/fields/{field.id}").get_data(as_text=True)
@@ -170,13 +159,13 @@ def test_edit_label_help_and_required(world, staff_client, app):
     assert "Yearly budget" in form and "In euros" in form and 'name="cf_budget"' in form  # the key stays
     field = _field(app, world, "Yearly budget")
     assert (field.help_text, field.required, field.key) == ("In euros", True, "budget")
-    event = _in_a(app, world, lambda: db.session.scalars(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "custom_field.changed")).one())
     assert event.details["label"] == {"from": "Budget", "to": "Yearly budget"}
 
 
 def test_an_edit_that_fails_keeps_what_was_typed(world, staff_client, app):
-    _in_a(app, world, lambda: (make_custom_field("Budget", "number"), make_custom_field("Tier", "text")))
+    in_tenant(app, world.a, lambda: (make_custom_field("Budget", "number"), make_custom_field("Tier", "text")))
     field = _field(app, world, "Budget")
     response = post_form(staff_client("admin"), f"{PAGE}/fields/{field.id}", {"label": "tier", "help_text": "typed"})
     body = response.get_data(as_text=True)
@@ -191,7 +180,7 @@ def test_a_choice_in_use_cannot_be_removed_and_the_page_says_by_how_many(world, 
         make_contact("A", custom_fields={"tier": "Gold"})
         make_contact("B", custom_fields={"tier": "Gold"})
         make_contact("C", custom_fields={"tier": "Silver"})
-    _in_a(app, world, seed)
+    in_tenant(app, world.a, seed)
     field = _field(app, world, "Tier")
     client = staff_client("admin")
     page = client.get(f"{PAGE}/fields/{field.id}").get_data(as_text=True)
@@ -214,7 +203,7 @@ def test_a_multiple_choice_in_use_cannot_be_removed_either(world, staff_client, 
         make_contact("A", custom_fields={"interests": ["Golf", "Sailing"]})
         make_contact("B", custom_fields={"interests": ["Sailing"]})
         make_contact("C", custom_fields={"interests": []})
-    _in_a(app, world, seed)
+    in_tenant(app, world.a, seed)
     field = _field(app, world, "Interests")
     client = staff_client("admin")
     assert "Golf (1 contact), Sailing (2 contacts)." in client.get(f"{PAGE}/fields/{field.id}").get_data(as_text=True)
@@ -224,7 +213,7 @@ def test_a_multiple_choice_in_use_cannot_be_removed_either(world, staff_client, 
 
 
 def test_a_field_without_choices_has_none_to_rename(world, staff_client, app):
-    _in_a(app, world, lambda: make_custom_field("Budget", "number"))
+    in_tenant(app, world.a, lambda: make_custom_field("Budget", "number"))
     field = _field(app, world, "Budget")
     response = post_form(staff_client("admin"), f"{PAGE}/fields/{field.id}/rename-choice", {"old": "x", "new": "y"},
                          follow_redirects=True)
@@ -239,21 +228,21 @@ def test_renaming_a_choice_renames_it_on_every_record(world, staff_client, app, 
     def seed():
         make_custom_field("Tier", field_type, choices=["Gold", "Silver"])
         return [make_contact("A", custom_fields={"tier": stored}).id, make_contact("B", custom_fields={}).id]
-    ids = _in_a(app, world, seed)
+    ids = in_tenant(app, world.a, seed)
     field = _field(app, world, "Tier")
     response = post_form(staff_client("admin"), f"{PAGE}/fields/{field.id}/rename-choice",
                          {"old": "Gold", "new": "Premium"}, follow_redirects=True)
     assert "“Gold” is now “Premium”, also on 1 contact that had it." in response.get_data(as_text=True)
-    values = _in_a(app, world, lambda: [db.session.get(Contact, i).custom_fields for i in ids])
+    values = in_tenant(app, world.a, lambda: [db.session.get(Contact, i).custom_fields for i in ids])
     assert values == [{"tier": renamed}, {}]
     assert _field(app, world, "Tier").choices == ["Premium", "Silver"]
-    event = _in_a(app, world, lambda: db.session.scalars(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "custom_field.choice_renamed")).one())
     assert event.details == {"from": "Gold", "to": "Premium", "records": 1}
 
 
 def test_renaming_a_choice_onto_another_is_refused(world, staff_client, app):
-    _in_a(app, world, lambda: make_custom_field("Tier", "choice", choices=["Gold", "Silver"]))
+    in_tenant(app, world.a, lambda: make_custom_field("Tier", "choice", choices=["Gold", "Silver"]))
     field = _field(app, world, "Tier")
     response = post_form(staff_client("admin"), f"{PAGE}/fields/{field.id}/rename-choice",
                          {"old": "Gold", "new": "silver"})
@@ -265,19 +254,19 @@ def test_renaming_a_choice_of_a_company_field_updates_companies(world, staff_cli
     def seed():
         make_custom_field("Industry", "choice", entity="company", choices=["Retail"])
         return make_company("Shop", custom_fields={"industry": "Retail"}).id
-    company_id = _in_a(app, world, seed)
+    company_id = in_tenant(app, world.a, seed)
     field = _field(app, world, "Industry")
     response = post_form(staff_client("admin"), f"{PAGE}/fields/{field.id}/rename-choice",
                          {"old": "Retail", "new": "Retail and shops"}, follow_redirects=True)
     assert "also on 1 company that had it" in response.get_data(as_text=True)
-    assert _in_a(app, world, lambda: db.session.get(Company, company_id).custom_fields) == {
+    assert in_tenant(app, world.a, lambda: db.session.get(Company, company_id).custom_fields) == {
         "industry": "Retail and shops"}
 
 
 def test_archived_field_leaves_the_form_and_filters_but_keeps_its_values(world, staff_client, app):
     client = staff_client("admin")
     _add_field(client, label="Budget", field_type="number")
-    contact_id = _in_a(app, world, lambda: make_contact("Ada", custom_fields={"budget": 500}).id)
+    contact_id = in_tenant(app, world.a, lambda: make_contact("Ada", custom_fields={"budget": 500}).id)
     field = _field(app, world, "Budget")
     assert "500" in client.get(f"/staff/contacts/{contact_id}").get_data(as_text=True)
 
@@ -290,13 +279,13 @@ def test_archived_field_leaves_the_form_and_filters_but_keeps_its_values(world, 
     assert "Budget" not in client.get(f"/staff/contacts/{contact_id}").get_data(as_text=True)
     # editing the contact does not lose the archived value
     post_form(client, f"/staff/contacts/{contact_id}/edit", {**CONTACT, "first_name": "Augusta"})
-    assert _in_a(app, world, lambda: db.session.get(Contact, contact_id).custom_fields) == {"budget": 500}
+    assert in_tenant(app, world.a, lambda: db.session.get(Contact, contact_id).custom_fields) == {"budget": 500}
 
     response = post_form(client, f"{PAGE}/fields/{field.id}/restore", follow_redirects=True)
     assert "Field “Budget” restored, with the values entered before." in response.get_data(as_text=True)
     assert 'name="cf_budget"' in client.get("/staff/contacts/new").get_data(as_text=True)
     assert "500" in client.get(f"/staff/contacts/{contact_id}").get_data(as_text=True)
-    actions = _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent.action)).all())
+    actions = in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent.action)).all())
     assert {"custom_field.archived", "custom_field.restored"} <= set(actions)
 
 
@@ -321,7 +310,7 @@ def test_reorder_changes_the_order_on_the_form(world, staff_client, app):
 
 
 def test_the_settings_page_lists_fields_per_entity(world, staff_client, app):
-    _in_a(app, world, lambda: (make_custom_field("Budget", "number", help_text="Per year"),
+    in_tenant(app, world.a, lambda: (make_custom_field("Budget", "number", help_text="Per year"),
                                make_custom_field("Tier", "choice", choices=["Gold", "Silver"], required=True),
                                make_custom_field("Industry", "text", entity="company")))
     body = staff_client("admin").get(PAGE).get_data(as_text=True)

@@ -4,7 +4,6 @@ attendee's status is tracked; hidden contacts never show."""
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -15,14 +14,13 @@ from freezegun import freeze_time
 from core.audit import AuditEvent
 from core.db import db
 from core.errors import ServiceError
-from core.identity import StaffUser
 from core.tenancy import tenant_context
 from crm.activities import (CircleInvitation, NotAllowed, add_attendee, create_event, events_of, invite_circle,
                             remove_attendee, set_attendance, update_event)
 from crm.models import Circle, CircleMember, Contact, Event, EventAttendee, TimelineEntry
 from tests.factories import (add_attendee as add_attendee_row, add_to_circle, make_circle,
                              make_contact, make_event, restrict_staff_visibility)
-from tests.support import post_form
+from tests.support import post_form, staff_member, tenant_session
 from tests.test_query_counts import counted_queries
 
 UTC = timezone.utc
@@ -31,36 +29,29 @@ EVENT_FORM = {"title": "Spring open day", "starts_at": "2030-04-01T18:00", "ends
               "description": "Drinks and demos.\nAgenda: https://acme.example/agenda"}
 
 
-@contextmanager
-def tenant_a(app, world):
-    with app.app_context(), tenant_context(world.a.id):
-        yield
-        db.session.commit()
 
 
-def member(world, role) -> StaffUser:
-    return db.session.get(StaffUser, world.a.members[role].id)
 
 
 def _event_id(app, world, title="Board dinner", **fields) -> int:
     fields.setdefault("starts_at", datetime(2030, 6, 1, 19, 0, tzinfo=UTC))
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return make_event(title, **fields).id
 
 
 def _contact_id(app, world, first="Eve", last="Guest", owner="owner", **fields) -> int:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return make_contact(first, last, owner_id=world.a.members[owner].id, **fields).id
 
 
 def _attendees(app, world, event_id) -> dict[int, str]:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return dict(db.session.execute(sa.select(EventAttendee.contact_id, EventAttendee.status)
                                        .where(EventAttendee.event_id == event_id)).tuples().all())
 
 
 def _event(app, world, event_id) -> Event | None:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.get(Event, event_id)
         if event is not None:
             db.session.expunge(event)
@@ -85,7 +76,7 @@ def test_admin_creates_an_event_and_lands_on_its_page(world, staff_client, app):
     assert '<a href="https://meet.example/open-day" rel="nofollow noopener">' in page
     assert 'Agenda: <a href="https://acme.example/agenda" rel="nofollow noopener">' in page
     assert "Nobody is invited yet." in page
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         assert db.session.scalar(sa.select(AuditEvent.target_label).where(AuditEvent.action == "event.created")) == \
             "Spring open day (2030-04-01 18:00 UTC)"
 
@@ -108,7 +99,7 @@ def test_bad_event_input_is_explained_beside_the_field_and_kept(world, staff_cli
     assert response.status_code == 200
     assert f'id="{field}-error"' in page and message in page
     assert "Drinks and demos." in page  # what was typed is kept
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         assert db.session.scalar(sa.select(sa.func.count(Event.id))) == 0
 
 
@@ -138,7 +129,7 @@ def test_staff_see_the_events_without_manager_controls(world, staff_client, app)
 
 def test_edit_event_keeps_capacity_above_the_guests_already_in(world, staff_client, app):
     event_id = _event_id(app, world, capacity=10)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.get(Event, event_id)
         for i in range(3):
             add_attendee_row(event, make_contact(f"G{i}", "Guest"))
@@ -156,12 +147,12 @@ def test_edit_event_keeps_capacity_above_the_guests_already_in(world, staff_clie
 def test_deleting_an_event_removes_its_guest_list_and_timeline_lines(world, staff_client, app):
     event_id = _event_id(app, world)
     contact_id = _contact_id(app, world)
-    with tenant_a(app, world):
-        add_attendee(db.session.get(Event, event_id), db.session.get(Contact, contact_id), member(world, "owner"))
+    with tenant_session(app, world.a):
+        add_attendee(db.session.get(Event, event_id), db.session.get(Contact, contact_id), staff_member(world.a, "owner"))
     response = post_form(staff_client("owner"), f"/staff/events/{event_id}/delete")
     assert urlsplit(response.headers["Location"]).path == "/staff/events"
     assert _event(app, world, event_id) is None
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         assert db.session.scalar(sa.select(sa.func.count(EventAttendee.id))) == 0
         assert db.session.scalar(sa.select(sa.func.count(TimelineEntry.id))) == 0
         audit = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "event.deleted"))
@@ -181,7 +172,7 @@ def test_invite_a_contact_by_email_once(world, staff_client, app):
     again = post_form(client, f"/staff/events/{event_id}/attendees", {"email": "eve@example.com"}, follow_redirects=True)
     assert "Eve Guest is already on the list." in again.get_data(as_text=True)
     assert _attendees(app, world, event_id) == {contact_id: "invited"}
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         entry = db.session.scalar(sa.select(TimelineEntry).where(TimelineEntry.contact_id == contact_id))
         assert (entry.kind, entry.subject_type, entry.subject_id) == ("event_invited", "event", event_id)
         assert entry.summary == "Invited to Board dinner (2030-06-01 19:00 UTC)"
@@ -220,8 +211,8 @@ def test_a_full_event_refuses_one_more(world, staff_client, app):
 def test_a_declined_guest_frees_a_place_and_cannot_take_it_back_when_full(world, app):
     event_id = _event_id(app, world, capacity=1)
     a, b = _contact_id(app, world, "A", "One"), _contact_id(app, world, "B", "Two")
-    with tenant_a(app, world):
-        event, owner = db.session.get(Event, event_id), member(world, "owner")
+    with tenant_session(app, world.a):
+        event, owner = db.session.get(Event, event_id), staff_member(world.a, "owner")
         first = add_attendee(event, db.session.get(Contact, a), owner)
         set_attendance(first, "declined", owner)
         add_attendee(event, db.session.get(Contact, b), owner)  # the freed place
@@ -245,7 +236,7 @@ def test_staff_invite_only_contacts_they_may_edit(world, staff_client, app):
 
 def _circle_with(app, world, n, **event_fields):
     event_id = _event_id(app, world, **event_fields)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         circle = make_circle("VIP")
         ids = []
         for i in range(n):
@@ -257,7 +248,7 @@ def _circle_with(app, world, n, **event_fields):
 
 def test_invite_a_whole_circle_up_to_capacity(world, staff_client, app):
     event_id, circle_id, ids = _circle_with(app, world, 5, capacity=4)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.get(Event, event_id)
         add_attendee_row(event, db.session.get(Contact, ids[1]))  # already invited
         add_attendee_row(event, make_contact("Walk", "In"))  # holds a place too
@@ -275,7 +266,7 @@ def test_invite_a_whole_circle_up_to_capacity(world, staff_client, app):
     attendees = _attendees(app, world, event_id)
     assert len(attendees) == 4 and {ids[0], ids[2]} <= attendees.keys() and ids[3] not in attendees
     assert body.count("with VIP</small>") == 2  # who came in with the circle says so
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         vias = db.session.scalars(sa.select(EventAttendee.via_circle_id).where(EventAttendee.contact_id == ids[0])).all()
         assert vias == [circle_id]
         entries = db.session.scalars(sa.select(TimelineEntry.summary).where(TimelineEntry.contact_id == ids[0])).all()
@@ -286,11 +277,11 @@ def test_invite_a_whole_circle_up_to_capacity(world, staff_client, app):
 
 def test_invite_circle_without_capacity_adds_everyone_and_returns_a_count(world, app):
     event_id, circle_id, ids = _circle_with(app, world, 3)
-    with tenant_a(app, world):
-        result = invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), member(world, "owner"))
+    with tenant_session(app, world.a):
+        result = invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), staff_member(world.a, "owner"))
         assert isinstance(result, CircleInvitation) and result == 3 and result.left_out == 0
         assert result.message == "Invited 3 contacts."
-        again = invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), member(world, "owner"))
+        again = invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), staff_member(world.a, "owner"))
         assert again == 0 and again.already == 3
     assert set(_attendees(app, world, event_id)) == set(ids)
 
@@ -299,9 +290,9 @@ def test_staff_may_not_invite_circles(world, staff_client, app):
     event_id, circle_id, _ = _circle_with(app, world, 2)
     assert post_form(staff_client("staff"), f"/staff/events/{event_id}/circles",
                      {"circle_id": str(circle_id)}).status_code == 403
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         with pytest.raises(NotAllowed):
-            invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), member(world, "staff"))
+            invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), staff_member(world.a, "staff"))
     assert _attendees(app, world, event_id) == {}
 
 
@@ -321,7 +312,7 @@ def test_inviting_no_circle_or_another_tenants_circle_is_explained(world, staff_
 def test_set_attendance_and_remove(world, staff_client, app):
     event_id = _event_id(app, world)
     contact_id = _contact_id(app, world)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         add_attendee_row(db.session.get(Event, event_id), db.session.get(Contact, contact_id))
     client = staff_client("owner")
     page = client.get(f"/staff/events/{event_id}").get_data(as_text=True)
@@ -337,7 +328,7 @@ def test_set_attendance_and_remove(world, staff_client, app):
     # Not on the list any more: nothing to change.
     assert post_form(client, f"/staff/events/{event_id}/attendees/{contact_id}/status",
                      {"status": "accepted"}).status_code == 404
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         kinds = db.session.scalars(sa.select(TimelineEntry.kind).where(TimelineEntry.contact_id == contact_id)
                                    .order_by(TimelineEntry.id)).all()
         assert kinds == ["event_attendance", "event_removed"]
@@ -349,7 +340,7 @@ def test_staff_may_change_attendance_only_of_their_own_contacts(world, staff_cli
     event_id = _event_id(app, world)
     mine = _contact_id(app, world, "Mine", "Guest", owner="staff")
     theirs = _contact_id(app, world, "Their", "Guest", owner="owner")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.get(Event, event_id)
         add_attendee_row(event, db.session.get(Contact, mine))
         add_attendee_row(event, db.session.get(Contact, theirs))
@@ -358,9 +349,9 @@ def test_staff_may_change_attendance_only_of_their_own_contacts(world, staff_cli
     assert post_form(client, f"/staff/events/{event_id}/attendees/{theirs}/remove").status_code == 403
     assert post_form(client, f"/staff/events/{event_id}/attendees/{mine}/status", {"status": "accepted"}).status_code == 302
     assert _attendees(app, world, event_id) == {mine: "accepted", theirs: "invited"}
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         with pytest.raises(NotAllowed):
-            remove_attendee(db.session.get(Event, event_id), db.session.get(Contact, theirs), member(world, "staff"))
+            remove_attendee(db.session.get(Event, event_id), db.session.get(Contact, theirs), staff_member(world.a, "staff"))
 
 
 # --- hidden contacts -----------------------------------------------------------------------------
@@ -369,7 +360,7 @@ def test_hidden_contacts_never_show_on_an_event_for_restricted_staff(world, staf
     event_id = _event_id(app, world, capacity=5)
     hidden = _contact_id(app, world, "Hidden", "Guest", owner="owner", email="hidden@example.com")
     own = _contact_id(app, world, "Own", "Guest", owner="staff")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.get(Event, event_id)
         add_attendee_row(event, db.session.get(Contact, hidden))
         add_attendee_row(event, db.session.get(Contact, own))
@@ -389,10 +380,10 @@ def test_hidden_contacts_never_show_on_an_event_for_restricted_staff(world, staf
 def test_circle_invitation_by_an_admin_includes_every_member(world, app):
     """Admins see every contact, so a restricted Staff setting does not thin their invitations."""
     event_id, circle_id, ids = _circle_with(app, world, 2)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         restrict_staff_visibility()
         assert invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id),
-                             member(world, "admin")) == 2
+                             staff_member(world.a, "admin")) == 2
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -400,7 +391,7 @@ def test_circle_invitation_by_an_admin_includes_every_member(world, app):
 @freeze_time("2025-03-12 10:00:00")
 def test_events_list_upcoming_and_past(world, staff_client, app):
     at = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         make_event("Last year's gala", starts_at=at(2024, 12, 1, 19, 0), ends_at=at(2024, 12, 1, 23, 0))
         make_event("Going on now", starts_at=at(2025, 3, 12, 9, 0), ends_at=at(2025, 3, 12, 12, 0), capacity=10)
         make_event("Next week", starts_at=at(2025, 3, 19, 9, 0), location="Harbour room")
@@ -416,7 +407,7 @@ def test_events_list_upcoming_and_past(world, staff_client, app):
 
 def test_events_of_a_contact(world, app):
     contact_id = _contact_id(app, world)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         contact = db.session.get(Contact, contact_id)
         early = make_event("Early", starts_at=datetime(2030, 1, 1, tzinfo=UTC))
         late = make_event("Late", starts_at=datetime(2030, 2, 1, tzinfo=UTC))
@@ -428,11 +419,11 @@ def test_events_of_a_contact(world, app):
 
 
 def test_service_validates_like_the_form(world, app):
-    with tenant_a(app, world):
-        owner = member(world, "owner")
+    with tenant_session(app, world.a):
+        owner = staff_member(world.a, "owner")
         start = datetime(2030, 1, 1, 9, tzinfo=UTC)
         with pytest.raises(NotAllowed):
-            create_event("x", start, actor=member(world, "staff"))
+            create_event("x", start, actor=staff_member(world.a, "staff"))
         with pytest.raises(ServiceError, match="must end after it starts"):
             create_event("x", start, ends_at=start - timedelta(minutes=1), actor=owner)
         with pytest.raises(ServiceError, match="https://"):
@@ -444,15 +435,15 @@ def test_service_validates_like_the_form(world, app):
 
 def test_event_page_does_not_query_per_attendee(world, staff_client, app):
     event_id, circle_id, _ = _circle_with(app, world, 1)
-    with tenant_a(app, world):
-        invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), member(world, "owner"))
+    with tenant_session(app, world.a):
+        invite_circle(db.session.get(Event, event_id), db.session.get(Circle, circle_id), staff_member(world.a, "owner"))
     path = f"/staff/events/{event_id}"
     for role in ("owner", "staff"):
         client = staff_client(role)
         client.get(path)
         with counted_queries(app) as few:
             assert client.get(path).status_code == 200
-        with tenant_a(app, world):
+        with tenant_session(app, world.a):
             event = db.session.get(Event, event_id)
             circle = make_circle(f"More {role}")
             for i in range(30):
@@ -471,7 +462,7 @@ def test_event_list_does_not_query_per_event(world, staff_client, app):
     client.get("/staff/events")
     with counted_queries(app) as few:
         client.get("/staff/events")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         for i in range(20):
             event = make_event(f"Event {i}", starts_at=datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=i), capacity=5)
             add_attendee_row(event, make_contact(f"Guest{i}", "X"))
@@ -482,8 +473,8 @@ def test_event_list_does_not_query_per_event(world, staff_client, app):
 
 
 def test_update_event_changes_only_the_fields_given(world, app):
-    with tenant_a(app, world):
-        owner = member(world, "owner")
+    with tenant_session(app, world.a):
+        owner = staff_member(world.a, "owner")
         start = datetime(2030, 1, 1, 9, tzinfo=UTC)
         event = create_event("Before", start, ends_at=start + timedelta(hours=2), location="Hall", capacity=5,
                              actor=owner)

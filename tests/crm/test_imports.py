@@ -24,7 +24,7 @@ from crm.models import CircleMember, Company, Contact, ContactSearchToken, Conta
 from crm.search import _tokens_of
 from tests.crm.import_files import csv_bytes, xlsx_bytes
 from tests.factories import make_circle, make_company, make_contact, make_custom_field
-from tests.test_worker_process import queue_env  # noqa: F401  (the fixture: SQLite or Redis queue)
+from tests.support import start_worker
 
 HEADER = ["First Name", "Last Name", "Email Address", "Mobile Phone", "Company Name", "Favourite colour"]
 
@@ -361,12 +361,9 @@ def test_a_killed_worker_leaves_no_half_batch_and_the_sweep_resumes_the_import(a
     the last committed batch, and every row of the file is one contact, imported once."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     from core.operations import resume_stalled
-    from tests.test_worker_process import ROOT
 
     monkeypatch.setattr(engine, "CHUNK", 20)  # the rows are frozen here: batches of 20 for the worker too
     rows = [["Email", "First Name", "Phone"]] + [[f"kill{i:04d}@example.com", f"Kill{i}", ""] for i in range(1500)]
@@ -388,11 +385,7 @@ def test_a_killed_worker_leaves_no_half_batch_and_the_sweep_resumes_the_import(a
     env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
            "JOBS_WORKERS": "1"}
 
-    def start_worker():
-        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    worker = start_worker()
+    worker = start_worker(env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and state()[1] < 60:
@@ -407,7 +400,7 @@ def test_a_killed_worker_leaves_no_half_batch_and_the_sweep_resumes_the_import(a
 
     with app.app_context():
         assert resume_stalled(utcnow() + timedelta(minutes=3)) == [operation_id]
-    worker = start_worker()
+    worker = start_worker(env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state()[0] != "done":

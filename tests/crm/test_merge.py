@@ -21,19 +21,9 @@ from crm.models import (CircleMember, Contact, ContactTag, EventAttendee, Note, 
 from tests.factories import (add_attendee, add_to_circle, make_circle, make_company, make_contact, make_custom_field,
                              make_event, make_note, make_tag, make_task, make_timeline_entry, restrict_staff_visibility,
                              tag_record)
-from tests.support import post_form
+from tests.support import in_tenant, post_form
 
 
-def _in_a(app, world, fn):
-    """Run fn as tenant A and commit; ORM objects come back loaded and detached."""
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        for obj in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(obj, db.Model):
-                db.session.refresh(obj)
-                db.session.expunge(obj)
-        return result
 
 
 def _staff(world, role="owner", tenant="a"):
@@ -106,7 +96,7 @@ def dupes(app, world):
         return {"ada": ada.id, "dup": dup.id, "third": third.id, "earlier": earlier.id, "acme": acme.id,
                 "initech": initech.id, "both": both.id, "gala": only_dup.id, "shared": shared.id, "own": own.id,
                 "hot": hot.id, "cold": cold.id, "statuses": statuses}
-    return _in_a(app, world, seed)
+    return in_tenant(app, world.a, seed)
 
 
 def test_choices_are_respected_and_everything_moves(app, world, dupes):
@@ -117,7 +107,7 @@ def test_choices_are_respected_and_everything_moves(app, world, dupes):
         merge_contacts(ada, [dup, third], {"first_name": dup.id, "email": dup.id, "address": dup.id,
                                            "company_id": dup.id, "status_id": dup.id, "custom:team": dup.id},
                        actor=_staff(world))
-    _in_a(app, world, run)
+    in_tenant(app, world.a, run)
 
     with app.app_context(), tenant_context(world.a.id):
         ada = _get(Contact, d["ada"])
@@ -136,7 +126,8 @@ def test_choices_are_respected_and_everything_moves(app, world, dupes):
         assert ada.social == {"linkedin": "https://linkedin.example/ada", "twitter": "https://x.example/ada"}
         # the survivor is now at Acme, where the duplicate was the primary contact
         assert ada.is_primary_contact
-        found_by = lambda text: set(db.session.scalars(sa.select(Contact.id).where(*contact_matches(text))))
+        def found_by(text):
+            return set(db.session.scalars(sa.select(Contact.id).where(*contact_matches(text))))
         assert ada.id in found_by("countess@example.com") and ada.id in found_by("augusta")
 
         # the merged contacts stay, pointing at the survivor, inactive, without an e-mail
@@ -278,7 +269,7 @@ def test_a_contact_the_actor_may_not_see_stops_the_merge_before_anything(app, wo
 
 
 def test_restricted_staff_cannot_open_hidden_contacts_on_the_merge_page(app, world, dupes, staff_client):
-    _in_a(app, world, restrict_staff_visibility)
+    in_tenant(app, world.a, restrict_staff_visibility)
     # Staff may not merge at all; a hidden id is a 404 before that is even asked.
     client = staff_client("staff")
     assert client.get(f"/staff/contacts/merge?ids={dupes['dup']}").status_code == 404
@@ -352,7 +343,7 @@ def test_primary_contact_flag_stays_only_at_the_survivors_company(app, world, du
         ada, dup = _get(Contact, d["ada"]), _get(Contact, d["dup"])
         merge_contacts(ada, [dup], {}, actor=_staff(world))  # Ada stays at Initech
         return ada
-    ada = _in_a(app, world, run)
+    ada = in_tenant(app, world.a, run)
     assert ada.company_id == d["initech"] and not ada.is_primary_contact
     with app.app_context(), tenant_context(world.a.id):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Contact).where(

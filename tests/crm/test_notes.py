@@ -2,7 +2,6 @@
 changed or deleted only by their author or an Owner/Admin, and on the contact's timeline."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,39 +16,32 @@ from core.tenancy import tenant_context
 from crm.activities import NotAllowed, add_note, delete_note, linkify, notes_of, update_note
 from crm.models import Contact, Note, TimelineEntry
 from tests.factories import make_contact, make_note, restrict_staff_visibility
-from tests.support import post_form
+from tests.support import post_form, staff_member, tenant_session
 
 
-@contextmanager
-def tenant_a(app, world):
-    with app.app_context(), tenant_context(world.a.id):
-        yield
-        db.session.commit()
 
 
-def member(world, role) -> StaffUser:
-    return db.session.get(StaffUser, world.a.members[role].id)
 
 
 def _contact_id(app, world, owner="owner", **fields) -> int:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         contact = make_contact("Nora", "Notes", owner_id=world.a.members[owner].id, **fields)
         return contact.id
 
 
 def _note_id(app, world, contact_id, author="owner", body="First call went well.") -> int:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         contact = db.session.get(Contact, contact_id)
-        return add_note(body, contact=contact, author=member(world, author)).id
+        return add_note(body, contact=contact, author=staff_member(world.a, author)).id
 
 
 def _notes(app, world):
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return [(n.body, n.author_id) for n in db.session.scalars(sa.select(Note).order_by(Note.id))]
 
 
 def _timeline(app, world, contact_id):
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return [(e.kind, e.summary, e.subject_type) for e in db.session.scalars(
             sa.select(TimelineEntry).where(TimelineEntry.contact_id == contact_id).order_by(TimelineEntry.id))]
 
@@ -68,7 +60,7 @@ def test_owner_adds_a_note_and_it_lands_on_the_timeline(world, staff_client, app
     [(kind, summary, subject)] = _timeline(app, world, contact_id)
     assert (kind, subject) == ("note", "note")
     assert summary.startswith("Note: Called Nora. She wants the brochure")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         assert db.session.get(Contact, contact_id).last_activity_at is not None
 
 
@@ -105,7 +97,7 @@ def test_staff_may_note_only_contacts_they_may_edit(world, staff_client, app):
 
 def test_a_hidden_contact_is_404_before_any_permission_check(world, staff_client, app):
     hidden = _contact_id(app, world, owner="owner")
-    with tenant_a(app, world):  # the staff member's own note, from before the contact was theirs to see
+    with tenant_session(app, world.a):  # the staff member's own note, from before the contact was theirs to see
         note_id = make_note(db.session.get(Contact, hidden), "First call went well.",
                             author_id=world.a.members["staff"].id).id
         restrict_staff_visibility()
@@ -120,12 +112,12 @@ def test_a_hidden_contact_is_404_before_any_permission_check(world, staff_client
 
 def test_add_note_service_checks_permission_and_needs_a_subject(app, world):
     contact_id = _contact_id(app, world, owner="owner")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         contact = db.session.get(Contact, contact_id)
         with pytest.raises(NotAllowed):
-            add_note("Hello", contact=contact, author=member(world, "staff"))
+            add_note("Hello", contact=contact, author=staff_member(world.a, "staff"))
         with pytest.raises(ServiceError, match="Choose the contact or company"):
-            add_note("Hello", author=member(world, "owner"))
+            add_note("Hello", author=staff_member(world.a, "owner"))
 
 
 # --- changing and deleting -------------------------------------------------------------------------
@@ -172,7 +164,7 @@ def test_deleting_a_note_removes_it_from_the_timeline_and_audits_it(world, staff
     assert urlsplit(response.headers["Location"]).path == f"/staff/contacts/{contact_id}"
     assert _notes(app, world) == []
     assert _timeline(app, world, contact_id) == []
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "note.deleted"))
         assert event.actor_id == world.a.members["owner"].id
         assert (event.target_type, event.target_id) == ("note", note_id)
@@ -182,19 +174,19 @@ def test_deleting_a_note_removes_it_from_the_timeline_and_audits_it(world, staff
 def test_service_refuses_other_staff_changing_a_note(app, world):
     contact_id = _contact_id(app, world, owner="staff")
     note_id = _note_id(app, world, contact_id, author="admin")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         note = db.session.get(Note, note_id)
         with pytest.raises(NotAllowed):
-            update_note(note, "x", member(world, "staff"))
+            update_note(note, "x", staff_member(world.a, "staff"))
         with pytest.raises(NotAllowed):
-            delete_note(note, member(world, "staff"))
+            delete_note(note, staff_member(world.a, "staff"))
 
 
 def test_notes_of_lists_newest_first_with_authors(app, world):
     contact_id = _contact_id(app, world)
     _note_id(app, world, contact_id, author="owner", body="one")
     _note_id(app, world, contact_id, author="admin", body="two")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         notes = notes_of(db.session.get(Contact, contact_id))
         assert [(n.body, n.author_name) for n in notes] == [("two", "Adam Admin"), ("one", "Olivia Owner")]
 
@@ -248,7 +240,7 @@ def test_note_partial_shows_controls_only_to_those_who_may_use_them(app, world):
     note_id = _note_id(app, world, contact_id, author="staff")
     for role, shown in (("staff", True), ("admin", True)):
         with app.test_request_context(base_url=f"http://{world.a.host}"), tenant_context(world.a.id):
-            login_user(member(world, role))
+            login_user(staff_member(world.a, role))
             html = render_template("staff/contacts/_note.html", note=notes_of(db.session.get(Contact, contact_id))[0])
         assert (f'href="/staff/notes/{note_id}/edit"' in html) is shown
         assert (f'action="/staff/notes/{note_id}/delete"' in html) is shown
@@ -265,9 +257,9 @@ def test_note_partial_shows_controls_only_to_those_who_may_use_them(app, world):
 def test_note_on_a_company_only(app, world):
     from tests.factories import make_company
 
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         company = make_company("Initech", owner_id=world.a.members["staff"].id)
-        note = add_note("Company-wide note", company=company, author=member(world, "staff"))
+        note = add_note("Company-wide note", company=company, author=staff_member(world.a, "staff"))
         assert notes_of(company) == [note]
         entry = db.session.scalar(sa.select(TimelineEntry).where(TimelineEntry.company_id == company.id))
         assert entry.contact_id is None and entry.kind == "note"

@@ -15,21 +15,11 @@ from core.tenancy import tenant_context
 from crm import pipeline
 from crm.models import Contact, PipelineStatus, TimelineEntry
 from tests.factories import make_contact
-from tests.support import post_form
+from tests.support import in_tenant, post_form
 
 PAGE = "/staff/settings/crm"
 
 
-def _in_a(app, world, fn):
-    """Run fn as tenant A and commit; ORM objects come back loaded and detached."""
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        for obj in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(obj, db.Model):
-                db.session.refresh(obj)
-                db.session.expunge(obj)
-        return result
 
 
 def _status(name: str) -> PipelineStatus:
@@ -37,12 +27,12 @@ def _status(name: str) -> PipelineStatus:
 
 
 def _status_id(app, world, name: str) -> int:
-    return _in_a(app, world, lambda: _status(name).id)
+    return in_tenant(app, world.a, lambda: _status(name).id)
 
 
 def _pipeline(app, world) -> list[tuple[str, int, bool, bool]]:
     """(name, position, default, archived) of every status, in position order."""
-    return _in_a(app, world, lambda: [(s.name, s.position, s.is_default, s.archived_at is not None)
+    return in_tenant(app, world.a, lambda: [(s.name, s.position, s.is_default, s.archived_at is not None)
                                       for s in pipeline.statuses()])
 
 
@@ -60,7 +50,7 @@ def _pipeline_section(body: str) -> str:
 
 
 def _audit_actions(app, world) -> list[str]:
-    return _in_a(app, world, lambda: db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all())
+    return in_tenant(app, world.a, lambda: db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all())
 
 
 def test_page_shows_the_pipeline_in_order_with_its_default(world, staff_client):
@@ -104,7 +94,7 @@ def test_a_bad_status_name_is_explained_beside_the_field(world, staff_client, ap
 
 
 def test_rename_keeps_contacts_and_shows_the_new_name(world, staff_client, app):
-    contact = _in_a(app, world, lambda: make_contact("Ada", "Lovelace", status_id=_status("Contacted").id))
+    contact = in_tenant(app, world.a, lambda: make_contact("Ada", "Lovelace", status_id=_status("Contacted").id))
     status_id = _status_id(app, world, "Contacted")
     client = staff_client("admin")
     response = post_form(client, f"{PAGE}/statuses/{status_id}/rename", {f"rename-{status_id}-name": "Called"},
@@ -112,7 +102,7 @@ def test_rename_keeps_contacts_and_shows_the_new_name(world, staff_client, app):
     assert "“Contacted” is now called “Called”; its contacts show the new name." in response.get_data(as_text=True)
     page = client.get(f"/staff/contacts/{contact.id}").get_data(as_text=True)
     assert "Called" in page and "Contacted" not in page
-    event = _in_a(app, world, lambda: db.session.scalars(
+    event = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "pipeline.status_renamed")).one())
     assert event.details == {"from": "Contacted", "to": "Called"} and event.target_label == "Called"
 
@@ -193,7 +183,7 @@ def test_the_default_and_the_last_active_status_cannot_be_archived(world, staff_
 
 def test_archiving_keeps_the_status_on_its_contacts(world, staff_client, app):
     contacted = _status_id(app, world, "Contacted")
-    contact = _in_a(app, world, lambda: make_contact("Ada", "Lovelace", status_id=contacted))
+    contact = in_tenant(app, world.a, lambda: make_contact("Ada", "Lovelace", status_id=contacted))
     client = staff_client("admin")
     page = client.get(f"{PAGE}/statuses/{contacted}/archive").get_data(as_text=True)
     assert "1 contact</strong> has this status." in page
@@ -204,7 +194,7 @@ def test_archiving_keeps_the_status_on_its_contacts(world, staff_client, app):
     archived = body[body.index("Archived statuses (1)"):]
     assert "Contacted" in archived and "Restore “Contacted”" in archived and "Move its contact to" in archived
 
-    assert _in_a(app, world, lambda: db.session.get(Contact, contact.id).status_id) == contacted
+    assert in_tenant(app, world.a, lambda: db.session.get(Contact, contact.id).status_id) == contacted
     assert "Contacted" in client.get(f"/staff/contacts/{contact.id}").get_data(as_text=True)  # still shown
     assert ">Contacted</option>" not in client.get("/staff/contacts/new").get_data(as_text=True)
     assert "Contacted" not in client.get("/staff/contacts").get_data(as_text=True).split("<legend>Status</legend>")[1] \
@@ -216,7 +206,7 @@ def test_archiving_keeps_the_status_on_its_contacts(world, staff_client, app):
 
 def test_archiving_can_move_the_contacts_to_another_status(world, staff_client, app):
     contacted, qualified = _status_id(app, world, "Contacted"), _status_id(app, world, "Qualified")
-    ids = _in_a(app, world, lambda: [make_contact(status_id=contacted).id for _ in range(3)])
+    ids = in_tenant(app, world.a, lambda: [make_contact(status_id=contacted).id for _ in range(3)])
     response = post_form(staff_client("admin"), f"{PAGE}/statuses/{contacted}/archive", {"move_to": str(qualified)},
                          follow_redirects=True)
     assert "“Contacted” is archived; 3 contacts moved to “Qualified”." in response.get_data(as_text=True)
@@ -226,7 +216,7 @@ def test_archiving_can_move_the_contacts_to_another_status(world, staff_client, 
         entries = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.contact_id.in_(ids))).all()
         return statuses, [(e.kind, e.summary, e.actor_label) for e in entries]
 
-    statuses, entries = _in_a(app, world, check)
+    statuses, entries = in_tenant(app, world.a, check)
     assert statuses == [qualified] * 3
     assert entries == [("status_changed", "Status changed from Contacted to Qualified", "Adam Admin")] * 3
     assert {"pipeline.contacts_moved", "pipeline.status_archived"} <= set(_audit_actions(app, world))
@@ -234,7 +224,7 @@ def test_archiving_can_move_the_contacts_to_another_status(world, staff_client, 
 
 def test_archiving_refuses_a_move_to_an_unknown_status(world, staff_client, app):
     contacted = _status_id(app, world, "Contacted")
-    _in_a(app, world, lambda: make_contact(status_id=contacted))
+    in_tenant(app, world.a, lambda: make_contact(status_id=contacted))
     response = post_form(staff_client("admin"), f"{PAGE}/statuses/{contacted}/archive", {"move_to": "999999"})
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -244,13 +234,13 @@ def test_archiving_refuses_a_move_to_an_unknown_status(world, staff_client, app)
 
 def test_contacts_of_an_archived_status_can_be_moved_later(world, staff_client, app):
     contacted, converted = _status_id(app, world, "Contacted"), _status_id(app, world, "Converted")
-    ids = _in_a(app, world, lambda: [make_contact(status_id=contacted).id for _ in range(2)])
+    ids = in_tenant(app, world.a, lambda: [make_contact(status_id=contacted).id for _ in range(2)])
     client = staff_client("owner")
     post_form(client, f"{PAGE}/statuses/{contacted}/archive", {"move_to": ""})
     response = post_form(client, f"{PAGE}/statuses/{contacted}/move-contacts",
                          {f"move-{contacted}-move_to": str(converted)}, follow_redirects=True)
     assert "2 contacts moved from “Contacted” to “Converted”." in response.get_data(as_text=True)
-    assert _in_a(app, world, lambda: set(db.session.scalars(
+    assert in_tenant(app, world.a, lambda: set(db.session.scalars(
         sa.select(Contact.status_id).where(Contact.id.in_(ids))))) == {converted}
     response = post_form(client, f"{PAGE}/statuses/{contacted}/move-contacts",
                          {f"move-{contacted}-move_to": str(contacted)}, follow_redirects=True)

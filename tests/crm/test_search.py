@@ -8,7 +8,7 @@ from crm.companies import update_company
 from crm.contacts import delete_contact, update_contact
 from crm.models import Contact, ContactSearchToken
 from crm.search import contact_matches, contact_tokens, query_tokens
-from tests.crm.test_contacts import _in_a
+from tests.support import in_tenant
 from tests.factories import make_company, make_contact
 
 
@@ -31,7 +31,8 @@ def test_query_words_and_phone_numbers():
 
 def test_the_index_follows_edits_company_renames_and_deletes(app, world):
     def scenario():
-        found = lambda text: set(db.session.scalars(sa.select(Contact.id).where(*contact_matches(text))))
+        def found(text):
+            return set(db.session.scalars(sa.select(Contact.id).where(*contact_matches(text))))
         company = make_company("Initech")
         person = make_contact("Milton", "Waddams", company_id=company.id, email="milton@initech.example")
         assert found("milton initech") == {person.id}
@@ -48,11 +49,11 @@ def test_the_index_follows_edits_company_renames_and_deletes(app, world):
                                       .where(ContactSearchToken.contact_id == person.id))
         return remaining, found("waddams")
 
-    assert _in_a(app, world, scenario) == (0, set())
+    assert in_tenant(app, world.a, scenario) == (0, set())
 
 
 def test_search_stays_inside_the_tenant(app, world, staff_client):
-    _in_a(app, world, lambda: make_contact("Shared", "Surname"))
+    in_tenant(app, world.a, lambda: make_contact("Shared", "Surname"))
     with app.app_context():
         from core.tenancy import tenant_context
         with tenant_context(world.b.id):

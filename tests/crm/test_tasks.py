@@ -4,7 +4,6 @@ open/done and overdue/today/this week. Hidden contacts' tasks do not exist for t
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -17,35 +16,27 @@ from core.audit import AuditEvent
 from core.db import db
 from core.errors import ServiceError
 from core.identity import StaffUser
-from core.tenancy import tenant_context
 from crm.activities import (NotAllowed, complete_task, create_task, delete_task, open_tasks_of, reopen_task,
                             tasks_for, update_task)
 from crm.models import Contact, Task, TimelineEntry
 from tests.factories import assign_to_circle, add_to_circle, make_circle, make_contact, make_task, restrict_staff_visibility
-from tests.support import post_form
+from tests.support import post_form, staff_member, tenant_session
 from tests.test_query_counts import counted_queries
 
 UTC = timezone.utc
 
 
-@contextmanager
-def tenant_a(app, world):
-    with app.app_context(), tenant_context(world.a.id):
-        yield
-        db.session.commit()
 
 
-def member(world, role) -> StaffUser:
-    return db.session.get(StaffUser, world.a.members[role].id)
 
 
 def _contact_id(app, world, owner="owner", first="Tia", last="Tasks", **fields) -> int:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return make_contact(first, last, owner_id=world.a.members[owner].id, **fields).id
 
 
 def _tasks(app, world) -> list[Task]:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         tasks = db.session.scalars(sa.select(Task).order_by(Task.id)).all()
         for task in tasks:
             db.session.expunge(task)
@@ -53,14 +44,14 @@ def _tasks(app, world) -> list[Task]:
 
 
 def _task(app, world, task_id) -> Task:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         task = db.session.get(Task, task_id)
         db.session.expunge(task)
         return task
 
 
 def _make_task(app, world, title="Follow up", **fields) -> int:
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         return make_task(title, **fields).id
 
 
@@ -81,7 +72,7 @@ def test_task_added_on_the_contact_page_is_saved_in_utc_and_on_the_timeline(worl
     assert (task.title, task.kind, task.assignee_id, task.contact_id) == ("Call about the renewal", "call", sam, contact_id)
     assert task.due_at == datetime(2030, 5, 6, 14, 30, tzinfo=UTC)  # the typed time, read as UTC
     assert task.description == "Ask about seats." and task.created_by_id == world.a.members["owner"].id
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         entry = db.session.scalar(sa.select(TimelineEntry).where(TimelineEntry.contact_id == contact_id))
         assert (entry.kind, entry.subject_type, entry.subject_id) == ("task", "task", task.id)
         assert entry.summary == "Call added: Call about the renewal (due 2030-05-06 14:30 UTC)"
@@ -126,7 +117,7 @@ def test_the_due_field_says_it_is_utc(world, staff_client, app):
 
 def test_assignee_of_another_tenant_or_deactivated_is_refused(world, staff_client, app):
     contact_id = _contact_id(app, world)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         gone = create_staff_user("gone@acme.example", "Gone Person", "staff", password=None)
         gone.active = False
         db.session.flush()
@@ -140,7 +131,7 @@ def test_assignee_of_another_tenant_or_deactivated_is_refused(world, staff_clien
 
 
 def test_assignee_list_offers_active_teammates_only(world, staff_client, app):
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         create_staff_user("gone@acme.example", "Gone Person", "staff", password=None).active = False
     page = staff_client("staff").get("/staff/tasks/new").get_data(as_text=True)
     assert "Sam Staff (you)" in page and "Olivia Owner" in page and "Adam Admin" in page
@@ -160,11 +151,11 @@ def test_staff_may_add_tasks_only_to_contacts_they_may_edit(world, staff_client,
 
 def test_a_task_cannot_go_to_someone_who_cannot_see_its_contact(world, app):
     contact_id = _contact_id(app, world, owner="owner")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         restrict_staff_visibility()
         with pytest.raises(ServiceError, match="Sam Staff cannot see Tia Tasks"):
             create_task("Call", contact=db.session.get(Contact, contact_id), assignee_id=world.a.members["staff"].id,
-                        actor=member(world, "owner"))
+                        actor=staff_member(world.a, "owner"))
 
 
 def test_new_task_page_links_a_contact_by_email(world, staff_client, app):
@@ -180,8 +171,8 @@ def test_new_task_page_links_a_contact_by_email(world, staff_client, app):
 
 
 def test_service_normalises_due_times_to_utc(world, app):
-    with tenant_a(app, world):
-        owner = member(world, "owner")
+    with tenant_session(app, world.a):
+        owner = staff_member(world.a, "owner")
         local = datetime(2030, 1, 1, 9, 0, tzinfo=timezone(timedelta(hours=2)))
         assert create_task("Aware", due_at=local, actor=owner).due_at == datetime(2030, 1, 1, 7, 0, tzinfo=UTC)
         assert create_task("Naive", due_at=datetime(2030, 1, 1, 9, 0), actor=owner).due_at == \
@@ -194,7 +185,7 @@ def _seed_week(app, world):
     """Wednesday 2025-03-12 10:00 UTC is "now" in these tests."""
     me, other = world.a.members["staff"].id, world.a.members["owner"].id
     contact_id = _contact_id(app, world, owner="staff", first="Wendy", last="Week")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         at = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
         make_task("Overdue since Monday", assignee_id=me, due_at=at(2025, 3, 10, 9, 0), contact_id=contact_id)
         make_task("Earlier today", assignee_id=me, due_at=at(2025, 3, 12, 8, 0))
@@ -252,7 +243,7 @@ def test_unknown_filter_values_fall_back_to_the_defaults(world, staff_client, ap
 
 def test_task_list_pages(world, staff_client, app):
     me = world.a.members["staff"].id
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         for i in range(55):
             make_task(f"Task {i:02d}", assignee_id=me, due_at=datetime(2030, 1, 1, tzinfo=UTC) + timedelta(hours=i))
     client = staff_client("staff")
@@ -270,7 +261,7 @@ def test_task_list_does_not_query_per_row(world, staff_client, app):
     client.get("/staff/tasks?who=all")
     with counted_queries(app) as few:
         assert client.get("/staff/tasks?who=all").status_code == 200
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         for i in range(30):
             contact = make_contact(f"Row{i}", "Person", owner_id=owner)
             make_task(f"Row task {i}", assignee_id=world.a.members["staff" if i % 2 else "admin"].id,
@@ -293,7 +284,7 @@ def test_done_and_undo_from_the_list_and_the_timeline(world, staff_client, app):
     assert "Done: “Send contract”." in client.get("/staff/tasks?status=all").get_data(as_text=True)
     assert post_form(client, f"/staff/tasks/{task_id}/reopen").status_code == 302
     assert _task(app, world, task_id).done_at is None
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         kinds = db.session.scalars(sa.select(TimelineEntry.kind).where(TimelineEntry.contact_id == contact_id)
                                    .order_by(TimelineEntry.id)).all()
     assert kinds == ["task_done", "task_reopened"]
@@ -344,22 +335,22 @@ def test_editing_with_bad_input_keeps_what_was_typed(world, staff_client, app):
 
 def test_deleting_a_task_audits_it_and_clears_its_timeline_lines(world, staff_client, app):
     contact_id = _contact_id(app, world, owner="owner")
-    with tenant_a(app, world):
-        task = create_task("Wrong task", contact=db.session.get(Contact, contact_id), actor=member(world, "owner"))
+    with tenant_session(app, world.a):
+        task = create_task("Wrong task", contact=db.session.get(Contact, contact_id), actor=staff_member(world.a, "owner"))
         task_id = task.id
     response = post_form(staff_client("owner"), f"/staff/tasks/{task_id}/delete")
     assert urlsplit(response.headers["Location"]).path == f"/staff/contacts/{contact_id}"
     assert _tasks(app, world) == []
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         assert db.session.scalar(sa.select(sa.func.count(TimelineEntry.id))) == 0
         event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "task.deleted"))
         assert (event.target_type, event.target_id, event.target_label) == ("task", task_id, "Task: Wrong task")
 
 
 def test_services_enforce_who_may_change_a_task(world, app):
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         task = make_task("Admin's", assignee_id=world.a.members["admin"].id, created_by_id=world.a.members["admin"].id)
-        staff = member(world, "staff")
+        staff = staff_member(world.a, "staff")
         with pytest.raises(NotAllowed):
             update_task(task, title="x", actor=staff)
         with pytest.raises(NotAllowed):
@@ -376,7 +367,7 @@ def test_tasks_on_hidden_contacts_do_not_exist_for_restricted_staff(world, staff
     sam = world.a.members["staff"].id
     hidden = _contact_id(app, world, owner="owner", first="Hidden", last="Person")
     in_circle = _contact_id(app, world, owner="owner", first="Circle", last="Member")
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         circle = make_circle("Sam's accounts")
         add_to_circle(circle, contact=db.session.get(Contact, in_circle))
         assign_to_circle(circle, sam)
@@ -392,8 +383,8 @@ def test_tasks_on_hidden_contacts_do_not_exist_for_restricted_staff(world, staff
     assert client.get(f"/staff/tasks/{hidden_task}").status_code == 404
     for action in ("done", "reopen", "delete"):
         assert post_form(client, f"/staff/tasks/{hidden_task}/{action}").status_code == 404
-    with tenant_a(app, world):
-        listed = db.session.scalars(tasks_for(member(world, "staff"), status="all", mine=False)).all()
+    with tenant_session(app, world.a):
+        listed = db.session.scalars(tasks_for(staff_member(world.a, "staff"), status="all", mine=False)).all()
         assert sorted(t.title for t in listed) == ["Loose task", "Visible task"]
         assert db.session.get(Task, hidden_task).done_at is None
     # Owners see everything.
@@ -402,7 +393,7 @@ def test_tasks_on_hidden_contacts_do_not_exist_for_restricted_staff(world, staff
 
 def test_open_tasks_of_a_contact(world, app):
     contact_id = _contact_id(app, world)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         make_task("Later", contact_id=contact_id, due_at=datetime(2030, 1, 2, tzinfo=UTC),
                   assignee_id=world.a.members["admin"].id)
         make_task("Sooner", contact_id=contact_id, due_at=datetime(2030, 1, 1, tzinfo=UTC))
@@ -415,8 +406,8 @@ def test_open_tasks_of_a_contact(world, app):
 
 
 def test_update_task_changes_only_the_fields_given(world, app):
-    with tenant_a(app, world):
-        owner, admin = member(world, "owner"), world.a.members["admin"].id
+    with tenant_session(app, world.a):
+        owner, admin = staff_member(world.a, "owner"), world.a.members["admin"].id
         due = datetime(2030, 3, 3, 3, 3, tzinfo=UTC)
         task = create_task("Before", kind="meeting", due_at=due, assignee_id=admin, description="Keep me", actor=owner)
         update_task(task, title="After", actor=owner)
@@ -429,7 +420,7 @@ def test_update_task_changes_only_the_fields_given(world, app):
 def test_a_task_keeps_an_assignee_who_left_the_team_until_someone_reassigns_it(world, staff_client, app):
     admin = world.a.members["admin"].id
     task_id = _make_task(app, world, "Left behind", assignee_id=admin)
-    with tenant_a(app, world):
+    with tenant_session(app, world.a):
         db.session.get(StaffUser, admin).active = False
     client = staff_client("owner")
     page = client.get(f"/staff/tasks/{task_id}").get_data(as_text=True)

@@ -3,7 +3,6 @@ follow the circle to its page and back, take a tag off with a click. Desktop and
 screenshots of the finished page."""
 from __future__ import annotations
 
-import re
 
 import pytest
 from playwright.sync_api import Page, expect

@@ -14,12 +14,11 @@ from openpyxl import load_workbook
 from core.audit import AuditEvent
 from core.db import db
 from core.permissions import RolePermission
-from core.tenancy import tenant_context
 from crm.models import Contact
 from forms.models import Form, FormField, FormSubmission
 from tests.factories import make_contact, restrict_staff_visibility
 from tests.forms.factories import make_form, make_submission
-from tests.support import csrf_token, post_form
+from tests.support import csrf_token, in_tenant, post_form
 from tests.test_query_counts import counted_queries
 
 BASE = "/staff/forms"
@@ -27,11 +26,6 @@ FIELD_LABEL = r'<div class="builder-field-text">\s*<strong>([^<]+)</strong>'
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 32
 
 
-def _in_a(app, world, fn):
-    with app.app_context(), tenant_context(world.a.id):
-        result = fn()
-        db.session.commit()
-        return result
 
 
 def _form(app, world, title="Open day", **attrs) -> dict:
@@ -39,7 +33,7 @@ def _form(app, world, title="Open day", **attrs) -> dict:
     def make():
         form = make_form(title, **attrs)
         return {"id": form.id, "slug": form.slug, "fields": {f.key: f.id for f in form.fields}}
-    return _in_a(app, world, make)
+    return in_tenant(app, world.a, make)
 
 
 def _text(response) -> str:
@@ -56,7 +50,7 @@ def _grant_staff(app, world, *permissions):
     def grant():
         for permission in permissions:
             db.session.add(RolePermission(role="staff", permission=permission, granted=True))
-    _in_a(app, world, grant)
+    in_tenant(app, world.a, grant)
 
 
 # --- who gets in --------------------------------------------------------------------------------------
@@ -90,12 +84,12 @@ ROUTES = [  # (method, path, form data); {id}, {field}, {submission} are filled 
 @pytest.mark.parametrize("method, path, data", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_staff_without_the_permissions_are_refused_and_change_nothing(world, staff_client, app, method, path, data):
     ids = _form(app, world)
-    ids["submission"] = _in_a(app, world, lambda: make_submission(db.session.get(Form, ids["id"]), {"a": 1}).id)
+    ids["submission"] = in_tenant(app, world.a, lambda: make_submission(db.session.get(Form, ids["id"]), {"a": 1}).id)
     url = BASE + path.format(id=ids["id"], field=ids["fields"]["email"], submission=ids["submission"])
     client = staff_client("staff")
     response = client.get(url) if method == "GET" else post_form(client, url, data)
     assert response.status_code == 403
-    state = _in_a(app, world, lambda: (
+    state = in_tenant(app, world.a, lambda: (
         [(f.title, f.archived_at, f.role) for f in db.session.scalars(sa.select(Form))],
         [(f.key, f.label, f.position) for f in db.session.scalars(sa.select(FormField).order_by(FormField.id))]))
     assert state[0] == [("Open day", None, "lead")]
@@ -119,7 +113,7 @@ def test_the_list_shows_active_and_archived_forms_with_their_counts_and_address(
         make_form("Old promo", slug="old-promo", archived_at=datetime.now(timezone.utc))
         for n in range(3):
             make_submission(live, {"email": f"p{n}@x.test"})
-    _in_a(app, world, make)
+    in_tenant(app, world.a, make)
     client = staff_client("admin")
     page = _text(client.get(f"{BASE}/"))
     assert "Open day" in page and "Old promo" not in page
@@ -160,7 +154,7 @@ def test_a_taken_address_is_explained_beside_its_input(world, staff_client, app)
     page = _text(response)
     assert "is taken by “Join”" in _error_beside(page, "slug")
     assert 'value="Join again"' in page  # what was typed is kept
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Form))) == 1
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(Form))) == 1
 
 
 def test_duplicate_and_archive_from_the_list(world, staff_client, app):
@@ -197,7 +191,7 @@ def test_a_bad_field_is_explained_and_what_was_typed_is_kept(world, staff_client
     page = _text(response)
     assert _error_beside(page, "choices") == "List the choices, one per line."
     assert 'value="Shirt size"' in page and '<option selected value="single_choice">' in page
-    assert _in_a(app, world, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(FormField))) == 0
+    assert in_tenant(app, world.a, lambda: db.session.scalar(sa.select(sa.func.count()).select_from(FormField))) == 0
 
 
 def test_editing_a_field_keeps_its_key(world, staff_client, app):
@@ -209,7 +203,7 @@ def test_editing_a_field_keeps_its_key(world, staff_client, app):
     page = _text(post_form(client, url, {"label": "Mobile", "target": "contact.phone", "placeholder": "+44"},
                            follow_redirects=True))
     assert "“Mobile” is saved." in page and "Contact: Phone" in page
-    assert _in_a(app, world, lambda: db.session.get(FormField, ids["fields"]["phone"]).key) == "phone"
+    assert in_tenant(app, world.a, lambda: db.session.get(FormField, ids["fields"]["phone"]).key) == "phone"
 
 
 def test_a_field_of_another_form_is_not_found(world, staff_client, app):
@@ -271,7 +265,7 @@ def test_on_submit_actions_save_and_explain_problems(world, staff_client, app):
                                          "portal_requires_approval": "y", "tags": "open day, vip"},
                            follow_redirects=True))
     assert "On-submit actions saved." in page and 'value="open day, vip"' in page
-    assert _in_a(app, world, lambda: (lambda f: (f.role, f.portal_login, f.portal_requires_approval, f.tags))(
+    assert in_tenant(app, world.a, lambda: (lambda f: (f.role, f.portal_login, f.portal_requires_approval, f.tags))(
         db.session.get(Form, ids["id"]))) == ("prospect", "password", True, ["open day", "vip"])
 
 
@@ -305,7 +299,7 @@ def test_the_preview_renders_the_unsaved_draft_as_the_public_sees_it(world, staf
     title = client.post(f"{BASE}/{ids['id']}/preview", data={"csrf_token": token, "title": "Open day 2026",
                                                             "primary_colour": "#aa3300"})
     assert "<h1>Open day 2026</h1>" in _text(title) and "--brand: #aa3300" in _text(title)
-    assert _in_a(app, world, lambda: db.session.get(FormField, ids["fields"]["phone"]).label) == "Phone"
+    assert in_tenant(app, world.a, lambda: db.session.get(FormField, ids["fields"]["phone"]).label) == "Phone"
 
 
 def test_the_editor_pages_carry_the_preview_frame(world, staff_client, app):
@@ -328,12 +322,12 @@ def _submissions(app, world, n=3, **attrs):
                                 source_url="https://acme.example/landing", utm={"utm_source": "news"},
                                 state="processed", **attrs) for i in range(n)]
         return {"form": form.id, "contact": contact.id, "ids": [s.id for s in subs]}
-    return _in_a(app, world, make)
+    return in_tenant(app, world.a, make)
 
 
 def test_submissions_newest_first_with_their_contact_source_utm_and_state(world, staff_client, app):
     data = _submissions(app, world)
-    _in_a(app, world, lambda: setattr(db.session.get(FormSubmission, data["ids"][0]), "state", "failed") or
+    in_tenant(app, world.a, lambda: setattr(db.session.get(FormSubmission, data["ids"][0]), "state", "failed") or
           setattr(db.session.get(FormSubmission, data["ids"][0]), "error", "SMTP down"))
     page = _text(staff_client("admin").get(f"{BASE}/submissions"))
     times = re.findall(r"(2026-03-0\d 09:00) UTC", page)
@@ -345,7 +339,7 @@ def test_submissions_newest_first_with_their_contact_source_utm_and_state(world,
 
 def test_submissions_are_paged_by_keyset_and_filtered(world, staff_client, app):
     data = _submissions(app, world, n=55)
-    _in_a(app, world, lambda: make_submission(make_form("Other form"), {"x": "1"},
+    in_tenant(app, world.a, lambda: make_submission(make_form("Other form"), {"x": "1"},
                                               submitted_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
     client = staff_client("owner")
     first = _text(client.get(f"{BASE}/{data['form']}/submissions"))
@@ -378,7 +372,7 @@ def _restricted_submissions(app, world) -> dict:
         data["waiting"] = make_submission(form, {"first_name": "Una", "email": "una@x.test"},
                                           submitted_at=datetime(2026, 3, 6, 9, 0, tzinfo=timezone.utc)).id
         data["hidden"] = data["ids"][0]
-    _in_a(app, world, make)
+    in_tenant(app, world.a, make)
     return data
 
 
@@ -456,14 +450,14 @@ def test_exports_are_spreadsheet_safe(world, staff_client, app):
     assert values[0][-1] == "Answers" and len(values) == 3
     assert "Company: '=HYPERLINK()" not in values[1][-1] or values[1][-1].startswith("First name")
     assert all(not str(v).startswith("=") for row in values for v in row if v is not None)
-    exports = _in_a(app, world, lambda: db.session.scalars(
+    exports = in_tenant(app, world.a, lambda: db.session.scalars(
         sa.select(AuditEvent.details).where(AuditEvent.action == "form.submissions_exported")).all())
     assert exports == [{"format": "csv", "form": data["form"]}, {"format": "xlsx"}]
 
 
 def test_excel_exports_count_the_submissions_they_would_hold(world, staff_client, app, monkeypatch):
     data = _submissions(app, world, n=2)
-    _in_a(app, world, lambda: [make_contact("Extra") for _ in range(3)])  # contacts are not what is counted
+    in_tenant(app, world.a, lambda: [make_contact("Extra") for _ in range(3)])  # contacts are not what is counted
     client = staff_client("owner")
     monkeypatch.setattr("crm.export.XLSX_MAX", 2)
     ok = client.get(f"{BASE}/submissions/export?as=xlsx&form={data['form']}")
@@ -513,6 +507,6 @@ def test_the_edit_page_keeps_a_target_that_is_no_longer_listed(world, staff_clie
                                           "target": f"custom.{budget.id}"},))
         budget.archived_at = datetime.now(timezone.utc)
         return form.id, form.fields[0].id, budget.id
-    form_id, field_id, budget_id = _in_a(app, world, make)
+    form_id, field_id, budget_id = in_tenant(app, world.a, make)
     page = _text(staff_client("owner").get(f"{BASE}/{form_id}/fields/{field_id}"))
     assert f'<option selected value="custom.{budget_id}">Contact: Budget (custom, archived)</option>' in page

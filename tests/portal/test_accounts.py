@@ -18,11 +18,10 @@ from core.permissions import can
 from core.tenancy import tenant_context
 from crm.merge import merge_contacts
 from crm.models import Contact, TimelineEntry
-from portal.accounts import (account_for, approve, may_sign_in, password_problem, register_portal_account, reject,
-                             sign_in_blockers)
+from portal.accounts import (account_for, approve, may_sign_in, password_problem, register_portal_account, sign_in_blockers)
 from portal.models import PortalAccount
 from tests.factories import make_contact, make_portal_account
-from tests.support import PASSWORD, post_form
+from tests.support import post_form
 
 STRONG = "Quiet-harbour-lantern-1987"
 REFUSED = "This link no longer works"
