@@ -4,10 +4,9 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from admin import bp
 from admin.forms import OperatorLoginForm
 from core.audit import ANONYMOUS, record
-from core.db import db
 from core.extensions import limiter, login_email_key
 from core.identity import PlatformAdmin, authenticate_platform_admin, current_principal, sign_in, sign_out
-from core.web import safe_next_url
+from core.web import safe_next_url, service_call
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])
@@ -20,9 +19,9 @@ def login():
     if form.validate_on_submit():
         admin = authenticate_platform_admin(form.email.data, form.password.data)
         if admin is None:
-            record("platform.login_failed", actor=ANONYMOUS,
-                   details={"email": (form.email.data or "").strip()[:320]})
-            db.session.commit()
+            with service_call():
+                record("platform.login_failed", actor=ANONYMOUS,
+                       details={"email": (form.email.data or "").strip()[:320]})
             form.form_errors.append("That e-mail and password do not match an operator account.")
         else:
             record("platform.login", actor=admin)
@@ -34,9 +33,10 @@ def login():
 @bp.post("/admin/logout")
 def logout():
     admin = current_principal()
-    if isinstance(admin, PlatformAdmin):
-        record("platform.logout", actor=admin)
-    sign_out()
-    db.session.commit()
-    flash("You are signed out.", "info")
+    with service_call() as outcome:
+        if isinstance(admin, PlatformAdmin):
+            record("platform.logout", actor=admin)
+        sign_out()
+    if outcome:
+        flash("You are signed out.", "info")
     return redirect(url_for("platform.login"))

@@ -487,8 +487,8 @@ def export_submissions():
         flash(too_large, "error")
         return redirect(url_for("forms_builder.submissions", **filters.to_args()))
     # Submissions hold what people typed about themselves: who took a copy is on record.
-    record("form.submissions_exported", details={"format": fmt, **filters.to_args()})
-    db.session.commit()
+    with service_call():
+        record("form.submissions_exported", details={"format": fmt, **filters.to_args()})
     viewer = current_principal()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     headers = {"Content-Disposition": f'attachment; filename="form-submissions-{g.tenant.slug}-{stamp}.{fmt}"',

@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
-from core.db import db
 from core.extensions import limiter
 from core.forms import EmailAddressForm, NewPasswordForm
 from core.web import service_call
@@ -37,8 +36,8 @@ def verify_email_page(token):
         return _link_invalid("link to confirm your e-mail address")
     form = FlaskForm()
     if form.validate_on_submit():
-        verify_email(account)
-        db.session.commit()
+        with service_call():
+            verify_email(account)
         return render_template("portal/verified.html", account=account)
     return render_template("portal/verify.html", form=form, account=account)
 
@@ -67,8 +66,9 @@ def set_password_page(token):
 def request_link_page():
     form = EmailAddressForm()
     if form.validate_on_submit():
-        request_new_link(form.email.data, request.remote_addr)
-        db.session.commit()
-        flash(NEW_LINK_SENT, "info")
+        with service_call() as outcome:
+            request_new_link(form.email.data, request.remote_addr)
+        if outcome:
+            flash(NEW_LINK_SENT, "info")
         return redirect(url_for("portal.request_link"))
     return render_template("portal/request_link.html", form=form)

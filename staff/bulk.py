@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 from flask import Response, flash, g, jsonify, redirect, render_template, request, session, stream_with_context, url_for
 
 from core.audit import record
-from core.db import db
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import tenant_context
@@ -116,9 +115,9 @@ def contact_export():
         flash(too_large, "error")
         return redirect(url_for("staff.contacts", **{k: v for k, v in request.args.to_dict(flat=False).items()
                                                      if k not in ("format", "scope")}))
-    record("contact.exported", details={"format": fmt, "scope": scope, "contacts": count,
-                                        "filters": request.args.to_dict(flat=False)})
-    db.session.commit()
+    with service_call():
+        record("contact.exported", details={"format": fmt, "scope": scope, "contacts": count,
+                                            "filters": request.args.to_dict(flat=False)})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     name = f"contacts-{g.tenant.slug}-{stamp}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}

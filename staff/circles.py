@@ -90,8 +90,9 @@ def edit_circle(circle_id):
 def archive_circle(circle_id):
     circle = get_or_404(Circle, circle_id)
     require("crm.configure")
-    if service.archive_circle(circle, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        changed = service.archive_circle(circle, current_principal())
+    if outcome and changed:
         flash(f"Circle “{circle.name}” archived. Its members and history are kept; restore it any time.", "success")
     return redirect(url_for("staff.circles"))
 
@@ -101,8 +102,9 @@ def archive_circle(circle_id):
 def restore_circle(circle_id):
     circle = get_or_404(Circle, circle_id)
     require("crm.configure")
-    if service.restore_circle(circle, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        changed = service.restore_circle(circle, current_principal())
+    if outcome and changed:
         flash(f"Circle “{circle.name}” restored.", "success")
     return redirect(_circle_url(circle))
 
@@ -170,10 +172,11 @@ def circle_remove_contact(circle_id, contact_id):
     circle = get_or_404(Circle, circle_id)
     contact = get_visible_contact_or_404(contact_id)
     require("contacts.edit", contact)
-    removed = service.remove_contact_from_circle(circle, contact, current_principal())
-    db.session.commit()
-    flash(f"Removed {contact.full_name} from “{circle.name}”." if removed
-          else f"{contact.full_name} was not in “{circle.name}”.", "success" if removed else "info")
+    with service_call() as outcome:
+        removed = service.remove_contact_from_circle(circle, contact, current_principal())
+    if outcome:
+        flash(f"Removed {contact.full_name} from “{circle.name}”." if removed
+              else f"{contact.full_name} was not in “{circle.name}”.", "success" if removed else "info")
     return redirect(_circle_url(circle, "contacts", page=int_arg("page")))
 
 
@@ -203,10 +206,11 @@ def circle_remove_company(circle_id, company_id):
     circle = get_or_404(Circle, circle_id)
     company = get_or_404(Company, company_id)
     require("contacts.edit", company)
-    removed = service.remove_company_from_circle(circle, company, current_principal())
-    db.session.commit()
-    flash(f"Removed {company.name} from “{circle.name}”." if removed else f"{company.name} was not in “{circle.name}”.",
-          "success" if removed else "info")
+    with service_call() as outcome:
+        removed = service.remove_company_from_circle(circle, company, current_principal())
+    if outcome:
+        flash(f"Removed {company.name} from “{circle.name}”." if removed else f"{company.name} was not in “{circle.name}”.",
+              "success" if removed else "info")
     return redirect(_circle_url(circle, "companies", cpage=int_arg("cpage")))
 
 
@@ -236,8 +240,9 @@ def circle_unassign_staff(circle_id, member_id):
     circle = get_or_404(Circle, circle_id)
     member = get_or_404(StaffUser, member_id)
     require("crm.configure")
-    if service.unassign_staff(circle, member, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        changed = service.unassign_staff(circle, member, current_principal())
+    if outcome and changed:
         flash(f"{member.display_name} is no longer assigned to “{circle.name}”.", "success")
     return redirect(_circle_url(circle, "staff"))
 
@@ -260,9 +265,10 @@ def _add_from_record_page(record, add, back: str):
 
 
 def _remove_from_record_page(circle: Circle, record, remove, back: str):
-    removed = remove(circle, record, current_principal())
-    db.session.commit()
-    flash(f"Removed from “{circle.name}”." if removed else f"Not in “{circle.name}”.", "success" if removed else "info")
+    with service_call() as outcome:
+        removed = remove(circle, record, current_principal())
+    if outcome:
+        flash(f"Removed from “{circle.name}”." if removed else f"Not in “{circle.name}”.", "success" if removed else "info")
     return redirect(back)
 
 

@@ -126,8 +126,10 @@ def delete_company_page(company_id):
         return render_template("staff/companies/confirm_delete.html", company=record,
                                people=len(contacts_of(record, include_archived=True)))
     name = record.name
-    detached = delete_company(record, actor=current_principal())
-    db.session.commit()
+    with service_call() as outcome:
+        detached = delete_company(record, actor=current_principal())
+    if not outcome:
+        return redirect(url_for("staff.company", company_id=record.id))
     flash(f"{name} is deleted." + (f" Its {detached} contact(s) remain, without a company." if detached else ""),
           "success")
     return redirect(url_for("staff.companies"))

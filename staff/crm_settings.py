@@ -392,8 +392,9 @@ def move_field(field_id):
 def archive_field(field_id):
     field = get_or_404(CustomField, field_id)
     require("crm.configure")
-    if fields_service.archive_field(field, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        changed = fields_service.archive_field(field, current_principal())
+    if outcome and changed:
         flash(f"Field “{field.label}” archived: it is off the forms and filters. The values already entered "
               "are kept and come back if you restore it.", "success")
     return _back("fields")
@@ -404,8 +405,9 @@ def archive_field(field_id):
 def restore_field(field_id):
     field = get_or_404(CustomField, field_id)
     require("crm.configure")
-    if fields_service.restore_field(field, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        changed = fields_service.restore_field(field, current_principal())
+    if outcome and changed:
         flash(f"Field “{field.label}” restored, with the values entered before.", "success")
     return _back("fields")
 

@@ -209,8 +209,8 @@ def import_preview(import_id):
 @bp.get("/imports/<int:import_id>")
 @staff_login_required
 def import_detail(import_id):
-    record = _load(import_id)
-    db.session.commit()
+    with service_call():
+        record = _load(import_id)
     if record.status == ContactImport.UPLOADED:
         return redirect(_next_step(record))
     return render_template("staff/imports/detail.html", record=record, counts=engine.live_counts(record))

@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired
 
-from core.db import db
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
@@ -83,8 +82,10 @@ def delete_tag(tag_id):
     if not delete.validate_on_submit():
         return _render_tag(tag, RenameTagForm(obj=tag, prefix="rename", formdata=None), delete, 400)
     name = tag.name
-    service.delete_tag(tag, current_principal())
-    db.session.commit()
+    with service_call() as outcome:
+        service.delete_tag(tag, current_principal())
+    if not outcome:
+        return redirect(url_for("staff.tag", tag_id=tag.id))
     flash(f"Tag “{name}” deleted.", "success")
     return redirect(url_for("staff.tags"))
 
@@ -102,8 +103,9 @@ def _tag_from_record_page(record, tag_record, back: str):
 
 
 def _untag_from_record_page(record, tag: Tag, untag_record, back: str):
-    if untag_record(record, tag, current_principal()):
-        db.session.commit()
+    with service_call() as outcome:
+        removed = untag_record(record, tag, current_principal())
+    if outcome and removed:
         flash(f"Tag “{tag.name}” removed.", "success")
     return redirect(back)
 

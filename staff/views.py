@@ -53,9 +53,9 @@ def login():
         else:
             # Recorded for known and unknown addresses alike (same work, same timing), as an
             # anonymous visitor's act: it is not the account owner's.
-            record("staff.login_failed", user, actor=ANONYMOUS,
-                   details={"email": (form.email.data or "").strip()[:320]})
-            db.session.commit()
+            with service_call():
+                record("staff.login_failed", user, actor=ANONYMOUS,
+                       details={"email": (form.email.data or "").strip()[:320]})
             form.form_errors.append(SIGN_IN_FAILED)
     return render_template("staff/login.html", form=form)
 
@@ -63,11 +63,12 @@ def login():
 @bp.post("/logout")
 def logout():
     principal = current_principal()
-    if isinstance(principal, StaffUser):
-        record("staff.logout", principal)
-    sign_out()
-    db.session.commit()
-    flash("You are signed out.", "info")
+    with service_call() as outcome:
+        if isinstance(principal, StaffUser):
+            record("staff.logout", principal)
+        sign_out()
+    if outcome:
+        flash("You are signed out.", "info")
     return redirect(url_for("staff.login"))
 
 
@@ -76,10 +77,11 @@ def logout():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        request_password_reset(form.email.data, request.remote_addr)
-        db.session.commit()
-        flash("If an account exists for that address, we have e-mailed it a link to choose a new "
-              "password. The link works once, for one hour.", "info")
+        with service_call() as outcome:
+            request_password_reset(form.email.data, request.remote_addr)
+        if outcome:
+            flash("If an account exists for that address, we have e-mailed it a link to choose a new "
+                  "password. The link works once, for one hour.", "info")
         return redirect(url_for("staff.login"))
     return render_template("staff/forgot_password.html", form=form)
 
