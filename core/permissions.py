@@ -25,6 +25,7 @@ PERMISSIONS = {
     "contacts.create": "Add contacts and companies",
     "contacts.edit": "Change contacts and companies (Staff: their own)",
     "contacts.delete": "Delete or archive contacts and companies (Staff: their own)",
+    "contacts.manage_all": "See, change and delete every contact and company, whoever owns them",
     "contacts.demote": "Move a contact back a role (Client → Prospect → Lead)",
     "contacts.export": "Export lists of contacts",
     "contacts.import": "Import contacts from spreadsheets (and undo an import)",

@@ -1,6 +1,6 @@
 """Which contacts and companies a staff member may see and change.
 
-Owners and Admins: all. Staff: they see every contact and edit or delete only those they
+Owners and Admins (by default; the permission "contacts.manage_all"): all. Staff: they see every contact and edit or delete only those they
 own, unless the tenant restricts Staff to the contacts they own or that belong to Circles
 assigned to them; then the others do not exist for them (404), in lists, search, counts,
 exports and bulk actions too. The rules plug into core.permissions.can().
@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from flask import g
 
 from core.db import db
-from core.identity import StaffRole, StaffUser
-from core.permissions import object_rule
+from core.identity import StaffUser
+from core.permissions import can, object_rule
+from core.tenancy import get_or_404
 from crm.models import Circle, CircleMember, CircleStaff, Contact, CrmSettings
 
 
 def _sees_everything(staff: StaffUser) -> bool:
-    return staff.role in (StaffRole.OWNER, StaffRole.ADMIN)
+    return can(staff, "contacts.manage_all")
 
 
 def _restricted(staff: StaffUser) -> bool:
@@ -81,7 +82,7 @@ def get_visible_contact_or_404(contact_id: int) -> Contact:
 
     from core.identity import current_principal
 
-    contact = db.session.get(Contact, contact_id)
-    if contact is None or not contact_visible_to(current_principal(), contact):
+    contact = get_or_404(Contact, contact_id)
+    if not contact_visible_to(current_principal(), contact):
         abort(404)
     return contact

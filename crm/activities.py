@@ -26,15 +26,17 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from flask import abort
 from markupsafe import Markup, escape
 
 from core.audit import record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
-from core.identity import StaffRole, StaffUser, normalize_email
+from core.identity import StaffUser, current_principal, normalize_email
 from core.permissions import can
+from core.tenancy import get_or_404
 from core.text import clean_line, clean_web_address
-from crm.access import contact_visible_to, visible_contacts_clause
+from crm.access import contact_visible_to, get_visible_contact_or_404, visible_contacts_clause
 from crm.models import Circle, CircleMember, Company, Contact, Event, EventAttendee, Note, Task, TimelineEntry
 from crm.timeline import record_activity
 
@@ -75,8 +77,8 @@ class _AuditTarget:
 
 
 def _is_manager(actor) -> bool:
-    """Owners and Admins: they see and change everything in the CRM."""
-    return isinstance(actor, StaffUser) and actor.active and actor.role in (StaffRole.OWNER, StaffRole.ADMIN)
+    """Owners and Admins by default: they see and change everything in the CRM."""
+    return can(actor, "contacts.manage_all")
 
 
 def _excerpt(text: str | None, length: int = 140) -> str:
@@ -260,6 +262,22 @@ def notes_of(record_: Contact | Company) -> list[Note]:
 def task_visible_to(actor, task: Task) -> bool:
     contact = _contact_of(task)
     return contact is None or contact_visible_to(actor, contact)
+
+
+def visible_task_or_404(task_id: int) -> Task:
+    """A task of this tenant about nobody hidden from the signed-in member; otherwise 404."""
+    task = get_or_404(Task, task_id)
+    if not task_visible_to(current_principal(), task):
+        abort(404)
+    return task
+
+
+def visible_note_or_404(note_id: int) -> Note:
+    """A note of this tenant on a contact the signed-in member may see; otherwise 404."""
+    note = get_or_404(Note, note_id)
+    if note.contact_id is not None:
+        get_visible_contact_or_404(note.contact_id)
+    return note
 
 
 def task_editable_by(actor, task: Task) -> bool:
@@ -564,6 +582,17 @@ def _lock(event: Event) -> None:
 def attendee_of(event: Event, contact: Contact) -> EventAttendee | None:
     return db.session.scalar(sa.select(EventAttendee).where(EventAttendee.event_id == event.id,
                                                             EventAttendee.contact_id == contact.id))
+
+
+def attendee_or_404(event_id: int, contact_id: int) -> tuple[Event, Contact, EventAttendee]:
+    """An event of this tenant, a contact on its list whom the signed-in member may see, and
+    the attendance; otherwise 404."""
+    event = get_or_404(Event, event_id)
+    contact = get_visible_contact_or_404(contact_id)
+    attendee = attendee_of(event, contact)
+    if attendee is None:
+        abort(404)
+    return event, contact, attendee
 
 
 def _when(event: Event) -> str:

@@ -3,6 +3,7 @@ render/submit/embed blueprint."""
 from forms import models  # noqa: F401  (the tables)
 from forms import submissions  # noqa: F401  (its jobs and merge hook register on import)
 from forms import demo  # noqa: F401  (the demo tenant's kickoff form)
+from forms import submission_list  # noqa: F401  (its section of the contact page)
 
 
 def init_app(app) -> None:

@@ -17,10 +17,12 @@ import sqlalchemy as sa
 
 from core.db import db
 from core.errors import ServiceError
+from core.permissions import can
 from crm.access import visible_contacts_clause
 from crm.contact_list import decode_values, encode_cursor
 from crm.export import safe_cell
 from crm.models import Contact
+from crm.sections import contact_section
 from forms.models import FieldKind, Form, FormSubmission, SubmissionState
 from forms.processing import answer_rows, answer_text
 
@@ -164,6 +166,11 @@ def of_contact(contact: Contact, *, limit: int = 20) -> list[Row]:
     titles = dict(db.session.execute(sa.select(Form.id, Form.title).where(
         Form.id.in_({s.form_id for s in found}))).all()) if found else {}
     return [Row(s, titles.get(s.form_id, ""), contact, True) for s in found]
+
+
+@contact_section("form_submissions")
+def _contact_page_submissions(contact: Contact, viewer) -> list[Row] | None:
+    return of_contact(contact) if can(viewer, "forms.submissions.view") else None
 
 
 def row_for(submission: FormSubmission, viewer) -> Row:

@@ -34,6 +34,7 @@ from core.tenancy import current_tenant, tenant_link
 from core.text import clean_line
 from crm.merge import MERGE_HOOKS
 from crm.models import Contact, ContactRole
+from crm.sections import contact_section
 from crm.timeline import record_activity
 from portal.models import Approval, PortalAccount
 
@@ -83,6 +84,12 @@ def pending_count() -> int:
 
 
 # --- who may sign in -------------------------------------------------------------------------------
+
+@contact_section("portal")
+def _contact_page_portal(contact: Contact, viewer) -> dict:
+    account = account_for(contact)
+    return {"account": account, "blockers": sign_in_blockers(account) if account else []}
+
 
 def sign_in_blockers(account: PortalAccount) -> list[tuple[str, str]]:
     """Everything that keeps this login from being used, as (key, plain words), most

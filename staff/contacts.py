@@ -7,9 +7,9 @@ from flask import flash, redirect, render_template, request, url_for
 
 from core.db import db
 from core.identity import StaffUser, current_principal
-from core.permissions import can, require, staff_login_required
+from core.permissions import require, staff_login_required
 from core.web import service_call
-from crm import contact_list
+from crm import contact_list, sections
 from crm.access import get_visible_contact_or_404
 from crm.contacts import (SOCIAL_KEYS, archive_contact, change_role, change_status, create_contact, delete_contact,
                           restore_contact, update_contact)
@@ -140,24 +140,17 @@ def contact(contact_id):
                                    .order_by(StaffUser.name)).all()
     return render_template("staff/contacts/detail.html", contact=record, timeline=timeline, statuses=statuses,
                            roles=ContactRole, custom=definitions("contact"), social_labels=SOCIAL_KEYS,
-                           sections=contact_sections(record), task_kinds=Task.KINDS, assignees=assignees)
+                           sections=contact_page_sections(record), task_kinds=Task.KINDS, assignees=assignees)
 
 
-def contact_sections(record: Contact) -> dict:
+def contact_page_sections(record: Contact) -> dict:
     """What the other CRM areas show on the contact page."""
     from crm import activities, circles, tags
-    from portal.accounts import account_for, sign_in_blockers
 
-    portal_account = account_for(record)
-    sections = {}
-    if can(current_principal(), "forms.submissions.view"):
-        from forms import submission_list
-        sections["form_submissions"] = submission_list.of_contact(record)
-    return sections | {"circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
-            "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
-            "tasks": activities.open_tasks_of(record), "events": activities.events_of(record),
-            "portal": {"account": portal_account,
-                       "blockers": sign_in_blockers(portal_account) if portal_account else []}}
+    return sections.contact_sections(record, current_principal()) | {
+        "circles": circles.circles_of_contact(record), "all_circles": circles.active_circles(),
+        "tags": tags.tags_of_contact(record), "notes": activities.notes_of(record),
+        "tasks": activities.open_tasks_of(record), "events": activities.events_of(record)}
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
@@ -215,8 +208,10 @@ def contact_status(contact_id):
 def archive(contact_id):
     record = get_visible_contact_or_404(contact_id)
     require("contacts.delete", record)
-    archive_contact(record, actor=current_principal())
-    db.session.commit()
+    with service_call() as outcome:
+        archive_contact(record, actor=current_principal())
+    if not outcome:
+        return redirect(url_for("staff.contact", contact_id=record.id))
     flash(f"{record.full_name} is moved to history. You can restore them from there.", "success")
     return redirect(url_for("staff.contacts"))
 
@@ -241,8 +236,10 @@ def delete(contact_id):
     if request.method == "GET":
         return render_template("staff/contacts/confirm_delete.html", contact=record)
     name = record.full_name
-    delete_contact(record, actor=current_principal())
-    db.session.commit()
+    with service_call() as outcome:
+        delete_contact(record, actor=current_principal())
+    if not outcome:
+        return redirect(url_for("staff.contact", contact_id=record.id))
     flash(f"{name} is deleted.", "success")
     return redirect(url_for("staff.contacts"))
 

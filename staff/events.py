@@ -13,10 +13,10 @@ from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import service_call
-from crm.access import get_visible_contact_or_404, visible_contacts_clause
+from crm.access import visible_contacts_clause
 from crm.activities import (STATUS_LABELS, NotAllowed, add_attendee, attendee_of, create_event, delete_event,
                             find_contact_by_email, invite_circle, may_manage_attendee, remove_attendee,
-                            seats_left, seats_taken, set_attendance, upcoming_clause, update_event)
+                            seats_left, seats_taken, set_attendance, upcoming_clause, update_event, attendee_or_404)
 from crm.models import Circle, Contact, Event, EventAttendee
 from staff import bp
 from staff.tasks import optional_int, utc_field
@@ -167,9 +167,10 @@ def delete_event_view(event_id):
     event = get_or_404(Event, event_id)
     require("crm.configure")
     title = event.title
-    delete_event(event, current_principal())
-    db.session.commit()
-    flash(f"Deleted the event “{title}”.", "success")
+    with service_call() as outcome:
+        delete_event(event, current_principal())
+    if outcome:
+        flash(f"Deleted the event “{title}”.", "success")
     return redirect(url_for("staff.events"))
 
 
@@ -210,19 +211,10 @@ def invite_event_circle_view(event_id):
     return _event_page(event, circle_form=form)
 
 
-def _attendee_or_404(event_id: int, contact_id: int) -> tuple[Event, Contact, EventAttendee]:
-    event = get_or_404(Event, event_id)
-    contact = get_visible_contact_or_404(contact_id)
-    attendee = attendee_of(event, contact)
-    if attendee is None:
-        abort(404)
-    return event, contact, attendee
-
-
 @bp.post("/events/<int:event_id>/attendees/<int:contact_id>/status", endpoint="set_event_attendance")
 @staff_login_required
 def set_event_attendance_view(event_id, contact_id):
-    event, contact, attendee = _attendee_or_404(event_id, contact_id)
+    event, contact, attendee = attendee_or_404(event_id, contact_id)
     me = current_principal()
     if not may_manage_attendee(me, contact):
         abort(403)
@@ -244,11 +236,12 @@ def set_event_attendance_view(event_id, contact_id):
 @bp.post("/events/<int:event_id>/attendees/<int:contact_id>/remove", endpoint="remove_event_attendee")
 @staff_login_required
 def remove_event_attendee_view(event_id, contact_id):
-    event, contact, _ = _attendee_or_404(event_id, contact_id)
+    event, contact, _ = attendee_or_404(event_id, contact_id)
     me = current_principal()
     if not may_manage_attendee(me, contact):
         abort(403)
-    remove_attendee(event, contact, me)
-    db.session.commit()
-    flash(f"Removed {contact.full_name} from the list.", "success")
+    with service_call() as outcome:
+        remove_attendee(event, contact, me)
+    if outcome:
+        flash(f"Removed {contact.full_name} from the list.", "success")
     return redirect(url_for("staff.event", event_id=event.id, _anchor="attendees"))

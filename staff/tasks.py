@@ -12,12 +12,12 @@ from wtforms.validators import Optional
 from core.db import db, utcnow
 from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
-from core.tenancy import get_or_404
 from core.web import safe_next_url, service_call
 from crm.access import get_visible_contact_or_404
 from crm.activities import (TASK_DUE_FILTERS, TASK_STATUSES, NotAllowed, add_note, attach_task_people,
                             complete_task, create_task, delete_note, delete_task, find_contact_by_email, linkify, note_editable_by,
-                            reopen_task, task_editable_by, task_visible_to, tasks_for, update_note, update_task)
+                            reopen_task, task_editable_by, tasks_for, update_note, update_task,
+                            visible_note_or_404, visible_task_or_404)
 from crm.models import Contact, Note, Task
 from staff import bp, contact_page_url
 
@@ -98,20 +98,6 @@ def _contact_url(contact_id: int) -> str:
     return contact_page_url(contact_id)
 
 
-def _visible_task_or_404(task_id: int) -> Task:
-    task = get_or_404(Task, task_id)
-    if not task_visible_to(current_principal(), task):
-        abort(404)
-    return task
-
-
-def _visible_note_or_404(note_id: int) -> Note:
-    note = get_or_404(Note, note_id)
-    if note.contact_id is not None:
-        get_visible_contact_or_404(note.contact_id)
-    return note
-
-
 def _note_home(note: Note) -> str:
     """Where a note lives: its contact's page, else its company's."""
     from flask import current_app
@@ -183,7 +169,7 @@ def new_task():
 @bp.route("/tasks/<int:task_id>", methods=["GET", "POST"])
 @staff_login_required
 def task(task_id):
-    task = _visible_task_or_404(task_id)
+    task = visible_task_or_404(task_id)
     require("contacts.view")
     me = current_principal()
     attach_task_people([task])
@@ -204,14 +190,15 @@ def task(task_id):
 
 
 def _task_action(task_id: int, action, message: str):
-    task = _visible_task_or_404(task_id)
+    task = visible_task_or_404(task_id)
     require("contacts.edit")
-    try:
-        action(task, current_principal())
-    except NotAllowed:
-        abort(403)
-    db.session.commit()
-    flash(message.format(title=task.title), "success")
+    with service_call() as outcome:
+        try:
+            action(task, current_principal())
+        except NotAllowed:  # a ServiceError too, but the answer is a 403: the task is not theirs
+            abort(403)
+    if outcome:
+        flash(message.format(title=task.title), "success")
     return redirect(_back(url_for("staff.tasks")))
 
 
@@ -230,16 +217,17 @@ def reopen_task_view(task_id):
 @bp.post("/tasks/<int:task_id>/delete", endpoint="delete_task")
 @staff_login_required
 def delete_task_view(task_id):
-    task = _visible_task_or_404(task_id)
+    task = visible_task_or_404(task_id)
     require("contacts.edit")
     me = current_principal()
     if not task_editable_by(me, task):
         abort(403)
     back_to = contact_page_url(task.contact_id) if task.contact_id else url_for("staff.tasks")
     title = task.title
-    delete_task(task, me)
-    db.session.commit()
-    flash(f"Deleted the task “{title}”.", "success")
+    with service_call() as outcome:
+        delete_task(task, me)
+    if outcome:
+        flash(f"Deleted the task “{title}”.", "success")
     return redirect(safe_next_url(request.form.get("next"), back_to))
 
 
@@ -265,7 +253,7 @@ def add_note_view(contact_id):
 @bp.route("/notes/<int:note_id>/edit", methods=["GET", "POST"], endpoint="edit_note")
 @staff_login_required
 def edit_note_view(note_id):
-    note = _visible_note_or_404(note_id)
+    note = visible_note_or_404(note_id)
     require("contacts.view")
     me = current_principal()
     if not note_editable_by(me, note):
@@ -288,18 +276,19 @@ def edit_note_view(note_id):
 @bp.post("/notes/<int:note_id>/delete", endpoint="delete_note")
 @staff_login_required
 def delete_note_view(note_id):
-    note = _visible_note_or_404(note_id)
+    note = visible_note_or_404(note_id)
     require("contacts.view")
     me = current_principal()
     if not note_editable_by(me, note):
         abort(403)
     home = _note_home(note)
-    try:
-        delete_note(note, me)
-    except NotAllowed:
-        abort(403)
-    db.session.commit()
-    flash("Note deleted.", "success")
+    with service_call() as outcome:
+        try:
+            delete_note(note, me)
+        except NotAllowed:  # a ServiceError too, but the answer is a 403: the note is not theirs
+            abort(403)
+    if outcome:
+        flash("Note deleted.", "success")
     return redirect(home)
 
 
