@@ -16,7 +16,6 @@ from flask import current_app, g, has_request_context, request
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from zxcvbn import zxcvbn
 
 from core.db import TenantScoped, UTCDateTime, db, platform_wide, tenant_fk, utcnow
 from core.tenancy import Tenant, cross_tenant, current_tenant_id
@@ -317,6 +316,8 @@ def password_problem(password: str, *, email: str = "", name: str = "") -> str |
         return f"Use at least {minimum} characters."
     if len(password) > 256:
         return "Use at most 256 characters."
+    from zxcvbn import zxcvbn  # ~14 MB of word lists: loaded when a password is set, not per worker
+
     result = zxcvbn(password[:100], user_inputs=[v for v in (email, name, "portico") if v])
     if result["score"] < 3:
         hint = result["feedback"].get("warning") or "It would be easy to guess."

@@ -7,7 +7,6 @@ import io
 from typing import Iterator
 
 import sqlalchemy as sa
-from openpyxl import Workbook
 
 from core.db import db
 from crm import custom_fields
@@ -100,6 +99,8 @@ def xlsx_too_large(query: sa.Select) -> str | None:
 
 def xlsx_bytes(lines, sheet_title: str) -> bytes:
     """An Excel workbook of one sheet holding the rows as given (pass cells through safe_cell)."""
+    from openpyxl import Workbook  # ~20 MB: loaded by the process that exports, not by every worker
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_title)
     for row in lines:
