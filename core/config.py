@@ -54,7 +54,8 @@ def load_config(instance_path: Path) -> dict:
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Connections idle for a while are pinged before use (core.db), not every checkout.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "PLATFORM_DOMAIN": os.environ.get("PLATFORM_DOMAIN", "localhost:5000"),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "REDIS_URL": redis_url,

@@ -1,10 +1,13 @@
 """The SQLAlchemy handle, the declarative base and the column helpers shared by every model."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Stable constraint names, so Alembic can find and change them on both databases.
@@ -22,6 +25,34 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# A pooled connection is pinged before use only when it sat idle long enough for the server,
+# a proxy or a firewall to have dropped it: SQLAlchemy's pool_pre_ping costs every request a
+# round trip of its own. A connection that breaks within that window fails its request, and
+# the pool replaces it (SQLAlchemy invalidates a connection on a disconnect error).
+PING_AFTER_IDLE_S = 30.0
+_IDLE_SINCE = "portico_idle_since"
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle(dbapi_connection, record) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+    since = record.info.get(_IDLE_SINCE)
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:  # whatever the driver raises for a dead connection
+        raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def utcnow() -> datetime:

@@ -145,7 +145,10 @@ def _apply_settings(connection) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _set_transaction_tenant(session, transaction, connection):
-    _apply_settings(connection)
+    # The settings are transaction-local (is_local => true): a new transaction starts with
+    # none, which is what "no tenant, not crossing" means, so that case costs no round trip.
+    if _current_tenant_id.get() is not None or _crossing_tenants.get():
+        _apply_settings(connection)
 
 
 def set_current_tenant(tenant: Tenant | None):
