@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from core import audit, cli, jobs, rls, tenancy, web
 from core.config import ROOT, load_config
-from core.db import db
+from core.db import db, make_sqlite_folder
 from core.errors import register_error_handlers
 from core.extensions import csrf, limiter, migrate
 from core.identity import login_manager
@@ -38,6 +38,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.jinja_env.add_extension("jinja2.ext.do")
     app.url_map.converters["int"] = web.BoundedIntConverter  # before any route is added
+    make_sqlite_folder(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     tenancy.init_app(app)  # first before_request: everything after it knows the tenant

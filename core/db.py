@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -166,3 +167,12 @@ def _sqlite_savepoint_inside_a_transaction(connection, name):
     savepoints nest in it as they do on PostgreSQL."""
     if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
         connection.exec_driver_sql("BEGIN")
+
+
+def make_sqlite_folder(database_uri: str) -> None:
+    """An SQLite database file's folder (instance/ by default) may not exist yet on a fresh
+    checkout; SQLite would then fail with "unable to open database file"."""
+    url = sa.engine.make_url(database_uri)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
 from huey import Huey
@@ -40,6 +41,8 @@ def configure_queue(*, redis_url: str | None, sqlite_path: str) -> None:
         huey.storage_class = RedisStorage
         huey.storage_kwargs = {"url": redis_url}
     else:
+        # The file's folder (instance/ by default) may not exist yet on a fresh checkout.
+        Path(sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         huey.storage_class = SqliteStorage
         huey.storage_kwargs = {"filename": sqlite_path}
     huey.storage = huey.create_storage()
