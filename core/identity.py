@@ -87,6 +87,8 @@ class StaffRole:
 
 class StaffUser(Principal, TenantScoped, db.Model):
     __tablename__ = "staff_user"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
+    __tenant_config_ignores__ = frozenset({"last_login_at", "password_hash", "password_changed_at"})
     __tenant_table_args__ = (
         sa.UniqueConstraint("tenant_id", "email"),
         tenant_fk("invited_by_id", "staff_user"),

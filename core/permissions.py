@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import abort, g, has_request_context, redirect, request, url_for
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import tenant_cache
 from core.db import TenantScoped, db
 from core.identity import StaffRole, StaffUser, current_principal
 from core.tenancy import current_tenant_id, get_or_404
@@ -58,6 +59,7 @@ class RolePermission(TenantScoped, db.Model):
     product later starts at its default everywhere."""
 
     __tablename__ = "role_permission"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     __tenant_table_args__ = (
         sa.UniqueConstraint("tenant_id", "role", "permission"),
         sa.CheckConstraint("role in ('admin', 'staff')", name="role"),
@@ -85,13 +87,15 @@ _CACHE = "role_permissions"
 
 
 def role_permissions(tenant_id: int) -> dict[str, frozenset[str]]:
-    """The tenant's sets; read once per request (every can() of a page asks), and afresh
-    outside requests (jobs, CLI), where nothing would tell a cache that they changed."""
+    """The tenant's sets; in a request from this process's cache of the tenant's configuration
+    version (core.tenant_cache: a change to a role bumps it, and every process reads afresh),
+    then once per request (every can() of a page asks); afresh outside requests (jobs, CLI)."""
     if not has_request_context():
         return load_role_permissions(tenant_id)
     cache = g.setdefault(_CACHE, {})
     if tenant_id not in cache:
-        cache[tenant_id] = load_role_permissions(tenant_id)
+        cache[tenant_id] = tenant_cache.cached("role_permissions", lambda: load_role_permissions(tenant_id)) \
+            if tenant_id == current_tenant_id() else load_role_permissions(tenant_id)
     return cache[tenant_id]
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
+from core import tenant_cache
 from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
@@ -67,6 +68,9 @@ class Tenant(db.Model):
     logo: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
     logo_mimetype: Mapped[str | None] = mapped_column(sa.String(50))
     logo_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Bumped by every change to what the tenant configures (core.tenant_cache): the key of each
+    # process's caches of it.
+    config_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
 
     domains: Mapped[list["TenantDomain"]] = relationship(
@@ -146,8 +150,9 @@ def _apply_settings(connection) -> None:
 @event.listens_for(Session, "after_begin")
 def _set_transaction_tenant(session, transaction, connection):
     # The settings are transaction-local (is_local => true): a new transaction starts with
-    # none, which is what "no tenant, not crossing" means, so that case costs no round trip.
-    if _current_tenant_id.get() is not None or _crossing_tenants.get():
+    # none, which is what "no tenant, not crossing" means, so that case costs no round trip;
+    # a savepoint carries its transaction's settings already.
+    if not transaction.nested and (_current_tenant_id.get() is not None or _crossing_tenants.get()):
         _apply_settings(connection)
 
 
@@ -515,6 +520,7 @@ def init_app(app) -> None:
         kind, tenant = resolve_host(request.host)
         g.host_kind = kind
         g._tenant_token = set_current_tenant(tenant)
+        tenant_cache.remember_version(tenant)
         if kind == "unknown" and request.endpoint != "static":
             abort(404)
         if tenant is not None and not tenant.is_active and request.endpoint not in ("static",):

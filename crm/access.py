@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import g
 
+from core import tenant_cache
 from core.db import db
 from core.identity import StaffUser
 from core.permissions import can, object_rule
@@ -24,10 +25,12 @@ def _sees_everything(staff: StaffUser) -> bool:
 def _restricted(staff: StaffUser) -> bool:
     if _sees_everything(staff):
         return False
-    # Read once per request: list pages ask for every row.
+    # Read once per request (list pages ask for every row), from the process's cache of the
+    # tenant's configuration version (core.tenant_cache: changing the setting bumps it).
     cache = g.setdefault("crm_staff_visibility", {})
     if staff.tenant_id not in cache:
-        cache[staff.tenant_id] = db.session.scalar(sa.select(CrmSettings.staff_visibility))
+        cache[staff.tenant_id] = tenant_cache.cached(
+            "crm_staff_visibility", lambda: db.session.scalar(sa.select(CrmSettings.staff_visibility)))
     return cache[staff.tenant_id] == CrmSettings.OWN_OR_CIRCLES
 
 

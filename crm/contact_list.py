@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timezone
 
 import sqlalchemy as sa
 
+from core import tenant_cache
 from core.db import db
 from core.identity import StaffUser
 from crm.access import visible_contacts_clause
@@ -343,19 +344,42 @@ def row_labels(contacts: list[ListedContact], choices: dict) -> tuple[dict[int, 
     return statuses, owners
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One option of the filter form, as plain data (kept across requests by tenant_cache)."""
+    id: int
+    name: str
+    display_name: str = ""
+    key: str = ""
+    label: str = ""
+    field_type: str = ""
+    choices: tuple = ()
+
+
 def choices_for_filters() -> dict:
-    """Everything the filter form offers (statuses, owners, circles, tags, custom fields)."""
+    """Everything the filter form offers (statuses, owners, circles, tags, custom fields): read
+    once per process and configuration version of the tenant (core.tenant_cache)."""
+    return tenant_cache.cached("contact_filter_choices", _load_choices)
+
+
+def _load_choices() -> dict:
     from crm.models import Circle, Tag
 
+    statuses = db.session.execute(sa.select(PipelineStatus.id, PipelineStatus.name)
+                                  .where(PipelineStatus.archived_at.is_(None)).order_by(PipelineStatus.position))
+    owners = db.session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True))
+                                .options(sa.orm.lazyload(StaffUser.tenant)).order_by(StaffUser.name))
+    circles = db.session.execute(sa.select(Circle.id, Circle.name).where(Circle.archived_at.is_(None))
+                                 .order_by(Circle.name))
+    tags = db.session.execute(sa.select(Tag.id, Tag.name).order_by(Tag.name))
+    fields = db.session.scalars(sa.select(CustomField).where(
+        CustomField.entity == "contact", CustomField.archived_at.is_(None)).order_by(CustomField.position))
     return {
-        "statuses": db.session.scalars(sa.select(PipelineStatus).where(PipelineStatus.archived_at.is_(None))
-                                       .order_by(PipelineStatus.position)).all(),
-        "owners": db.session.scalars(sa.select(StaffUser).where(StaffUser.active.is_(True))
-                                     .options(sa.orm.lazyload(StaffUser.tenant)).order_by(StaffUser.name)).all(),
-        "circles": db.session.scalars(sa.select(Circle).where(Circle.archived_at.is_(None))
-                                      .order_by(Circle.name)).all(),
-        "tags": db.session.scalars(sa.select(Tag).order_by(Tag.name)).all(),
-        "custom_fields": db.session.scalars(sa.select(CustomField).where(
-            CustomField.entity == "contact", CustomField.archived_at.is_(None)).order_by(CustomField.position)).all(),
-        "companies": [],
+        "statuses": tuple(Choice(id, name) for id, name in statuses),
+        "owners": tuple(Choice(o.id, o.name, display_name=o.display_name) for o in owners),
+        "circles": tuple(Choice(id, name) for id, name in circles),
+        "tags": tuple(Choice(id, name) for id, name in tags),
+        "custom_fields": tuple(Choice(f.id, f.label, key=f.key, label=f.label, field_type=f.field_type,
+                                      choices=tuple(f.choices or ())) for f in fields),
+        "companies": (),
     }

@@ -23,6 +23,7 @@ class CrmSettings(TenantScoped, db.Model):
     """One row per tenant: how the CRM behaves there."""
 
     __tablename__ = "crm_settings"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     ALL_CONTACTS, OWN_OR_CIRCLES = "all", "own_or_circles"
     __tenant_table_args__ = (
         sa.UniqueConstraint("tenant_id", name="uq_crm_settings_tenant"),
@@ -43,6 +44,7 @@ class PipelineStatus(TenantScoped, db.Model):
     """A step of the tenant's contact pipeline (New, Contacted, …), in order."""
 
     __tablename__ = "pipeline_status"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     __tenant_table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,6 +62,7 @@ class CustomField(TenantScoped, db.Model):
     `custom_fields` JSON under `key`."""
 
     __tablename__ = "custom_field"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     TYPES = {
         "text": "Text", "long_text": "Long text", "number": "Number", "date": "Date",
         "boolean": "Yes/no", "choice": "Single choice", "multi_choice": "Multiple choice",
@@ -217,6 +220,7 @@ class Circle(TenantScoped, db.Model):
     """A named group of contacts and companies."""
 
     __tablename__ = "circle"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     audit_type = "circle"
     __tenant_table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
 
@@ -280,6 +284,7 @@ class CircleStaff(TenantScoped, db.Model):
 
 class Tag(TenantScoped, db.Model):
     __tablename__ = "tag"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     __tenant_table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

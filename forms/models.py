@@ -53,6 +53,8 @@ class Form(TenantScoped, db.Model):
     """A kickoff form, served publicly at /f/<slug> on the tenant's host."""
 
     __tablename__ = "kickoff_form"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
+    __tenant_config_ignores__ = frozenset({"round_robin_next", "updated_at"})  # the rota moving on
     audit_type = "form"
     __tenant_table_args__ = (
         sa.UniqueConstraint("tenant_id", "slug"),
@@ -125,6 +127,7 @@ class FormField(TenantScoped, db.Model):
     """
 
     __tablename__ = "kickoff_form_field"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     __tenant_table_args__ = (
         tenant_fk("form_id", "kickoff_form", ondelete="CASCADE"),
         sa.UniqueConstraint("tenant_id", "form_id", "key"),

@@ -26,6 +26,7 @@ from flask import (Blueprint, Response, abort, current_app, g, make_response, re
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 
+from core import tenant_cache
 from core.db import db
 from core.extensions import csrf, limiter
 from core.tenancy import require_tenant_host
@@ -165,14 +166,21 @@ def logo(slug: str):
 # --- rendering and receiving --------------------------------------------------------------------
 
 def _form_class(form: Form):
-    return rendering.build_form_class(form.fields, region=settings().default_region,
-                                      portal_login=form.portal_login)
+    """The form's WTForms class, built once per process and configuration version of the
+    tenant (core.tenant_cache: a change to the form, its fields or the CRM settings bumps it)."""
+    return tenant_cache.cached(f"kickoff_form_class:{form.id}", lambda: rendering.build_form_class(
+        form.fields, region=settings().default_region, portal_login=form.portal_login))
+
+
+def _embed_origins() -> tuple[str, ...]:
+    return tenant_cache.cached("form_embed_origins", lambda: tuple(
+        o for o in (settings().form_embed_origins or []) if _ORIGIN.match(o)))
 
 
 def _serve(form: Form, *, embed: bool):
     Kickoff = _form_class(form)
     if request.method == "GET":
-        wtform = Kickoff(formdata=None, data=rendering.url_prefill(form.fields, request.args))
+        wtform = Kickoff(formdata=None, data=rendering.url_prefill(Kickoff._specs, request.args))
         wtform.kf_token.data = issue_token(form)
         # Where the visitor came from; the embed's script replaces it with the host page.
         wtform.kf_source_url.data = (request.referrer or "")[:2000]
@@ -191,12 +199,19 @@ def _serve(form: Form, *, embed: bool):
         return _page(form, wtform, embed=embed, status=422)
 
     source_url = (wtform.kf_source_url.data or request.referrer or request.url)[:2000]
-    with service_call(wtform) as outcome:
-        receive_submission(  # idempotent: the same token again returns the first submission
-            form, rendering.collect_answers(wtform),
-            idempotency_key=token.idempotency_key, source_url=source_url, utm=_utm(source_url),
-            ip_address=(request.remote_addr or "")[:45], user_agent=request.user_agent.string[:500],
-            password=rendering.password_of(wtform))
+    # The form and the tenant are only read after the commit (the thank-you page): kept as
+    # loaded instead of read again in a transaction of their own.
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        with service_call(wtform) as outcome:
+            receive_submission(  # idempotent: the same token again returns the first submission
+                form, rendering.collect_answers(wtform),
+                idempotency_key=token.idempotency_key, source_url=source_url, utm=_utm(source_url),
+                ip_address=(request.remote_addr or "")[:45], user_agent=request.user_agent.string[:500],
+                password=rendering.password_of(wtform))
+    finally:
+        session.expire_on_commit = expire_on_commit
     if not outcome:
         return _page(form, wtform, embed=embed, status=422)
     return _thanks(form, embed=embed)
@@ -254,8 +269,7 @@ def _respond(html: str, form: Form, *, embed: bool, status: int = 200):
     # Every rendering carries its own token (and idempotency key): never cache or share one.
     response.headers["Cache-Control"] = "no-store"
     if embed:
-        origins = [o for o in (settings().form_embed_origins or []) if _ORIGIN.match(o)]
-        set_csp(frame_ancestors=" ".join(["'self'", *origins]))
+        set_csp(frame_ancestors=" ".join(["'self'", *_embed_origins()]))
     return response
 
 

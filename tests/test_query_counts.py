@@ -47,3 +47,40 @@ def test_list_pages_do_not_query_per_row(world, staff_client, app, path):
         page = client.get(path).get_data(as_text=True)
     assert "Extra 29" in page or "extra29@acme.example" in page
     assert len(many) == len(few), f"{path}: {len(few)} queries with few rows, {len(many)} with 30 more"
+
+
+CONFIGURATION_TABLES = ("role_permission", "pipeline_status", "circle ", "tag ", "custom_field", "crm_settings",
+                        "kickoff_form_field")
+
+
+def _make_public_form(app, tenant) -> None:
+    from core.identity import StaffUser
+    from forms import definitions
+    from forms.models import FieldKind
+
+    with app.app_context(), tenant_context(tenant.id):
+        owner = db.session.get(StaffUser, tenant.members["owner"].id)
+        form = definitions.create_form("Start here", "start-here", actor=owner)
+        definitions.add_field(form, {"kind": FieldKind.EMAIL, "label": "E-mail", "target": "contact.email",
+                                     "required": True}, actor=owner)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("role, path, budget", [
+    ("staff", "/staff/contacts", 9),  # tenant, set_config, session, list, count, selection, segments, …
+    ("owner", "/staff/contacts", 9),
+    (None, "/f/start-here", 3),  # tenant, set_config, the form
+    (None, "/staff/login", 2),  # tenant, set_config
+])
+def test_a_warm_page_reads_no_configuration_and_stays_in_its_budget(app, world, staff_client, client_for,
+                                                                     role, path, budget):
+    """The tenant's configuration comes from the process's cache (core.tenant_cache) once warm:
+    no role permissions, pipeline, circles, tags, custom fields, settings or form fields per request."""
+    _make_public_form(app, world.a)
+    client = staff_client(role) if role else client_for(world.a.slug)
+    assert client.get(path).status_code == 200  # warm up
+    with counted_queries(app) as statements:
+        assert client.get(path).status_code == 200
+    read = [s for s in statements if any(f"FROM {t}" in s or f"JOIN {t}" in s for t in CONFIGURATION_TABLES)]
+    assert read == [], read
+    assert len(statements) <= budget, statements

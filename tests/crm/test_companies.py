@@ -266,6 +266,7 @@ def test_company_page_runs_the_same_queries_however_many_circles_and_tags(world,
                 add_to_circle(circle, company=company)
             tag_record(make_tag(f"tag {i}"), company=company)
     in_tenant(app, world.a, grow)
+    client.get(path)  # new circles and tags are a change of configuration: the caches refill once
     with counted_queries(app) as many:
         page = client.get(path).get_data(as_text=True)
     assert "tag 14" in page and "Circle 13" in page
