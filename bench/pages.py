@@ -344,7 +344,8 @@ def main() -> None:
         shown = f"{value:.0%}" if target < 1 else f"{value:.0f}"
         wanted = f">= {target:.0%}" if target < 1 else f"<= {target}"
         print(f"  {name:<24} {shown:>6}  target {wanted:<8} {'holds' if holds else 'MISSES'}")
-    figures["targets"] = [{"name": n, "value": round(v, 3), "target": t, "holds": h} for n, v, t, h in targets]
+    figures["targets"] = [{"name": n, "value": round(v, 3), "target": t, "unit": "of bare" if t < 1 else "MB",
+                           "holds": h} for n, v, t, h in targets]
     figures["holds"] = all(h for *_, h in targets)
     print(json.dumps(figures))
 
