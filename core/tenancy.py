@@ -156,11 +156,13 @@ def _set_transaction_tenant(session, transaction, connection):
         _apply_settings(connection)
 
 
-def set_current_tenant(tenant: Tenant | None):
-    """Make `tenant` current for this request or job; returns a token for reset_current_tenant."""
+def set_current_tenant(tenant: Tenant | None, *, database_told: bool = False):
+    """Make `tenant` current for this request or job; returns a token for reset_current_tenant.
+    `database_told`: the transaction in progress has it already (resolve_host(claim=True))."""
     g.tenant = tenant
     token = _current_tenant_id.set(tenant.id if tenant is not None else None)
-    _sync_database_settings()
+    if not database_told:
+        _sync_database_settings()
     return token
 
 
@@ -475,10 +477,12 @@ def platform_hostname() -> str:
     return _hostname(current_app.config["PLATFORM_DOMAIN"])
 
 
-def resolve_host(host: str) -> tuple[str, Tenant | None]:
+def resolve_host(host: str, *, claim: bool = False) -> tuple[str, Tenant | None]:
     """Classify a Host header: ("platform", None), ("tenant", t) or ("unknown", None).
 
-    Ports are ignored: a tenant is a host name, whatever port the app is served on.
+    Ports are ignored: a tenant is a host name, whatever port the app is served on. With
+    `claim`, on PostgreSQL the same statement hands the tenant found to the transaction in
+    progress (set_config, as _apply_settings does): a request's first round trip does both.
     """
     hostname = _hostname(host)
     platform = platform_hostname()
@@ -486,11 +490,15 @@ def resolve_host(host: str) -> tuple[str, Tenant | None]:
         return "platform", None
     # Both tables are platform-wide: no tenant filter or policy stands in the way, so finding
     # the tenant needs no crossing (and costs every request no extra round trips).
+    query = sa.select(Tenant)
+    if claim and db.session.get_bind().dialect.name == "postgresql" and not _crossing_tenants.get():
+        query = query.add_columns(sa.func.set_config("app.tenant_id", sa.cast(Tenant.id, sa.Text), True),
+                                  sa.func.set_config("app.cross_tenant", "off", True))
     if hostname.endswith("." + platform):
         slug = hostname[: -len(platform) - 1]
-        tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        tenant = db.session.scalar(query.where(Tenant.slug == slug))
     else:
-        tenant = db.session.scalar(sa.select(Tenant).join(TenantDomain).where(TenantDomain.hostname == hostname))
+        tenant = db.session.scalar(query.join(TenantDomain).where(TenantDomain.hostname == hostname))
     return ("tenant", tenant) if tenant is not None else ("unknown", None)
 
 
@@ -517,9 +525,10 @@ def validate_slug(slug: str) -> str | None:
 def init_app(app) -> None:
     @app.before_request
     def _resolve_tenant():
-        kind, tenant = resolve_host(request.host)
+        kind, tenant = resolve_host(request.host, claim=True)
         g.host_kind = kind
-        g._tenant_token = set_current_tenant(tenant)
+        g._tenant_token = set_current_tenant(tenant, database_told=tenant is not None
+                                             and db.session.get_bind().dialect.name == "postgresql")
         tenant_cache.remember_version(tenant)
         if kind == "unknown" and request.endpoint != "static":
             abort(404)
