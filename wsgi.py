@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sqlalchemy as sa
 
-from core import audit, cli, jobs, rls, tenancy, web
+from core import audit, cli, jobs, rls, statistics, tenancy, web
 from core.config import ROOT, load_config
 from core.db import db, make_sqlite_folder
 from core.errors import register_error_handlers
@@ -68,7 +68,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     forms.init_app(app)
     admin.init_app(app)
 
-    _warn_if_rls_is_bypassed(app)
+    _warn_about_the_database(app)
 
     @app.get("/")
     def root():
@@ -80,15 +80,21 @@ def create_app(overrides: dict | None = None) -> Flask:
     return app
 
 
-def _warn_if_rls_is_bypassed(app: Flask) -> None:
-    """Row-level security does not bind a superuser or BYPASSRLS role: say so loudly."""
+def _warn_about_the_database(app: Flask) -> None:
+    """Row-level security does not bind a superuser or BYPASSRLS role: say so loudly. With
+    autovacuum off, only our own ANALYZE runs (core.statistics) keep the planner informed."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         return
     try:
         with app.app_context(), db.engine.connect() as connection:
             bypasses = rls.connection_bypasses_rls(connection)
+            no_autovacuum = statistics.autovacuum_is_off(connection)
     except sa.exc.OperationalError:
         return  # the database is not up yet; nothing to say about it
+    if no_autovacuum:
+        app.logger.warning("PostgreSQL runs with autovacuum off: nothing refreshes the planner's statistics or "
+                           "reclaims deleted rows except the app's own ANALYZE after bulk jobs. Turn it on "
+                           "(autovacuum = on in postgresql.conf).")
     if bypasses:
         message = ("The database role bypasses row-level security (superuser or BYPASSRLS): the third "
                    "wall between tenants is down. Connect the app as an ordinary role (see README).")
