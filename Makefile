@@ -5,7 +5,7 @@ PORT   ?= 5000
 PY     := $(VENV)/bin/python
 FLASK  := PLATFORM_DOMAIN=$${PLATFORM_DOMAIN:-localhost:$(PORT)} $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test setup lock clean
+.PHONY: run test bench setup lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: setup
 		echo "--- again on PostgreSQL ($$TEST_DATABASE_URL)"; \
 		$(PY) -m pytest; \
 	fi
+
+# Every benchmark at a quick size on PostgreSQL (BENCH_DATABASE_URL, else the local server's
+# portico_bench database): one table of figures against their targets, one JSON line last.
+bench: setup
+	$(PY) bench/all.py
 
 # Refresh the pinned versions after changing pyproject.toml.
 lock:

@@ -90,3 +90,14 @@ def paired_median_ms(fn, baseline, repeat: int) -> tuple[float, float]:
             timed()
             out.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples[0]), statistics.median(samples[1])
+
+
+def target(name: str, value, *, at_least=None, at_most=None, unit: str = "") -> dict:
+    """One figure beside its target, as bench/all.py tabulates them: put a list of these under
+    "targets" in the JSON object a benchmark prints last."""
+    if (at_least is None) == (at_most is None):
+        raise ValueError("a target is either at_least or at_most")
+    holds = value is not None and (value >= at_least if at_least is not None else value <= at_most)
+    bound = at_least if at_least is not None else at_most
+    return {"name": name, "value": value, "unit": unit, "holds": bool(holds),
+            "target": f"{'>=' if at_least is not None else '<='} {bound:g}{(' ' + unit) if unit else ''}"}
