@@ -176,3 +176,16 @@ def make_sqlite_folder(database_uri: str) -> None:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not url.database.startswith("file:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+
+def include_for(dialect_name: str):
+    """Alembic's `include_object` for a database of this kind: an index declared for other
+    databases only (`Index(...).ddl_if(dialect="postgresql")`) is not expected on it."""
+    def include_object(obj, name, type_, reflected, compare_to) -> bool:
+        condition = getattr(obj, "_ddl_if", None) if type_ == "index" and not reflected else None
+        if condition is None or condition.dialect is None:
+            return True
+        dialects = (condition.dialect,) if isinstance(condition.dialect, str) else tuple(condition.dialect)
+        return dialect_name in dialects
+    return include_object

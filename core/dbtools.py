@@ -9,6 +9,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
+# Under row-level security, PostgreSQL uses an index only for conditions whose functions are
+# LEAKPROOF (they cannot reveal rows the policy hides); pg_trgm's `%` is not declared so, and a
+# trigram match would read every name of the tenant. Only a superuser may declare it.
+TRIGRAMS_UNDER_RLS = "ALTER FUNCTION public.similarity_op(text, text) LEAKPROOF"
+
 APP_ROLE = "portico_test_app"
 APP_PASSWORD = "portico-test-app"
 
@@ -49,9 +54,13 @@ def isolated_schema(admin_url: str, prefix: str = "portico_t", *, kept: str | No
             if (stale == schema and not kept) or (suffix.isdigit() and not _pid_alive(int(suffix))):
                 conn.execute(sa.text(f"DROP SCHEMA {stale} CASCADE"))
         conn.execute(sa.text(f"CREATE SCHEMA {'IF NOT EXISTS ' if kept else ''}{schema} AUTHORIZATION {APP_ROLE}"))
+        # Extensions are the database's, made by its administrator, in public (the migrations
+        # create them only where they may: README, "PostgreSQL").
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+        conn.execute(sa.text(TRIGRAMS_UNDER_RLS))
     parts = urlsplit(admin_url)
     netloc = f"{APP_ROLE}:{APP_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    query = (parts.query + "&" if parts.query else "") + f"options=-csearch_path%3D{schema}"
+    query = (parts.query + "&" if parts.query else "") + f"options=-csearch_path%3D{schema}%2Cpublic"
     try:
         yield urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     finally:

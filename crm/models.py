@@ -96,6 +96,10 @@ class Company(TenantScoped, db.Model):
         tenant_fk("owner_id", "staff_user"),
         sa.CheckConstraint(_ROLE_CHECK, name="role"),
         sa.Index("ix_company_tenant_id_name_key", "tenant_id", "name_key"),
+        # Fuzzy matching a new name (crm.companies.match_company) reads the few names that share
+        # its trigrams, not every company of the tenant. PostgreSQL's pg_trgm only.
+        sa.Index("ix_company_name_key_trigrams", "name_key", postgresql_using="gin",
+                 postgresql_ops={"name_key": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from flask import current_app
 
 from alembic import context
 
-from core.db import UTCDateTime
+from core.db import UTCDateTime, include_for
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -103,6 +103,7 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        conf_args.setdefault("include_object", include_for(connection.dialect.name))
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

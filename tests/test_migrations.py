@@ -11,13 +11,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
-from core.db import Base, db
+from core.db import Base, db, include_for
 
 
 def test_models_and_migrations_agree(app_ctx):
     """The session database was built by `flask db upgrade`; autogenerate must find nothing."""
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": include_for(connection.dialect.name)})
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations disagree; run `flask db migrate`: {diff}"
 

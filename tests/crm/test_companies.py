@@ -73,6 +73,28 @@ def test_company_names_match_despite_case_punctuation_and_suffixes(world, app):
     in_tenant(app, world.a, check)
 
 
+def test_a_misspelt_name_is_matched_among_many_without_reading_every_company(world, app):
+    """Among 400 companies the misspelling finds its company; on PostgreSQL the candidates come
+    from the trigram index (a handful of names), not from a read of every company."""
+    from crm.companies import TRIGRAM_CANDIDATES, _fuzzy_candidates
+
+    def check():
+        for i in range(400):
+            db.session.add(Company(name=f"Company {i}", name_key=f"company {i}"))
+        wanted = make_company("Vandelay Industries International")
+        assert match_company("Vandelay Industries Internationl") == wanted
+        assert match_company("Kramerica Industries") is None
+        if db.session.get_bind().dialect.name == "postgresql":
+            candidates = _fuzzy_candidates("vandelay industries internationl")
+            assert wanted.id in candidates and len(candidates) <= TRIGRAM_CANDIDATES
+            connection = db.session.connection()
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+                "EXPLAIN SELECT id FROM company WHERE name_key %% 'vandelay industries internationl'"))
+            assert "ix_company_name_key_trigrams" in plan
+    in_tenant(app, world.a, check)
+
+
 def test_a_tags_companies_are_listed_from_its_page(world, staff_client, app):
     def setup():
         vip, unused = make_tag("vip"), make_tag("unused")
