@@ -203,6 +203,22 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (all their threads) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def seed(url: str, stack: ExitStack) -> int:
     """The tenant and its form (the usual fields, mapped onto the contact and company)."""
     from flask_migrate import upgrade
@@ -307,8 +323,12 @@ def main() -> None:
         stack.callback(_stop, worker)
         _wait_for(port, gunicorn)
 
+        cpu_before = {"gunicorn": _cpu_seconds(_children(gunicorn.pid)), "job_worker": _cpu_seconds([worker.pid])}
         result, seconds = drive(f"http://127.0.0.1:{port}", rows, args.clients)
         sent_keys = set(result["keys"])
+        # Where the machine's time went while the clients ran (the job worker drains meanwhile).
+        cpu = {"gunicorn": _cpu_seconds(_children(gunicorn.pid)) - cpu_before["gunicorn"],
+               "job_worker": _cpu_seconds([worker.pid]) - cpu_before["job_worker"]}
 
         drain_started = time.perf_counter()
         deadline = time.monotonic() + args.drain_timeout
@@ -339,6 +359,8 @@ def main() -> None:
         "failed_processing": figures["failed"], "still_waiting": figures["waiting"],
         "client_seconds": round(seconds, 2), "drain_seconds": round(drained, 2),
         "clients": args.clients, "gunicorn_workers": args.workers,
+        "cpu_s_while_sending": {k: round(v, 1) for k, v in cpu.items()},
+        "gunicorn_cpu_ms_per_submission": round(cpu["gunicorn"] * 1000 / max(1, len(sent_keys)), 2),
     }
     print(f"Sent {out['sent']:,} submissions from {args.clients} clients to gunicorn ({args.workers} workers) in "
           f"{seconds:.1f} s: {out['submissions_per_s']:,} submissions/s; POST p50 {out['p50_ms']} ms, "
@@ -347,6 +369,9 @@ def main() -> None:
           f"the worker drained in {drained:.1f} s: {figures['contacts']:,} contacts for {len(people):,} people; "
           f"failed {figures['failed']}, still waiting {figures['waiting']}; lost {out['lost']}, "
           f"duplicated {out['duplicated']}")
+    print(f"  CPU while sending: gunicorn workers {cpu['gunicorn']:.1f} s "
+          f"({out['gunicorn_cpu_ms_per_submission']} ms a GET + POST), job worker {cpu['job_worker']:.1f} s, "
+          f"over {seconds:.1f} s of {os.cpu_count()} cores")
     if result["errors"]:
         print(f"  client errors ({len(result['errors'])}): {sorted(set(result['errors']))[:5]}")
     if figures["errors"]:
