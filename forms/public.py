@@ -18,6 +18,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
@@ -111,6 +112,41 @@ def _live_form(slug: str) -> Form:
     return form
 
 
+@dataclass(frozen=True)
+class ShownForm:
+    """What showing a form reads of it, as plain data: kept across requests by tenant_cache
+    (a change to the form or its fields bumps the tenant's configuration version). Receiving
+    a submission reads the form itself."""
+    id: int
+    tenant_id: int
+    slug: str
+    title: str
+    intro: str
+    submit_label: str
+    thank_you_message: str
+    redirect_url: str | None
+    primary_colour: str | None
+    logo_mimetype: str | None
+    updated_at: object
+    min_fill_seconds: int
+    portal_login: str
+
+
+_SHOWN = [f.name for f in dataclass_fields(ShownForm)]
+
+
+def _shown_form(slug: str) -> ShownForm:
+    """The live form at this address for showing it, from the process's cache; 404 as _live_form."""
+    def load():
+        form = db.session.scalar(sa.select(Form).where(Form.slug == slug, Form.archived_at.is_(None)))
+        return ShownForm(**{name: getattr(form, name) for name in _SHOWN}) if form is not None else None
+
+    shown = tenant_cache.cached(f"kickoff_form:{slug}", load)
+    if shown is None:
+        abort(404)
+    return shown
+
+
 def _ip_limit() -> str:
     return current_app.config["RATELIMIT_FORM_PER_IP"]
 
@@ -132,13 +168,13 @@ def _rate_limited(view):
 @bp.route("/f/<slug>", methods=["GET", "POST"])
 @_rate_limited
 def page(slug: str):
-    return _serve(_live_form(slug), embed=False)
+    return _serve(_shown_form(slug) if request.method == "GET" else _live_form(slug), embed=False)
 
 
 @bp.route("/f/<slug>/embed", methods=["GET", "POST"])
 @_rate_limited
 def embed(slug: str):
-    return _serve(_live_form(slug), embed=True)
+    return _serve(_shown_form(slug) if request.method == "GET" else _live_form(slug), embed=True)
 
 
 @bp.errorhandler(429)
@@ -165,11 +201,14 @@ def logo(slug: str):
 
 # --- rendering and receiving --------------------------------------------------------------------
 
-def _form_class(form: Form):
+def _form_class(form: Form | ShownForm):
     """The form's WTForms class, built once per process and configuration version of the
     tenant (core.tenant_cache: a change to the form, its fields or the CRM settings bumps it)."""
-    return tenant_cache.cached(f"kickoff_form_class:{form.id}", lambda: rendering.build_form_class(
-        form.fields, region=settings().default_region, portal_login=form.portal_login))
+    def build():
+        fields = form.fields if isinstance(form, Form) else db.session.get(Form, form.id).fields
+        return rendering.build_form_class(fields, region=settings().default_region, portal_login=form.portal_login)
+
+    return tenant_cache.cached(f"kickoff_form_class:{form.id}", build)
 
 
 def _embed_origins() -> tuple[str, ...]:

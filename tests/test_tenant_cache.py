@@ -174,3 +174,16 @@ def test_restricting_staff_visibility_hides_contacts_in_another_process_at_once(
     in_tenant(app, world.a, lambda: (restrict_staff_visibility(), db.session.commit()))
 
     assert "Amelia Hart" not in staff.get("/staff/contacts").get_data(as_text=True)
+
+
+def test_an_archived_form_is_gone_from_another_process_at_once(app, other_process, world):
+    form_id = _form(app, world)
+    visitor = other_process.test_client()
+    visitor.host = host_of(world.a.slug)
+    assert visitor.get("/f/start-here").status_code == 200  # cached there now
+
+    def archive():
+        definitions.archive_form(db.session.get(Form, form_id), actor=db.session.get(StaffUser, world.a.members["owner"].id))
+        db.session.commit()
+    in_tenant(app, world.a, archive)
+    assert visitor.get("/f/start-here").status_code == 404
