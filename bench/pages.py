@@ -36,7 +36,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from _common import PASSWORD, databases
+from _common import PASSWORD, databases, target
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -340,12 +340,12 @@ def main() -> None:
     targets.append(("worker RSS MB", figures["worker_rss_mb"], RSS_TARGET_MB, figures["worker_rss_mb"] <= RSS_TARGET_MB))
     print(f"gunicorn worker RSS after warm-up: {', '.join(f'{x:.0f}' for x in rss)} MB; at the end "
           f"{', '.join(f'{x:.0f}' for x in rss_after)} MB (bare page's worker {figures['bare_worker_rss_mb']:.0f} MB)")
-    for name, value, target, holds in targets:
-        shown = f"{value:.0%}" if target < 1 else f"{value:.0f}"
-        wanted = f">= {target:.0%}" if target < 1 else f"<= {target}"
+    for name, value, bound, holds in targets:
+        shown = f"{value:.0%}" if bound < 1 else f"{value:.0f}"
+        wanted = f">= {bound:.0%}" if bound < 1 else f"<= {bound}"
         print(f"  {name:<24} {shown:>6}  target {wanted:<8} {'holds' if holds else 'MISSES'}")
-    figures["targets"] = [{"name": n, "value": round(v, 3), "target": t, "unit": "of bare" if t < 1 else "MB",
-                           "holds": h} for n, v, t, h in targets]
+    figures["targets"] = [target(n, round(v * 100, 1), at_least=t * 100, unit="% of bare") if t < 1
+                          else target(n, round(v, 1), at_most=t, unit="MB") for n, v, t, _ in targets]
     figures["holds"] = all(h for *_, h in targets)
     print(json.dumps(figures))
 
