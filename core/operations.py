@@ -267,6 +267,75 @@ def work_through(operation_id: int, *, prepare: Callable[[Operation], Step],
         raise
 
 
+def work_in_parallel(operation_id: int, *, prepare: Callable[[Operation], Step],
+                     finish: Callable[[Operation], None] | None = None, retries: int) -> None:
+    """`work_through` for an operation whose chunks are independent of each other (an import
+    whose rows are split so that one person's rows share a chunk): every job running this
+    takes the next chunk nobody holds, so as many workers as run share the operation.
+
+    On PostgreSQL a chunk is claimed with its row lock (FOR UPDATE SKIP LOCKED) for the
+    transaction that applies it, and deleted in that transaction: a worker that dies leaves its
+    chunk unclaimed for the next one, and nothing is applied twice. The operation's row is
+    locked only at the end of a chunk's transaction, to add its counts: the last chunk to
+    commit finds none left and finishes the operation, exactly once. A cancellation is seen
+    there too, and the chunk's work is rolled back. Failures count on the operation (not
+    runs, which are many at once): after `retries` of them it stops for good. Elsewhere
+    (SQLite: one writer at a time) it is `work_through`."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return work_through(operation_id, prepare=prepare, finish=finish, retries=retries)
+    try:
+        while True:
+            operation = db.session.scalar(sa.select(Operation).where(Operation.id == operation_id)
+                                          .execution_options(populate_existing=True))
+            if operation is None or operation.is_finished:
+                db.session.commit()
+                return
+            part = db.session.scalar(
+                sa.select(OperationChunk).where(OperationChunk.operation_id == operation_id)
+                .order_by(OperationChunk.seq).limit(1).with_for_update(skip_locked=True))
+            counts = prepare(operation)(list(part.refs)) if part is not None else None
+            operation = _lock(operation_id)
+            if operation.is_finished:  # cancelled (or failed) meanwhile: this chunk's work is not kept
+                db.session.rollback()
+                return
+            if operation.status == Operation.QUEUED:
+                operation.status, operation.started_at = Operation.RUNNING, utcnow()
+            if part is not None:
+                _add_counts(operation, counts, done=len(part.refs))
+                operation.last_error = None
+                db.session.delete(part)
+                db.session.flush()
+            left = db.session.scalar(sa.select(sa.func.count(OperationChunk.id))
+                                     .where(OperationChunk.operation_id == operation_id))
+            if not left:
+                _close(operation, Operation.DONE)
+                if finish is not None:
+                    finish(operation)
+            db.session.commit()
+            if part is None or not left:
+                return  # the chunks left are being applied by other workers; the last of them finishes
+    except ServiceError as exc:
+        db.session.rollback()
+        _fail(operation_id, exc.message, finish)
+    except Exception:
+        db.session.rollback()
+        operation = _lock(operation_id)
+        operation.attempts += 1
+        final = operation.attempts > retries
+        logger.exception("operation %s (%s) failed (%s failures)%s", operation_id, operation.kind,
+                         operation.attempts, "; giving up" if final else "; it will be retried")
+        where = f"after {operation.processed:,} of {operation.total:,} {operation.unit}"
+        if final:
+            _fail(operation_id, f"Stopped {where}: something went wrong on our side, several times. "
+                                "What was done before stays done.", finish)
+            return
+        operation.last_error = (f"Something went wrong on our side {where}; it is tried again automatically "
+                                "in a moment, from where it stopped.")
+        operation.updated_at = utcnow()
+        db.session.commit()
+        raise
+
+
 # --- when a worker dies ------------------------------------------------------------------------
 
 # An operation commits progress every chunk (a second or so); one silent this long has lost its

@@ -11,6 +11,9 @@ duplicating anyone.
    the services' checks, merge the file's own duplicates, match existing contacts by e-mail,
    then phone (one query per batch), then insert the new contacts, their search words and
    timeline entries with multi-row INSERTs, and update the matched ones as the member chose.
+   The batches are cut so that one person's rows (same e-mail, else phone) share a batch, so
+   on PostgreSQL every running worker takes batches of the same import at once
+   (core.operations.work_in_parallel); the last batch to commit finishes the import.
    Each batch records what it did (ContactImportBatch), in the same transaction: the result,
    the failed-rows file and undo read it. A worker killed mid-batch leaves nothing of it; the
    retry resumes after the last committed batch.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import IO, Iterable
@@ -34,7 +38,7 @@ from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import StaffUser
 from core.jobs import job, on_commit, periodic_job
-from core.operations import Operation, OperationChunk, register_kind, work_through
+from core.operations import Operation, OperationChunk, register_kind, work_in_parallel, work_through
 from core.statistics import analyze_grown
 from core.tenancy import cross_tenant
 from core.text import clean_line
@@ -58,6 +62,7 @@ CHUNK = 1000  # rows a batch: one transaction, a handful of multi-row statements
 MAX_ROWS = 1_000_000
 RETRIES = 5
 PREVIEW_ROWS = 20
+PARALLEL_JOBS = 8  # at most this many workers share one import
 # What a batch inserts into: their statistics are refreshed as they grow (core.statistics).
 GROWN_TABLES = (Contact.__tablename__, ContactSearchToken.__tablename__, TimelineEntry.__tablename__,
                 Company.__tablename__, CircleMember.__tablename__, ContactTag.__tablename__,
@@ -271,18 +276,62 @@ def start_import(upload: ContactImport, options: dict, *, actor, queue: bool = T
                           total=upload.row_count, started_by_id=upload.created_by_id)
     db.session.add(operation)
     db.session.flush()
-    db.session.execute(
-        sa.insert(OperationChunk).from_select(
-            ["tenant_id", "operation_id", "seq", "refs"],
-            sa.select(ContactImportChunk.tenant_id, sa.literal(operation.id), ContactImportChunk.seq,
-                      ContactImportChunk.rows).where(ContactImportChunk.import_id == upload.id)))
+    chunks = _partition(upload)
+    if chunks:
+        db.session.execute(sa.insert(OperationChunk), [
+            {"operation_id": operation.id, "seq": seq, "refs": rows} for seq, rows in enumerate(chunks)])
     db.session.execute(sa.delete(ContactImportChunk).where(ContactImportChunk.import_id == upload.id))
     upload.status, upload.operation_id = ContactImport.RUNNING, operation.id
     record("contact_import.started", upload, actor=actor,
            details={"file": upload.filename, "rows": upload.row_count, "on_duplicate": options["on_duplicate"]})
     if queue:
-        on_commit(run_import, operation.id, tenant_id=operation.tenant_id)
+        # On PostgreSQL one job per worker that may take part; each takes batches until none
+        # are left (core.operations.work_in_parallel). Jobs beyond the running workers wait, and
+        # find nothing left to do when their turn comes. SQLite writes one at a time: one job.
+        parallel = db.session.get_bind().dialect.name == "postgresql"
+        for _ in range(max(1, min(len(chunks), PARALLEL_JOBS if parallel else 1))):
+            on_commit(run_import, operation.id, tenant_id=operation.tenant_id)
     return operation
+
+
+def _partition(upload: ContactImport) -> list[list]:
+    """The frozen rows cut into batches of about CHUNK rows such that one person's rows (the
+    same e-mail, else the same phone) share a batch, each in file order: batches may then run
+    at once on several workers, and the file's own duplicates still meet in one batch."""
+    emails = [i for i, target in enumerate(upload.mapping) if target in ("email", "extra_emails")]
+    phones = [i for i, target in enumerate(upload.mapping) if target in ("phone", "extra_phones")]
+    count = max(1, -(-(upload.row_count or 0) // CHUNK))
+    batches: list[list] = [[] for _ in range(count)]
+    frozen = db.session.scalars(sa.select(ContactImportChunk.rows).where(ContactImportChunk.import_id == upload.id)
+                                .order_by(ContactImportChunk.seq))
+    for rows in frozen:
+        for line, cells in rows:
+            key = _person_key(cells, emails, phones)
+            batches[(zlib.crc32(key.encode()) if key else line) % count].append([line, cells])
+    return [rows for rows in batches if rows]
+
+
+def _person_key(cells: list, emails: list[int], phones: list[int]) -> str | None:
+    """What says two rows are one person, roughly as the cleaned row will (RowCleaner): the
+    first e-mail, else the first phone's last nine digits. Rough is enough: rows it wrongly
+    puts together only share a batch."""
+    for columns, shape in ((emails, _first_email), (phones, _phone_digits)):
+        for index in columns:
+            if index < len(cells) and cells[index]:
+                found = shape(str(cells[index]))
+                if found:
+                    return found
+    return None
+
+
+def _first_email(text: str) -> str | None:
+    first = text.replace(",", " ").replace(";", " ").split()
+    return "e:" + first[0].lower() if first else None
+
+
+def _phone_digits(text: str) -> str | None:
+    digits = "".join(c for c in text if c.isdigit())
+    return "p:" + digits[-9:] if digits else None
 
 
 def discard_import(upload: ContactImport) -> None:
@@ -296,8 +345,9 @@ def discard_import(upload: ContactImport) -> None:
 
 @job(retries=RETRIES, retry_delay=10)
 def run_import(operation_id: int) -> None:
-    """Work through an import's rows (queued by start_import; re-queued after a crash)."""
-    work_through(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
+    """Work through an import's rows beside the other workers doing the same (queued by
+    start_import; re-queued after a crash)."""
+    work_in_parallel(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
 
 
 register_kind(KIND, unit="rows", summary=_summary, job=run_import)
