@@ -10,7 +10,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 PASSWORD = "bench-lantern-harbour-7"
 SMALL_TENANTS = 99
@@ -42,14 +43,14 @@ def databases(database_url: str | None, stack: ExitStack, *, keep: str | None = 
     return url, psycopg_url(database_url) + ("&" if "?" in database_url else "?") + schema_option
 
 
-def make_app(url: str, stack: ExitStack):
+def make_app(url: str, stack: ExitStack, **overrides):
     from wsgi import create_app
 
     jobs_dir = stack.enter_context(tempfile.TemporaryDirectory())
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "PLATFORM_DOMAIN": "localhost",
                        "JOBS_SQLITE_PATH": f"{jobs_dir}/jobs.sqlite", "RATELIMIT_ENABLED": False,
                        "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1,
-                       "LOG_LEVEL": "WARNING"})
+                       "LOG_LEVEL": "WARNING", **overrides})
 
 
 def sign_in(app, slug: str, email: str, password: str = PASSWORD):

@@ -37,7 +37,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from _common import PASSWORD, databases, make_app, target
+from _common import PASSWORD, ROOT, databases, make_app, target
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -52,6 +52,7 @@ TITLES = ["CEO", "CTO", "Engineer", "Sales Manager", "Designer", "Accountant", "
 HEADER = ["First Name", "Last Name", "E-mail Address", "Mobile Phone", "Company", "Job Title", "City", "Notes"]
 IN_FILE_DUPLICATES, EXISTING, BAD = 0.03, 0.02, 0.01
 FULL_SIZE, QUICK_SIZE, MEMORY_SMALL, STATISTICS_SIZE = 100_000, 20_000, 10_000, 20_000
+COMPANIES_SIZE, COMPANIES_MANY = 10_000, 100_000
 
 
 def _phone(i: int, style: int) -> str:
@@ -98,7 +99,8 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistics: bool = True) -> dict:
+def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistics: bool = True, workers: int = 0,
+        companies: int = 0) -> dict:
     from flask_migrate import upgrade
 
     from core.db import db
@@ -108,7 +110,7 @@ def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistic
     from crm.models import Contact
     from crm.search import index_contacts
 
-    app = make_app(url, stack)
+    app = make_app(url, stack, **({"REDIS_URL": QUEUE_URL} if workers else {}))
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     path = folder / f"contacts-{size}.csv"
     truth = write_file(path, size)
@@ -123,6 +125,8 @@ def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistic
             db.session.flush()
             index_contacts(people)
             db.session.commit()
+        if companies:
+            _copy_companies(seed_url, tenant_id, companies)
         if fresh_statistics and seed_url.startswith("postgresql"):
             # The planner's statistics as a long-lived database has them (the other case, a new
             # database, has none: what a new tenant's first import meets, unless the import
@@ -134,16 +138,27 @@ def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistic
             db.session.remove()
             db.engine.dispose()
         before_mb = _peak_mb()
+        cpu = {}
+        if workers:
+            from core import jobs
+            jobs.huey.flush()
+            pool = [_worker(url) for _ in range(workers)]
         started = time.perf_counter()
         with tenant_context(tenant_id):
             with path.open("rb") as source:
                 upload = engine.new_import(source, path.name, actor=None)
             frozen = time.perf_counter()
-            operation = engine.start_import(upload, {"on_duplicate": "fill"}, actor=None, queue=False)
+            operation = engine.start_import(upload, {"on_duplicate": "fill"}, actor=None, queue=bool(workers))
             operation_id, upload_id = operation.id, upload.id
             db.session.commit()
-            engine.run_inline(operation_id)
+            if workers:
+                cpu = _wait_for(operation_id, pool, seed_url)
+            else:
+                engine.run_inline(operation_id)
             elapsed = time.perf_counter() - started
+            if workers:  # from the first batch taken to the last committed: the workers' start-up is not the import's
+                operation = db.session.get(engine.Operation, operation_id)
+                elapsed = (operation.finished_at - operation.started_at).total_seconds() + (frozen - started)
             peak_mb = _peak_mb()
             upload = engine.sync_status(db.session.get(engine.ContactImport, upload_id))
             counts = engine.live_counts(upload)
@@ -159,9 +174,69 @@ def run(url: str, seed_url: str, size: int, stack: ExitStack, *, fresh_statistic
         "lost": len(truth["expected"] - found), "duplicated": len(emails) - len(found),
         "expected_failed": truth["bad"],
     }
-    if seed_url.startswith("postgresql"):
+    if seed_url.startswith("postgresql") and not workers and not companies:
         figures["copy_rows_per_s"] = _copy_rate(seed_url, tenant_id, path)
-    return figures
+    return figures | cpu
+
+
+QUEUE_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def _worker(url: str) -> subprocess.Popen:
+    """`flask --app wsgi worker` as operators run it: one process, one job at a time."""
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": QUEUE_URL, "SECRET_KEY": "bench", "JOBS_WORKERS": "1",
+           "PLATFORM_DOMAIN": "localhost", "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_for(operation_id: int, pool: list, seed_url: str) -> dict:
+    """Until the workers have finished the import; then the CPU they and their database
+    backends spent (the split says what more workers on more cores would do)."""
+    from core.db import db
+    from core.operations import Operation
+
+    engine_ = sa.create_engine(seed_url)
+    backends: dict[int, float] = {}
+    try:
+        while True:
+            status = db.session.scalar(sa.select(Operation.status).where(Operation.id == operation_id))
+            db.session.commit()
+            with engine_.connect() as connection:
+                for (pid,) in connection.execute(sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE usename = current_user OR usename LIKE 'portico%'")):
+                    try:
+                        backends[pid] = _cpu_seconds(pid)
+                    except (FileNotFoundError, ProcessLookupError):
+                        pass
+            if status in Operation.FINISHED:
+                break
+            time.sleep(0.05)
+        worker_cpu = sum(_cpu_seconds(worker.pid) for worker in pool)
+    finally:
+        for worker in pool:
+            worker.terminate()
+            worker.wait()
+        engine_.dispose()
+    return {"worker_cpu_s": round(worker_cpu, 1), "database_cpu_s": round(sum(backends.values()), 1)}
+
+
+def _copy_companies(seed_url: str, tenant_id: int, count: int) -> None:
+    """`count` companies already in the tenant (none of them the file's), by COPY."""
+    rows = "".join(f"{tenant_id}\tHolding {i} Trading\tholding {i} trading\tlead\t{{}}\t2024-01-01T00:00:00+00:00"
+                   f"\t2024-01-01T00:00:00+00:00\n" for i in range(count))
+    engine_ = sa.create_engine(seed_url)
+    with engine_.begin() as connection:
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy("COPY company (tenant_id, name, name_key, role, custom_fields, created_at, updated_at)"
+                             " FROM STDIN") as copy:
+                copy.write(rows)
+    engine_.dispose()
 
 
 def _copy_rate(seed_url: str, tenant_id: int, path: Path) -> int:
@@ -214,12 +289,15 @@ def main() -> None:
                         or os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-statistics", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--companies", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = args.size or (QUICK_SIZE if args.quick else FULL_SIZE)
     if args.child:
         with ExitStack() as stack:
             url, seed_url = databases(args.database_url, stack)
-            print(json.dumps(run(url, seed_url, size, stack, fresh_statistics=not args.no_statistics)))
+            print(json.dumps(run(url, seed_url, size, stack, fresh_statistics=not args.no_statistics,
+                                 workers=args.workers, companies=args.companies)))
         return
 
     small = _child(MEMORY_SMALL, args.database_url)
@@ -262,6 +340,29 @@ def main() -> None:
                 "new_database_ratio": ratio}
         targets.append(target(f"first import of {STATISTICS_SIZE:,} into a new database, vs fresh statistics",
                               ratio, at_most=1.3, unit="x"))
+    if postgres:
+        one = _child(size, args.database_url, "--workers", "1")
+        two = _child(size, args.database_url, "--workers", "2")
+        speedup = round(two["rows_per_s"] / one["rows_per_s"], 2)
+        share = one["database_cpu_s"] / max(one["database_cpu_s"] + one["worker_cpu_s"], 0.1)
+        print(f"  worker processes on the queue: one {one['rows_per_s']:,} rows/s, two {two['rows_per_s']:,} rows/s "
+              f"({speedup}x); CPU per row with one: workers {one['worker_cpu_s'] / size * 1e6:.0f} µs, database "
+              f"{one['database_cpu_s'] / size * 1e6:.0f} µs ({share:.0%} of it in the database); lost "
+              f"{two['lost']}, duplicated {two['duplicated']} with two")
+        few, many = (_child(COMPANIES_SIZE, args.database_url, "--companies", str(n)) for n in (100, COMPANIES_MANY))
+        slower = round(few["rows_per_s"] / many["rows_per_s"], 2)
+        print(f"  {COMPANIES_SIZE:,} rows with 100 companies already in the tenant: {few['rows_per_s']:,} rows/s; "
+              f"with {COMPANIES_MANY:,}: {many['rows_per_s']:,} rows/s ({slower}x)")
+        out |= {"one_worker_rows_per_s": one["rows_per_s"], "two_workers_rows_per_s": two["rows_per_s"],
+                "two_workers_speedup": speedup, "worker_cpu_us_per_row": round(one["worker_cpu_s"] / size * 1e6),
+                "database_cpu_us_per_row": round(one["database_cpu_s"] / size * 1e6),
+                "database_cpu_share": round(share, 2), "rows_per_s_100_companies": few["rows_per_s"],
+                f"rows_per_s_{COMPANIES_MANY}_companies": many["rows_per_s"], "many_companies_ratio": slower}
+        targets += [
+            target(f"two worker processes vs one, {size:,} rows", speedup, at_least=1.6, unit="x"),
+            target("rows lost or duplicated with two workers", two["lost"] + two["duplicated"], at_most=0),
+            target(f"{COMPANIES_MANY:,} companies in the tenant vs 100", slower, at_most=1.2, unit="x"),
+        ]
     out["targets"] = targets
     print(json.dumps(out))
 

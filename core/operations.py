@@ -283,6 +283,10 @@ def work_in_parallel(operation_id: int, *, prepare: Callable[[Operation], Step],
     (SQLite: one writer at a time) it is `work_through`."""
     if db.session.get_bind().dialect.name != "postgresql":
         return work_through(operation_id, prepare=prepare, finish=finish, retries=retries)
+    now = utcnow()
+    db.session.execute(sa.update(Operation).where(Operation.id == operation_id, Operation.status == Operation.QUEUED)
+                       .values(status=Operation.RUNNING, started_at=now, updated_at=now))
+    db.session.commit()
     try:
         while True:
             operation = db.session.scalar(sa.select(Operation).where(Operation.id == operation_id)
@@ -298,8 +302,6 @@ def work_in_parallel(operation_id: int, *, prepare: Callable[[Operation], Step],
             if operation.is_finished:  # cancelled (or failed) meanwhile: this chunk's work is not kept
                 db.session.rollback()
                 return
-            if operation.status == Operation.QUEUED:
-                operation.status, operation.started_at = Operation.RUNNING, utcnow()
             if part is not None:
                 _add_counts(operation, counts, done=len(part.refs))
                 operation.last_error = None
