@@ -20,7 +20,7 @@ import time
 from contextlib import ExitStack
 
 from _common import (PASSWORD, SMALL_TENANTS, add_database_arguments, databases, make_app,
-                     paired_median_ms, sign_in)
+                     paired_median_ms, sign_in, target)
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -53,9 +53,11 @@ def _seed_events(connection, tenant_id: int, count: int, first_id_hint: str) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=1_000_000, help="audit events in the big tenant")
+    parser.add_argument("--size", type=int, default=None, help="audit events in the big tenant (1,000,000; --quick 100,000)")
+    parser.add_argument("--quick", action="store_true", help="100,000 events (make bench)")
     add_database_arguments(parser)
     args = parser.parse_args()
+    args.size = args.size or (100_000 if args.quick else 1_000_000)
 
     with ExitStack() as stack:
         url, seed_url = databases(args.database_url, stack)
@@ -136,6 +138,10 @@ def run(url: str, seed_url: str, size: int, repeat: int, stack: ExitStack, expla
     print(f"{'page':<12} {'app ms':>8} {'bare SQL ms':>12}   ({size:,} events, {engine.dialect.name})")
     for name, page_ms, bare_ms in rows:
         print(f"{name:<12} {page_ms:>8.2f} {bare_ms:>12.3f}")
+    # The page's fixed cost (session, tenant, template) dwarfs one indexed query: its ratio to
+    # the bare query is reported, and its time held to the product's page budget.
+    figures["targets"] = [target(f"audit {name.replace('_', ' ')}, {size:,} events", round(page_ms, 1), at_most=100,
+                                 unit="ms") for name, page_ms, _ in rows]
     return figures
 
 
