@@ -200,7 +200,7 @@ def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, acti
     contact = Contact(role=role, **values)
     db.session.add(contact)
     db.session.flush()
-    index_contact(contact)
+    index_contact(contact, fresh=True)
     who = getattr(actor, "display_name", None)
     record_activity("created", activity or (f"Added by {who}" if who else "Added"), contact=contact, actor=actor)
     record("contact.created", contact, actor=actor, details={"role": role})

@@ -43,9 +43,11 @@ from core.permissions import can
 from core.tenancy import current_tenant_id
 from crm.access import contact_visible_to, visible_contacts_clause
 from crm.contacts import FIELD_LABELS
+from crm.identity import answers_to
 from crm.models import (CircleMember, Contact, ContactRole, ContactTag, EventAttendee, Note, SelectedContact, Task,
                         TimelineEntry)
 from crm.search import contact_matches, index_contacts
+from crm.setup import settings
 from crm.timeline import record_activity
 
 register_actions({"contact.merged": "Contacts merged"})
@@ -394,12 +396,13 @@ def related_counts(contacts: list[Contact]) -> dict[int, dict[str, int]]:
 
 
 def find_candidates(text: str, staff, *, exclude: list[int], limit: int = 10) -> list[Contact]:
-    """Contacts to add to a merge: an exact e-mail, or every word of a name, e-mail or phone
-    (the contact list's search text), live or inactive, not merged away, visible to `staff`."""
+    """Contacts to add to a merge: one that answers to exactly this e-mail or phone (main or
+    other, crm.identity), or every word of a name, e-mail or phone (the contact list's search
+    text), live or inactive, not merged away, visible to `staff`."""
     conditions = contact_matches(text)
     if not conditions:
         return []
-    exact = Contact.email == text.strip().lower()
+    exact = answers_to(text, region=settings().default_region)
     return list(db.session.scalars(
         sa.select(Contact)
         .where(sa.or_(exact, sa.and_(*conditions)), Contact.merged_into_id.is_(None),

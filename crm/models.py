@@ -323,6 +323,31 @@ class ContactSearchToken(TenantScoped, db.Model):
     contact_id: Mapped[int]
 
 
+class ContactAddress(TenantScoped, db.Model):
+    """Every e-mail and phone a contact answers to, main and other ones, normalised (e-mails
+    as core.identity.normalize_email writes them, phones in E.164): what crm.identity looks a
+    person up by, one B-tree probe on (tenant_id, address) whatever the words of the address.
+    crm.search.index_contacts keeps it in step with the contact's fields (and the import writes
+    it with the contacts it creates); deleting a contact takes its rows with it.
+
+    Not unique: offices, families and switchboards share a phone, an inactive duplicate keeps
+    the e-mail of the live contact it duplicates, and a contact merged away or moved to
+    history keeps its rows (undo and restore need no rewrite). Which of the contacts holding
+    an address is the person is crm.identity's rule, read with the contact's own state; the
+    one e-mail per live contact is already held by uq_contact_tenant_id_email_live."""
+    __tablename__ = "contact_address"
+    __tenant_keyed_by_id__ = False
+    __tenant_fk__ = False  # the composite key to the contact carries the tenant
+    __tenant_table_args__ = (
+        tenant_fk("contact_id", "contact", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "address", "contact_id"),
+        sa.Index("ix_contact_address_tenant_id_contact_id", "tenant_id", "contact_id"),
+    )
+
+    address: Mapped[str] = mapped_column(sa.String(320))
+    contact_id: Mapped[int]
+
+
 class ContactTag(TenantScoped, db.Model):
     __tablename__ = "contact_tag"
     __tenant_table_args__ = (

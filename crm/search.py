@@ -17,7 +17,7 @@ import phonenumbers
 import sqlalchemy as sa
 
 from core.db import db
-from crm.models import Company, Contact, ContactSearchToken
+from crm.models import Company, Contact, ContactAddress, ContactSearchToken
 from crm.normalize import fold
 
 MAX_WORDS = 8
@@ -133,37 +133,53 @@ def _tokens_of(contact: Contact, company_name: str | None) -> set[str]:
 INDEX_BATCH = 500
 
 
-def index_contacts(contacts: Iterable[Contact]) -> None:
-    """Bring the contacts' search words up to date with their fields (after a create, an
-    edit, a merge or a company rename): one read of the words they have, then only the
-    difference is written."""
+def index_contacts(contacts: Iterable[Contact], *, fresh: bool = False) -> None:
+    """Bring the contacts' search words and addresses (contact_address, what crm.identity
+    looks people up by) up to date with their fields (after a create, an edit, a merge or a
+    company rename): one read of what they have, then only the difference is written.
+    `fresh`: the contacts were just created and have nothing yet (no read)."""
     contacts = list(contacts)
     if any(contact.id is None for contact in contacts):
         db.session.flush()
     for start in range(0, len(contacts), INDEX_BATCH):
-        _index_batch(contacts[start:start + INDEX_BATCH])
+        _index_batch(contacts[start:start + INDEX_BATCH], fresh=fresh)
 
 
-def _index_batch(contacts: list[Contact]) -> None:
+def _index_batch(contacts: list[Contact], *, fresh: bool) -> None:
+    from crm.identity import addresses_of
+
     company_ids = {contact.company_id for contact in contacts if contact.company_id}
     companies = dict(db.session.execute(sa.select(Company.id, Company.name).where(Company.id.in_(company_ids))).all()
                      ) if company_ids else {}
     have: dict[int, set[str]] = defaultdict(set)
-    for contact_id, token in db.session.execute(
-            sa.select(ContactSearchToken.contact_id, ContactSearchToken.token)
-            .where(ContactSearchToken.contact_id.in_([contact.id for contact in contacts]))):
-        have[contact_id].add(token)
-    gone, new = [], []
+    held: dict[int, set[str]] = defaultdict(set)
+    if not fresh:
+        ids = [contact.id for contact in contacts]
+        for kind, contact_id, value in db.session.execute(sa.union_all(
+                sa.select(sa.literal("t"), ContactSearchToken.contact_id, ContactSearchToken.token)
+                .where(ContactSearchToken.contact_id.in_(ids)),
+                sa.select(sa.literal("a"), ContactAddress.contact_id, ContactAddress.address)
+                .where(ContactAddress.contact_id.in_(ids)))):
+            (have if kind == "t" else held)[contact_id].add(value)
+    gone, new, gone_addresses, new_addresses = [], [], [], []
     for contact in contacts:
         wanted = _tokens_of(contact, companies.get(contact.company_id))
         gone.extend((contact.id, token) for token in have[contact.id] - wanted)
         new.extend({"contact_id": contact.id, "token": token} for token in wanted - have[contact.id])
+        addresses = addresses_of(contact)
+        gone_addresses.extend((contact.id, a) for a in held[contact.id] - addresses)
+        new_addresses.extend({"contact_id": contact.id, "address": a} for a in addresses - held[contact.id])
     if gone:
         db.session.execute(sa.delete(ContactSearchToken).where(
             sa.tuple_(ContactSearchToken.contact_id, ContactSearchToken.token).in_(gone)))
+    if gone_addresses:
+        db.session.execute(sa.delete(ContactAddress).where(
+            sa.tuple_(ContactAddress.contact_id, ContactAddress.address).in_(gone_addresses)))
     if new:
         db.session.execute(sa.insert(ContactSearchToken), new)
+    if new_addresses:
+        db.session.execute(sa.insert(ContactAddress), new_addresses)
 
 
-def index_contact(contact: Contact) -> None:
-    index_contacts([contact])
+def index_contact(contact: Contact, *, fresh: bool = False) -> None:
+    index_contacts([contact], fresh=fresh)

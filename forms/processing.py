@@ -1,9 +1,9 @@
 """What a kickoff form's submission does to the CRM, once it is stored (forms.submissions runs
 this in its job, with the submission's row locked).
 
-* The person: matched by normalised e-mail (the live contact holding it, else an inactive
-  one), else by normalised phone (in the tenant's default region) when that does not
-  contradict the e-mail. A new person becomes a contact through crm.contacts, with the form's
+* The person: matched by crm.identity's rule (normalised e-mail, main or other, the live
+  contact holding it before an inactive one; else the normalised phone, in the tenant's
+  default region, when neither side has a different e-mail). A new person becomes a contact through crm.contacts, with the form's
   role and status. A returning person's contact only gets what it lacks: empty fields are
   filled, a new phone number joins its other phones, and the role moves forward only (a
   Client who fills a Lead form stays a Client). Nothing staff entered is overwritten; what
@@ -35,7 +35,6 @@ way, so one new company is created, not two.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -52,9 +51,9 @@ from crm.access import contact_visible_to
 from crm.circles import add_contact_to_circle
 from crm.companies import create_company, match_company, primary_contact_of, set_primary_contact, update_company
 from crm.contacts import FIELD_LABELS, assign_owner, change_role, create_contact, update_contact
+from crm.identity import contact_for
 from crm.models import Circle, Company, Contact, ContactRole, CustomField, PipelineStatus
 from crm.normalize import company_name_key, normalize_email, normalize_phone
-from crm.search import contact_matches
 from crm.setup import settings
 from crm.tags import tag_contact
 from crm.timeline import record_activity
@@ -161,38 +160,11 @@ def _advisory_lock(kind: str, key: str) -> None:
     db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
 
 
-def _not_merged_or_archived():
-    return (Contact.merged_into_id.is_(None), Contact.archived_at.is_(None))
-
-
 def match_contact(email: str | None, phone: str | None) -> Contact | None:
-    """The contact these normalised details belong to: by e-mail (live first, then inactive),
-    also among contacts' other e-mails (a merge keeps the merged one's address there), else by
-    phone, main or other, unless that contact has another e-mail than the one given."""
-    if email:
-        found = db.session.scalar(sa.select(Contact).where(Contact.email == email, *_not_merged_or_archived())
-                                  .order_by(Contact.is_active.desc(), Contact.id).limit(1))
-        if found is None:
-            found = _by_other_address(email, lambda c: email in (c.extra_emails or ()))
-        if found is not None:
-            return found
-    if phone:
-        query = sa.select(Contact).where(Contact.phone == phone, *_not_merged_or_archived())
-        if email:
-            query = query.where(Contact.email.is_(None))
-        found = db.session.scalar(query.order_by(Contact.is_active.desc(), Contact.id).limit(1))
-        if found is None:
-            found = _by_other_address(phone, lambda c: phone in (c.extra_phones or ()) and not (email and c.email))
-        return found
-    return None
-
-
-def _by_other_address(address: str, holds: Callable[[Contact], bool]) -> Contact | None:
-    """The contact holding `address` among its other e-mails or phones (JSON lists, not
-    indexed): the search words narrow the candidates, `holds` decides."""
-    candidates = db.session.scalars(sa.select(Contact).where(*contact_matches(address), *_not_merged_or_archived())
-                                    .order_by(Contact.is_active.desc(), Contact.id).limit(50))
-    return next((contact for contact in candidates if holds(contact)), None)
+    """The contact these normalised details belong to, by crm.identity's rule: an e-mail
+    (main or other) wins; a phone (main or other) only when the contact has no e-mail or none
+    was given."""
+    return contact_for((email,), (phone,))
 
 
 def _lock_contact(contact_id: int) -> Contact:

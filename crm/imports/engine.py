@@ -49,8 +49,9 @@ from crm.imports.mapping import (NEW_FIELD, RowCleaner, check_mapping, guess_map
                                  load_custom_fields, saved_form)
 from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk, ImportMapping
 from crm.imports.reading import MAX_BYTES, FileInfo, ImportFileError, Table, sniff
-from crm.models import (Circle, CircleMember, Company, Contact, ContactRole, ContactSearchToken, ContactTag,
-                        PipelineStatus, TimelineEntry)
+from crm.identity import Details, contact_addresses, contacts_for
+from crm.models import (Circle, CircleMember, Company, Contact, ContactAddress, ContactRole, ContactSearchToken,
+                        ContactTag, PipelineStatus, TimelineEntry)
 from crm.normalize import company_name_key
 from crm.search import contact_tokens, index_contacts
 from crm.setup import settings
@@ -619,26 +620,13 @@ class Batch:
 
     # -- matching ------------------------------------------------------------------------------
     def _match(self, entries: list[dict]) -> dict[int, Contact]:
-        """index in entries -> the existing contact it matches: by e-mail among live contacts,
-        else by phone among current ones (the oldest, when several share it). One query each."""
-        emails = {e["values"]["email"]: i for i, e in enumerate(entries) if e["values"].get("email")}
-        found: dict[int, Contact] = {}
-        if emails:
-            for contact in db.session.scalars(sa.select(Contact).where(
-                    Contact.email.in_(list(emails)), Contact.is_active.is_(True), Contact.archived_at.is_(None),
-                    Contact.merged_into_id.is_(None))):
-                found[emails[contact.email]] = contact
-        phones: dict[str, list[int]] = {}
-        for i, entry in enumerate(entries):
-            if i not in found and entry["values"].get("phone"):
-                phones.setdefault(entry["values"]["phone"], []).append(i)
-        if phones:
-            for contact in db.session.scalars(sa.select(Contact).where(
-                    Contact.phone.in_(list(phones)), Contact.archived_at.is_(None), Contact.merged_into_id.is_(None))
-                    .order_by(Contact.id.desc())):
-                for i in phones[contact.phone]:
-                    found[i] = contact  # ordered newest first: the oldest is written last
-        return found
+        """index in entries -> the existing contact it matches, by crm.identity's rule (an
+        e-mail match wins; a phone only when the row or the contact has no e-mail): one query
+        for the batch."""
+        people = [Details(tuple(dict.fromkeys(e for e in (values.get("email"), *(values.get("extra_emails") or ())) if e)),
+                          tuple(dict.fromkeys(p for p in (values.get("phone"), *(values.get("extra_phones") or ())) if p)))
+                  for values in (entry["values"] for entry in entries)]
+        return {i: contact for i, contact in enumerate(contacts_for(people)) if contact is not None}
 
     def _created_by_this_import(self, ids: set[int]) -> set[int]:
         if not ids:
@@ -669,19 +657,22 @@ class Batch:
                 "last_activity_at": self.now,
             })
         ids = insert_rows(Contact, rows, with_ids=True)
-        tokens, entries_out = [], []
+        tokens, addresses, entries_out = [], [], []
         summary = f"Imported from {self.upload.filename}"[:500]
         for contact_id, entry, row in zip(ids, entries, rows):
             for token in contact_tokens(names=(row["first_name"], row["last_name"], entry.get("company")),
                                         emails=(row["email"], *row["extra_emails"]),
                                         phones=(row["phone"], *row["extra_phones"])):
                 tokens.append({"contact_id": contact_id, "token": token})
+            addresses.extend({"contact_id": contact_id, "address": address} for address in
+                             contact_addresses((row["email"], *row["extra_emails"]), (row["phone"], *row["extra_phones"])))
             entries_out.append({"contact_id": contact_id, "company_id": None, "kind": "imported", "summary": summary,
                                 "details": {"import_id": self.upload.id, "rows": entry["lines"]},
                                 "actor_id": self.actor_id, "actor_label": self.actor_label,
                                 "subject_type": "contact_import", "subject_id": self.upload.id,
                                 "occurred_at": self.now})
         insert_rows(ContactSearchToken, tokens)
+        insert_rows(ContactAddress, addresses)
         insert_rows(TimelineEntry, entries_out)
         return ids
 
