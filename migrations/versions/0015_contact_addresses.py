@@ -1,7 +1,7 @@
 """Contact addresses: every e-mail and phone a contact answers to (main and other ones, normalised), looked up by (tenant_id, address), for crm.identity; filled from the contacts there are
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07 12:40:00.000000
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from core.rls import disable_rls, enable_rls
 
 # revision identifiers, used by Alembic.
-revision = '0014'
-down_revision = '0013'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
