@@ -817,13 +817,24 @@ def failed_rows(upload: ContactImport) -> Iterable[list]:
     """The header, then each failed row as it was in the file, with its row number and why:
     fix the cells, delete the two last columns or leave them (they are not mapped), upload."""
     yield [*upload.header, *FAILED_COLUMNS]
-    batches = db.session.scalars(sa.select(ContactImportBatch.failed).where(
-        ContactImportBatch.import_id == upload.id).order_by(ContactImportBatch.seq)
-        .execution_options(yield_per=20))
     width = len(upload.header)
-    for failed in batches:
-        for line, reason, cells in failed:
-            yield [*cells, *[""] * (width - len(cells)), line, reason]
+    for line, reason, cells in _failed_in_file_order(upload):
+        yield [*cells, *[""] * (width - len(cells)), line, reason]
+
+
+def _failed_in_file_order(upload: ContactImport) -> Iterable[list]:
+    """Every batch's failed rows, in the order of the file: batches hold rows of all over the
+    file (one person's rows share a batch), so the database sorts them, streaming."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        row = sa.func.json_array_elements(ContactImportBatch.failed).table_valued("value").alias("row")
+        line = sa.cast(row.c.value.op("->>")(0), sa.Integer)
+    else:
+        row = sa.func.json_each(ContactImportBatch.failed).table_valued("value").alias("row")
+        line = sa.func.json_extract(row.c.value, "$[0]")
+    query = (sa.select(row.c.value).select_from(ContactImportBatch).join(row, sa.true())
+             .where(ContactImportBatch.import_id == upload.id).order_by(line))
+    for (value,) in db.session.execute(query.execution_options(yield_per=500)):
+        yield json.loads(value) if isinstance(value, str) else value
 
 
 def failed_rows_csv(upload: ContactImport) -> Iterable[str]:

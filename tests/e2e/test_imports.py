@@ -56,7 +56,7 @@ def test_import_a_csv_from_upload_to_failed_rows(page: Page, live_server, app, w
     expect(page.get_by_role("heading", level=1)).to_have_text("Import conference.csv")
     expect(page.locator("[data-operation-progress]")).to_contain_text("0 of 4 rows processed")
     with app.app_context():
-        assert run_pending_jobs() == 1
+        assert run_pending_jobs() >= 1  # on PostgreSQL one job per batch, up to PARALLEL_JOBS
     # No reload by the test: the page's script follows the job and shows the result.
     expect(page.locator(".operation-summary")).to_have_text("2 created, 0 updated, 0 skipped, 2 failed.",
                                                             timeout=15_000)
