@@ -1,14 +1,13 @@
-"""Exporting contacts to CSV and Excel: the rows a list or selection holds, safe to open in a
-spreadsheet (no cell can start a formula)."""
+"""Exporting contacts to CSV and Excel: the rows a list or selection holds, written by the one
+spreadsheet writer (core.spreadsheet), which defuses every cell, headers included."""
 from __future__ import annotations
 
-import csv
-import io
 from typing import Iterator
 
 import sqlalchemy as sa
 
 from core.db import db
+from core.spreadsheet import csv_chunks, xlsx_bytes
 from crm import custom_fields
 from crm.models import Company, Contact, PipelineStatus
 from core.identity import StaffUser
@@ -26,20 +25,6 @@ BASE_COLUMNS = [
     ("Added", lambda c, x: c.created_at.isoformat(timespec="seconds") if c.created_at else ""),
     ("Last changed", lambda c, x: c.updated_at.isoformat(timespec="seconds") if c.updated_at else ""),
 ]
-# A cell starting with one of these is read as a formula by Excel, LibreOffice and Sheets.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def safe_cell(value):
-    """Text a spreadsheet will show as text: a leading formula character gets a quote."""
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def _lookups() -> dict:
     return {
         "companies": dict(db.session.execute(sa.select(Company.id, Company.name)).all()),
@@ -59,27 +44,12 @@ def rows(query: sa.Select) -> Iterator[list]:
         for f in fields:
             value = (contact.custom_fields or {}).get(f.key)
             values.append("; ".join(value) if isinstance(value, list) else value)
-        yield [safe_cell(v) for v in values]
-
-
-def csv_text(lines) -> Iterator[str]:
-    """CSV text in chunks, UTF-8 with a BOM so Excel reads accents right; cells as given
-    (pass them through safe_cell)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    yield "\ufeff"
-    for count, row in enumerate(lines, 1):
-        writer.writerow(row)
-        if count % BATCH == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        yield values
 
 
 def to_csv(query: sa.Select) -> Iterator[str]:
     """The contacts as CSV text, in chunks."""
-    return csv_text(rows(query))
+    return csv_chunks(rows(query))
 
 
 # An Excel file is built whole before it is sent (a zip cannot be streamed as it is written):
@@ -95,19 +65,6 @@ def xlsx_too_large(query: sa.Select) -> str | None:
         return None
     return (f"Excel exports hold up to {XLSX_MAX:,} contacts and this list has more. Export it as CSV "
             "(Excel opens CSV files too), or narrow the list first.")
-
-
-def xlsx_bytes(lines, sheet_title: str) -> bytes:
-    """An Excel workbook of one sheet holding the rows as given (pass cells through safe_cell)."""
-    from openpyxl import Workbook  # ~20 MB: loaded by the process that exports, not by every worker
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(sheet_title)
-    for row in lines:
-        sheet.append(row)
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
 
 
 def to_xlsx(query: sa.Select) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import (Blueprint, Response, abort, flash, g, make_response, redirect, render_template, request,
-                   stream_with_context, url_for)
+                   url_for)
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
@@ -17,18 +17,17 @@ from core.db import db
 from core.errors import ServiceError
 from core.identity import current_principal
 from core.permissions import can, permitted_or_404, require, staff_login_required
+from core.spreadsheet import download
 from core.tenancy import get_or_404, require_tenant_host
 from core.web import service_call
 from crm import pipeline
 from crm.circles import active_circles
-from crm.export import csv_text, xlsx_bytes
 from crm.models import ContactRole
 from crm.setup import settings as crm_settings
 from forms import definitions as service
 from forms import public, rendering, submission_list
 from forms.models import FieldKind, Form, FormField, FormSubmission, OwnerMode, PortalLogin, SubmissionState
 from forms.processing import answer_rows
-from staff.bulk import _as_tenant
 
 bp = Blueprint("forms_builder", __name__, url_prefix="/staff/forms")
 
@@ -489,16 +488,9 @@ def export_submissions():
     # Submissions hold what people typed about themselves: who took a copy is on record.
     with service_call():
         record("form.submissions_exported", details={"format": fmt, **filters.to_args()})
-    viewer = current_principal()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    headers = {"Content-Disposition": f'attachment; filename="form-submissions-{g.tenant.slug}-{stamp}.{fmt}"',
-               "Cache-Control": "no-store"}
-    if fmt == "xlsx":
-        return Response(xlsx_bytes(submission_list.export_rows(filters, viewer), "Submissions"), headers=headers,
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    lines = submission_list.export_rows(filters, viewer)
-    return Response(stream_with_context(_as_tenant(g.tenant.id, csv_text(lines))), headers=headers,
-                    mimetype="text/csv; charset=utf-8")
+    return download(submission_list.export_rows(filters, current_principal()), fmt,
+                    f"form-submissions-{g.tenant.slug}-{stamp}", sheet_title="Submissions")
 
 
 @bp.get("/submissions/<int:submission_id>")

@@ -20,7 +20,6 @@ from core.errors import ServiceError
 from core.permissions import can
 from crm.access import visible_contacts_clause
 from crm.contact_list import decode_values, encode_cursor
-from crm.export import safe_cell
 from crm.models import Contact
 from crm.sections import contact_section
 from forms.models import FieldKind, Form, FormSubmission, SubmissionState
@@ -187,7 +186,7 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
     fields = [f for f in form.fields if f.kind not in FieldKind.NO_ANSWER] if form else []
     header = ["Submitted (UTC)", "Form", "Contact", "Contact e-mail", "Source URL", *UTM_KEYS, "State", "Error"]
     header += [f.label for f in fields] if form else ["Answers"]
-    yield [safe_cell(h) for h in header]
+    yield header
     forms_by_id: dict[int, Form] = {}
     after = None
     while True:
@@ -213,7 +212,7 @@ def export_rows(filters: Filters, viewer) -> Iterator[list]:
                     forms_by_id[s.form_id] = db.session.get(Form, s.form_id)
                 cells.append("\n".join(f"{label}: {text}" for label, text in answer_rows(forms_by_id[s.form_id],
                                                                                         s.answers or {})))
-            yield [safe_cell(c) for c in cells]
+            yield cells
         if result.next_cursor is None:
             break
         after = result.next_cursor

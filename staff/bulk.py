@@ -4,17 +4,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from flask import Response, flash, g, jsonify, redirect, render_template, request, session, stream_with_context, url_for
+from flask import flash, g, jsonify, redirect, render_template, request, session, url_for
 
 from core.audit import record
 from core.identity import current_principal
 from core.permissions import require, staff_login_required
-from core.tenancy import tenant_context
 from core.web import safe_next_url, service_call
 from crm import selection as selections
 from crm.bulk import ACTIONS, run_bulk_action
 from crm.contact_list import ContactFilters, filtered_query
-from crm.export import to_csv, to_xlsx, xlsx_too_large
+from core.spreadsheet import download
+from crm.export import rows as export_rows, xlsx_too_large
 from staff import bp
 
 _ALL_MATCHING = "contact_selection_all_matching"
@@ -119,20 +119,7 @@ def contact_export():
         record("contact.exported", details={"format": fmt, "scope": scope, "contacts": count,
                                             "filters": request.args.to_dict(flat=False)})
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    name = f"contacts-{g.tenant.slug}-{stamp}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-    if fmt == "xlsx":
-        return Response(to_xlsx(query), headers=headers,
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    return Response(stream_with_context(_as_tenant(g.tenant.id, to_csv(query))), headers=headers,
-                    mimetype="text/csv; charset=utf-8")
-
-
-def _as_tenant(tenant_id: int, chunks):
-    """A streamed body is produced after the view returns, outside the request's tenant:
-    enter it again for the rows."""
-    with tenant_context(tenant_id):
-        yield from chunks
+    return download(export_rows(query), fmt, f"contacts-{g.tenant.slug}-{stamp}", sheet_title="Contacts")
 
 
 def list_query_string(filters: ContactFilters, **extra) -> str:

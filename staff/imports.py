@@ -3,8 +3,7 @@ then the import runs as a background task (staff/operations.py shows its progres
 gives the result, the failed rows as CSV and undo. The work is crm.imports.engine's."""
 from __future__ import annotations
 
-from flask import (Response, current_app, flash, g, redirect, render_template, request, stream_with_context,
-                   url_for)
+from flask import (current_app, flash, redirect, render_template, request, url_for)
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -26,7 +25,7 @@ from crm.imports.models import ContactImport, ImportMapping
 from crm.imports.reading import MAX_BYTES
 from crm.models import ContactRole, PipelineStatus
 from staff import bp
-from staff.bulk import _as_tenant
+from core.spreadsheet import download
 
 
 def _max_bytes() -> int:
@@ -221,11 +220,7 @@ def import_detail(import_id):
 def import_failed_rows(import_id):
     record = _load(import_id)
     stem = record.filename.rsplit(".", 1)[0] or "import"
-    safe_stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:80]
-    return Response(stream_with_context(_as_tenant(g.tenant.id, engine.failed_rows_csv(record))),
-                    mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{safe_stem}-failed-rows.csv"',
-                             "Cache-Control": "no-store"})
+    return download(engine.failed_rows(record), "csv", f"{stem[:80]}-failed-rows")
 
 
 @bp.post("/imports/<int:import_id>/undo")

@@ -39,12 +39,12 @@ from core.errors import ServiceError
 from core.identity import StaffUser
 from core.jobs import job, on_commit, periodic_job
 from core.operations import Operation, OperationChunk, register_kind, work_in_parallel, work_through
+from core.spreadsheet import csv_chunks
 from core.statistics import analyze_grown
 from core.tenancy import cross_tenant
 from core.text import clean_line
 from crm import custom_fields
 from crm.contacts import default_status_id
-from crm.export import csv_text, safe_cell
 from crm.imports.mapping import (NEW_FIELD, RowCleaner, check_mapping, guess_mapping, header_key,
                                  load_custom_fields, saved_form)
 from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk, ImportMapping
@@ -838,7 +838,7 @@ def _failed_in_file_order(upload: ContactImport) -> Iterable[list]:
 
 
 def failed_rows_csv(upload: ContactImport) -> Iterable[str]:
-    return csv_text([safe_cell(v) for v in row] for row in failed_rows(upload))
+    return csv_chunks(failed_rows(upload))
 
 
 def imports_list(*, limit: int = 50) -> list[ContactImport]:

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 
 from core.db import db
 from core.errors import ServiceError
+from core.spreadsheet import FORMULA_STARTS
 from crm import custom_fields
 from crm.companies import clean_company_details
 from crm.contacts import clean_fields
-from crm.export import FORMULA_STARTS
 from crm.models import CustomField
 from crm.normalize import fold
 
@@ -316,7 +316,7 @@ class RowCleaner:
         for index, text in enumerate(cells):
             text = text.strip()
             if text[:1] == "'" and text[1:2] in FORMULA_STARTS:
-                text = text[1:]  # written so by our failed-rows file (crm.export.safe_cell): read it back
+                text = text[1:]  # written so by our failed-rows file (core.spreadsheet.safe_cell): read it back
             target = self._target(index)
             if not target or not text:
                 continue
