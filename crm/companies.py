@@ -15,7 +15,7 @@ from core.identity import StaffUser
 from core.text import clean_line
 from crm import custom_fields
 from crm.models import Company, CompanyTag, Contact, ContactRole
-from crm.access import visible_contacts_clause
+from crm.access import contact_visible_to, visible_contacts_clause
 from crm.normalize import company_name_key, normalize_phone
 from crm.search import contains_every_word, index_contacts
 from crm.setup import settings
@@ -135,6 +135,8 @@ def primary_contact_of(company: Company) -> Contact | None:
 
 def set_primary_contact(company: Company, contact: Contact | None, *, actor=None) -> None:
     """Make `contact` (one of the company's own) its primary contact; None clears it."""
+    if contact is not None and actor is not None and not contact_visible_to(actor, contact):
+        raise ServiceError("Choose one of the company's contacts.", field="primary_contact_id")
     if contact is not None and contact.company_id != company.id:
         raise ServiceError(f"{contact.full_name} does not work at {company.name}.", field="primary_contact_id")
     current = primary_contact_of(company)
@@ -144,7 +146,7 @@ def set_primary_contact(company: Company, contact: Contact | None, *, actor=None
     if contact is not None and not contact.is_primary_contact:
         contact.is_primary_contact = True
         record_activity("primary_contact", f"{contact.full_name} is now the primary contact", company=company,
-                        actor=actor)
+                        subject=contact, actor=actor)
     db.session.flush()
 
 

@@ -2,9 +2,16 @@
 in a way its people care about writes one entry here."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
 from core.db import db, utcnow
 from core.identity import current_principal
-from crm.models import TimelineEntry
+from crm.access import visible_contacts_clause
+from crm.models import Contact, TimelineEntry
+
+HIDDEN_ACTIVITY = "Activity about a contact you cannot see"
 
 
 def record_activity(kind: str, summary: str, *, contact=None, company=None, details: dict | None = None,
@@ -25,3 +32,35 @@ def record_activity(kind: str, summary: str, *, contact=None, company=None, deta
     if contact is not None:
         contact.last_activity_at = when
     return entry
+
+
+@dataclass(frozen=True)
+class ShownEntry:
+    """A timeline entry as one viewer may read it: about a contact hidden from them, it says
+    only that something happened."""
+    entry: TimelineEntry
+    hidden: bool
+
+    @property
+    def summary(self) -> str:
+        return HIDDEN_ACTIVITY if self.hidden else self.entry.summary
+
+    def __getattr__(self, name):
+        return getattr(self.entry, name)
+
+
+def company_timeline(company, viewer, *, limit: int = 50) -> list[ShownEntry]:
+    """The company's activity, newest first, as `viewer` may read it (crm.access): an entry
+    about one of its contacts (the entry's contact, or the contact it is about) hidden from
+    them is shown without its words."""
+    entries = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == company.id)
+                                 .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(limit)).all()
+    about = {e.contact_id for e in entries if e.contact_id} | {
+        e.subject_id for e in entries if e.subject_type == "contact" and e.subject_id}
+    seen = set(db.session.scalars(sa.select(Contact.id).where(Contact.id.in_(about), visible_contacts_clause(viewer)))
+               ) if about else set()
+
+    def hidden(e: TimelineEntry) -> bool:
+        named = {e.contact_id} | ({e.subject_id} if e.subject_type == "contact" else set())
+        return bool((named - {None}) - seen)
+    return [ShownEntry(e, hidden(e)) for e in entries]

@@ -10,12 +10,14 @@ from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import int_arg, service_call
+from crm.access import contact_visible_to
 from crm.circles import active_circles, circles_of_company
 from crm.companies import (company_page, contacts_of, create_company, delete_company, people_of, primary_contact_of,
                            set_primary_contact, update_company)
 from crm.custom_fields import definitions
-from crm.models import Company, Contact, Tag, TimelineEntry
+from crm.models import Company, Contact, Tag
 from crm.tags import tags_of_company
+from crm.timeline import company_timeline
 from staff import bp
 from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
 
@@ -74,11 +76,14 @@ def new_company():
 def company(company_id):
     record = get_or_404(Company, company_id)
     require("contacts.view", record)
-    people = people_of(record, current_principal())
-    timeline = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.company_id == record.id)
-                                  .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(50)).all()
-    return render_template("staff/companies/detail.html", company=record, people=people, timeline=timeline,
-                           primary=primary_contact_of(record), custom=definitions("company"),
+    me = current_principal()
+    people = people_of(record, me)
+    primary = primary_contact_of(record)
+    return render_template("staff/companies/detail.html", company=record, people=people,
+                           timeline=company_timeline(record, me),
+                           primary=primary if primary is None or contact_visible_to(me, primary) else None,
+                           primary_hidden=primary is not None and not contact_visible_to(me, primary),
+                           custom=definitions("company"),
                            circles=circles_of_company(record), all_circles=active_circles(),
                            tags=tags_of_company(record))
 
@@ -107,7 +112,7 @@ def company_primary(company_id):
     contact_id = request.form.get("contact_id", type=int)
     if contact_id:
         chosen = db.session.get(Contact, contact_id)
-        if chosen is None:
+        if chosen is None or not contact_visible_to(current_principal(), chosen):
             flash("Choose one of the company's contacts.", "error")
             return redirect(url_for("staff.company", company_id=record.id))
     with service_call() as outcome:
