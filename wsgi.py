@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sqlalchemy as sa
 
-from core import audit, cli, jobs, rls, statistics, tenancy, web
+from core import audit, cli, jobs, rls, statistics, tenancy, tenant_cache, web
 from core.config import ROOT, load_config
 from core.db import db, make_sqlite_folder
 from core.errors import register_error_handlers
@@ -42,6 +42,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     tenancy.init_app(app)  # first before_request: everything after it knows the tenant
+    tenant_cache.init_app(app)  # notes each request's tenant configuration version
     audit.init_app(app)  # records every crossing of tenants
     csrf.init_app(app)
     limiter.init_app(app)

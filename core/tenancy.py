@@ -25,7 +25,6 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
-from core import tenant_cache
 from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
@@ -199,6 +198,9 @@ def tenant_context(tenant: Tenant | int) -> Iterator[Tenant]:
 # Sent as a crossing starts, inside it; core.audit records it. Tenancy announces and audit
 # listens because audit stands on tenancy (its events are tenant rows), not the other way round.
 crossing_tenants = Namespace().signal("crossing-tenants")
+# Sent once a request's tenant is known (None on the platform's own host); core.tenant_cache
+# notes the configuration version its caches are read at.
+tenant_resolved = Namespace().signal("tenant-resolved")
 
 
 @contextmanager
@@ -529,7 +531,7 @@ def init_app(app) -> None:
         g.host_kind = kind
         g._tenant_token = set_current_tenant(tenant, database_told=tenant is not None
                                              and db.session.get_bind().dialect.name == "postgresql")
-        tenant_cache.remember_version(tenant)
+        tenant_resolved.send(app, tenant=tenant)
         if kind == "unknown" and request.endpoint != "static":
             abort(404)
         if tenant is not None and not tenant.is_active and request.endpoint not in ("static",):

@@ -25,6 +25,8 @@ from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core.tenancy import Tenant, current_tenant_id, tenant_resolved
+
 T = TypeVar("T")
 _STORE = "portico_tenant_cache"
 _MAX_ENTRIES = 20_000
@@ -33,8 +35,13 @@ _CHANGED = "tenant_config_changed"  # g: this request changed some tenant's conf
 _BUMPED = "portico_config_bumped"  # session.info: tenants bumped in the transaction in progress
 
 
-def remember_version(tenant) -> None:
-    """Called as the request's tenant is resolved: the version its caches are read at."""
+def init_app(app) -> None:
+    tenant_resolved.connect(_remember_version, weak=False)
+
+
+def _remember_version(sender, tenant=None) -> None:
+    """As the request's tenant is resolved (core.tenancy announces it): the version its caches
+    are read at."""
     if tenant is not None:
         # With the row's creation time: a tenant id used again (SQLite reuses the highest
         # freed one) starts a new history, not the old tenant's version 0.
@@ -43,8 +50,6 @@ def remember_version(tenant) -> None:
 
 def cached(name: str, load: Callable[[], T]) -> T:
     """`load()` for the current tenant, computed once per process and configuration version."""
-    from core.tenancy import current_tenant_id
-
     known = g.get(_VERSION) if has_request_context() else None
     tenant_id = current_tenant_id()
     if known is None or known[0] != tenant_id or g.get(_CHANGED):
@@ -78,8 +83,6 @@ def _config_tables() -> dict:
 
 
 def _bump(session: Session, tenant_ids: set) -> None:
-    from core.tenancy import Tenant
-
     bumped = session.info.setdefault(_BUMPED, set())
     todo = {t for t in tenant_ids if t is not None} - bumped
     if has_request_context() and tenant_ids:
@@ -135,8 +138,6 @@ def _bump_on_bulk_write(state) -> None:
 
 
 def _current():
-    from core.tenancy import current_tenant_id
-
     return current_tenant_id()
 
 
