@@ -491,6 +491,7 @@ class Segment(TenantScoped, db.Model):
     """A saved filter set, re-evaluated each time it is opened."""
 
     __tablename__ = "segment"
+    __tenant_config__ = True  # its changes bump tenant.config_version (core.tenant_cache)
     __tenant_table_args__ = (
         tenant_fk("owner_id", "staff_user"),
         sa.UniqueConstraint("tenant_id", "name"),

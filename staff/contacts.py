@@ -88,14 +88,14 @@ def contacts():
     staff = current_principal()
     result = contact_list.page(filters, staff, sort=sort, descending=descending, after=request.args.get("after"))
     from crm.bulk import ACTIONS
-    from crm.segments import segments_for
+    from crm.segments import segment_tabs
     from crm.selection import picked_ids
     from staff.bulk import current_selection
 
     chosen = current_selection()
     chosen_count = chosen.count()
     segment_id = request.args.get("segment", type=int)
-    saved_segments = segments_for(staff)
+    saved_segments = segment_tabs(staff)
     picked = None
     if not chosen.is_all_matching:
         picked = picked_ids(staff, [c.id for c in result.contacts]) if chosen_count else set()

@@ -187,3 +187,18 @@ def test_an_archived_form_is_gone_from_another_process_at_once(app, other_proces
         db.session.commit()
     in_tenant(app, world.a, archive)
     assert visitor.get("/f/start-here").status_code == 404
+
+
+def test_a_saved_segment_shows_among_the_list_tabs_of_another_process(app, other_process, world):
+    from crm.contact_list import ContactFilters
+    from crm.segments import save_segment
+
+    owner = _signed_in(other_process, world.a, "owner")
+    assert "Clients only" not in owner.get("/staff/contacts").get_data(as_text=True)
+
+    def save():
+        save_segment("Clients only", ContactFilters(role=["client"]),
+                     actor=db.session.get(StaffUser, world.a.members["admin"].id))
+        db.session.commit()
+    in_tenant(app, world.a, save)
+    assert "Clients only" in owner.get("/staff/contacts").get_data(as_text=True)
