@@ -65,7 +65,8 @@ RETRIES = 5
 PREVIEW_ROWS = 20
 PARALLEL_JOBS = 8  # at most this many workers share one import
 # What a batch inserts into: their statistics are refreshed as they grow (core.statistics).
-GROWN_TABLES = (Contact.__tablename__, ContactSearchToken.__tablename__, TimelineEntry.__tablename__,
+GROWN_TABLES = (Contact.__tablename__, ContactSearchToken.__tablename__, ContactAddress.__tablename__,
+                TimelineEntry.__tablename__,
                 Company.__tablename__, CircleMember.__tablename__, ContactTag.__tablename__,
                 ContactImportBatch.__tablename__)
 
