@@ -61,6 +61,7 @@ PAGES = {
     "contact list": ("/staff/contacts", True),
     "contact search": ("/staff/contacts?q=hiddenname", False),
     "duplicates": ("/staff/duplicates", False),
+    "merge page, its search and suggestions": ("/staff/contacts/merge?ids={visible}&q=zelda", True),
     "dashboard": ("/staff/", False),
     "visible contact's page": ("/staff/contacts/{visible}", True),
     "submissions": ("/staff/forms/submissions", False),
@@ -73,7 +74,7 @@ def test_a_restricted_staff_member_never_reads_a_hidden_contacts_name(name, matr
     path, names_the_visible_one = PAGES[name]
     client = staff_client("staff")
     needs = {"submissions": "forms.submissions.view", "form's submissions": "forms.submissions.view",
-             "duplicates": "contacts.merge"}.get(name)
+             "duplicates": "contacts.merge", "merge page, its search and suggestions": "contacts.merge"}.get(name)
     if needs:  # pages for those given more than a Staff member has by default
         in_tenant(app, world.a, lambda: _grant_staff(needs, world))
     response = client.get(path.format(**matrix))
@@ -109,6 +110,14 @@ def test_hidden_contacts_are_left_off_the_autocompletes(matrix, staff_client):
         if response.status_code == 404:
             continue
         assert "Hiddenname" not in response.get_data(as_text=True), path
+
+
+def test_the_merge_page_answers_a_hidden_contact_as_if_it_did_not_exist(matrix, staff_client, app, world):
+    in_tenant(app, world.a, lambda: _grant_staff("contacts.merge", world))
+    response = staff_client("staff").get(f"/staff/contacts/merge?ids={matrix['visible']}&ids={matrix['hidden']}")
+    assert response.status_code == 404 and "Hiddenname" not in response.get_data(as_text=True)
+    owner_page = staff_client("owner").get(f"/staff/contacts/merge?ids={matrix['visible']}&q=zelda")
+    assert HIDDEN in owner_page.get_data(as_text=True)  # the search the matrix walks does find it, for the owner
 
 
 def _grant_staff(permission: str, world) -> None:
