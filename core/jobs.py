@@ -48,16 +48,18 @@ def configure_queue(*, redis_url: str | None, sqlite_path: str) -> None:
     huey.storage = huey.create_storage()
 
 
-def job(*, retries: int = 8, retry_delay: int = 30, retry_backoff: float = 2.0):
+def job(*, retries: int = 8, retry_delay: int = 30, retry_backoff: float = 2.0, database: bool = True):
     """Declare a background job. It runs inside the app, as the tenant given by its
     `tenant_id` keyword (when given), and commits its own transaction. Failures retry with
-    exponential backoff: 30 s, 1 min, 2 min, … about 2 hours in all with the defaults."""
+    exponential backoff: 30 s, 1 min, 2 min, … about 2 hours in all with the defaults.
+    `database=False`: the job never touches the database (it carries all it needs, as an
+    e-mail does), so no tenant is looked up and no transaction is opened for it."""
 
     def decorator(fn):
         return huey.task(
             retries=retries, retry_delay=retry_delay, retry_backoff=retry_backoff,
             name=f"{fn.__module__}.{fn.__name__}",
-        )(_in_app(fn))
+        )(_in_app(fn, database=database))
 
     return decorator
 
@@ -72,7 +74,7 @@ def periodic_job(schedule):
     return decorator
 
 
-def _in_app(fn):
+def _in_app(fn, *, database: bool = True):
     """`fn` run inside the app, as the tenant given by its `tenant_id` keyword (when given),
     committing at the end and rolling back on any error."""
 
@@ -82,12 +84,17 @@ def _in_app(fn):
         # in this process (tests, run-pending) does.
         app = current_app._get_current_object() if has_app_context() else _app
         with app.app_context():
+            if not database:
+                return fn(*args, **kwargs)
             try:
                 if tenant_id is None:
                     result = fn(*args, **kwargs)
                 else:
                     with tenant_context(tenant_id):
                         result = fn(*args, **kwargs)
+                        # Committed as the tenant: leaving it first would tell the database so, for nothing.
+                        db.session.commit()
+                        return result
                 db.session.commit()
                 return result
             except BaseException:

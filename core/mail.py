@@ -38,7 +38,7 @@ def build_message(to: str, subject: str, text: str, html: str | None = None) -> 
     return message
 
 
-@job(retries=10, retry_delay=30)
+@job(retries=10, retry_delay=30, database=False)
 def deliver_mail(payload: dict) -> None:
     cfg = current_app.config
     if not cfg["MAIL_SERVER"]:

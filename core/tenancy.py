@@ -173,9 +173,22 @@ def reset_current_tenant(token) -> None:
 @contextmanager
 def tenant_context(tenant: Tenant | int) -> Iterator[Tenant]:
     """Run a block (a job, a CLI step, a test) as one tenant."""
+    told = False
     if isinstance(tenant, int):
-        with cross_tenant("load tenant for tenant_context", audit=False):
-            tenant = db.session.get(Tenant, tenant)
+        # The tenant table is platform-wide: no crossing needed to read it. On PostgreSQL the
+        # same statement hands the tenant to the transaction (as resolve_host(claim=True)
+        # does): a job's first round trip does both.
+        session = db.session()
+        claim = (session.get_bind().dialect.name == "postgresql" and session.get_transaction() is None
+                 and _current_tenant_id.get() is None and not _crossing_tenants.get())
+        if claim:
+            row = session.execute(sa.select(Tenant, sa.func.set_config("app.tenant_id", sa.cast(Tenant.id, sa.Text), True),
+                                            sa.func.set_config("app.cross_tenant", "off", True))
+                                  .where(Tenant.id == tenant)).first()
+            tenant, told = (row[0] if row is not None else None), row is not None
+        else:
+            with cross_tenant("load tenant for tenant_context", audit=False):
+                tenant = db.session.get(Tenant, tenant)
         if tenant is None:
             raise TenantError("no such tenant")
     previous = g.get("tenant")
@@ -184,7 +197,8 @@ def tenant_context(tenant: Tenant | int) -> Iterator[Tenant]:
     # creating a tenant's owner) is scoped to that tenant again.
     crossing_token = _crossing_tenants.set(False)
     g.tenant = tenant
-    _sync_database_settings()
+    if not told:
+        _sync_database_settings()
     try:
         yield tenant
         db.session.flush()  # this tenant's writes go out while it is still current

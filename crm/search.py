@@ -149,8 +149,14 @@ def _index_batch(contacts: list[Contact], *, fresh: bool) -> None:
     from crm.identity import addresses_of
 
     company_ids = {contact.company_id for contact in contacts if contact.company_id}
-    companies = dict(db.session.execute(sa.select(Company.id, Company.name).where(Company.id.in_(company_ids))).all()
-                     ) if company_ids else {}
+    companies = {}
+    for company_id in company_ids:  # the ones this session holds already need no read
+        held = db.session.identity_map.get(db.session.identity_key(Company, company_id))
+        if held is not None and "name" in held.__dict__:
+            companies[company_id] = held.name
+    missing = company_ids - set(companies)
+    if missing:
+        companies.update(db.session.execute(sa.select(Company.id, Company.name).where(Company.id.in_(missing))).all())
     have: dict[int, set[str]] = defaultdict(set)
     held: dict[int, set[str]] = defaultdict(set)
     if not fresh:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from core.db import db
+from core.tenancy import current_tenant_id
 from crm.models import DEFAULT_STATUSES, CrmSettings, PipelineStatus
 
 
@@ -17,10 +19,27 @@ def set_up_tenant(tenant) -> None:
     db.session.flush()
 
 
+_HELD = "portico_crm_settings"  # session.info: (tenant id, its CrmSettings) read in this transaction
+
+
 def settings() -> CrmSettings:
-    """The current tenant's CRM settings (created on first use for tenants made before the CRM)."""
-    current = db.session.scalar(sa.select(CrmSettings))
+    """The current tenant's CRM settings (created on first use for tenants made before the CRM).
+    Read once a transaction: a form's processing asks for them at every step."""
+    session = db.session()
+    tenant_id = current_tenant_id()
+    held = session.info.get(_HELD)
+    if held is not None and held[0] == tenant_id and held[1] in session:
+        return held[1]
+    current = session.scalar(sa.select(CrmSettings))
     if current is None:
         set_up_tenant(None)
-        current = db.session.scalar(sa.select(CrmSettings))
+        current = session.scalar(sa.select(CrmSettings))
+    if session.get_transaction() is not None:
+        session.info[_HELD] = (tenant_id, current)
     return current
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_settings(session, transaction) -> None:
+    if transaction.parent is None:  # the transaction itself, not a savepoint: read afresh next time
+        session.info.pop(_HELD, None)

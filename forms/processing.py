@@ -255,8 +255,8 @@ def _fill(contact: Contact, data: dict, actor, problems: list[str]) -> list[str]
     if not fill:
         return []
     labels = lambda name: _label("phone" if name == "extra_phones" else name)  # noqa: E731
-    with db.session.begin_nested():
-        return _tolerant(lambda d: update_contact(contact, d, actor=actor), fill, problems, labels=labels)
+    # No savepoint: a refusal _tolerant does not take raises out of the job, which rolls back whole.
+    return _tolerant(lambda d: update_contact(contact, d, actor=actor), fill, problems, labels=labels)
 
 
 def _custom_values(record_, answers: Answers, entity: str, region: str, *, only_empty: bool,
@@ -305,12 +305,10 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
     else:
         fill = {n: v for n, v in data.items() if n != "name" and _empty(getattr(company, n))}
         if fill:
-            with db.session.begin_nested():
-                _tolerant(lambda d: update_company(company, d, actor=actor), fill, problems, labels=company_labels)
+            _tolerant(lambda d: update_company(company, d, actor=actor), fill, problems, labels=company_labels)
         _custom_values(company, answers, "company", region, only_empty=True, problems=problems)
     if contact.company_id is None:
-        with db.session.begin_nested():
-            update_contact(contact, {"company_id": company.id}, actor=actor)
+        update_contact(contact, {"company_id": company.id}, actor=actor)
     elif contact.company_id != company.id:
         problems.append(f"Company: the form said “{name}”; the contact stays at {contact.company.name}.")
         return company
