@@ -197,12 +197,15 @@ def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, acti
     values.setdefault("status_id", default_status_id())
     if "owner_id" not in data and isinstance(actor, StaffUser):
         values["owner_id"] = actor.id
-    contact = Contact(role=role, **values)
+    now = utcnow()
+    # Inserted with the time of its "created" entry as its latest activity: no UPDATE after.
+    contact = Contact(role=role, last_activity_at=now, **values)
     db.session.add(contact)
     db.session.flush()
     index_contact(contact, fresh=True)
     who = getattr(actor, "display_name", None)
-    record_activity("created", activity or (f"Added by {who}" if who else "Added"), contact=contact, actor=actor)
+    record_activity("created", activity or (f"Added by {who}" if who else "Added"), contact=contact, actor=actor,
+                    occurred_at=now)
     record("contact.created", contact, actor=actor, details={"role": role})
     return contact
 

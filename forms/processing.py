@@ -282,8 +282,9 @@ def _custom_values(record_, answers: Answers, entity: str, region: str, *, only_
     return filled
 
 
-def _company(form: Form, contact: Contact, answers: Answers, actor, region: str, *,
-             problems: list[str]) -> Company | None:
+def _company(answers: Answers, actor, region: str, *, problems: list[str]) -> Company | None:
+    """The company the answers name (matched, filled where empty, or created), or None.
+    Resolved before a new contact is made, so the contact is created at it (one write)."""
     data = dict(answers.company)
     name = data.get("name", "")
     if not company_name_key(name):
@@ -307,18 +308,23 @@ def _company(form: Form, contact: Contact, answers: Answers, actor, region: str,
         if fill:
             _tolerant(lambda d: update_company(company, d, actor=actor), fill, problems, labels=company_labels)
         _custom_values(company, answers, "company", region, only_empty=True, problems=problems)
+    return company
+
+
+def _attach(form: Form, contact: Contact, company: Company, typed: str, actor, *, problems: list[str]) -> None:
+    """The contact at the company (unless it is at another already), and its primary contact
+    when the form says so and the company has none."""
     if contact.company_id is None:
         update_contact(contact, {"company_id": company.id}, actor=actor)
     elif contact.company_id != company.id:
-        problems.append(f"Company: the form said “{name}”; the contact stays at {contact.company.name}.")
-        return company
+        problems.append(f"Company: the form said “{typed}”; the contact stays at {contact.company.name}.")
+        return
     if form.make_primary_contact and primary_contact_of(company) is None:
         try:
             with db.session.begin_nested():
                 set_primary_contact(company, contact, actor=actor)
         except IntegrityError:
             pass  # another registrant became the primary contact at the same moment
-    return company
 
 
 def _lock_form(form_id: int) -> Form:
@@ -442,9 +448,12 @@ def process(submission: FormSubmission) -> None:
     contact = match_contact(email, phone) if (email or phone) else None
     if contact is not None:
         contact = _lock_contact(contact.id)
+    # Locks in this order, always: person, contact, company, form (two jobs never wait on each other).
+    company_problems: list[str] = []  # said where the company part comes, after the contact's
+    company = _company(answers, actor, region, problems=company_problems)
     created = False
     if contact is None:
-        contact = _create(form, data, actor, problems)
+        contact = _create(form, {**data, "company_id": company.id} if company is not None else data, actor, problems)
         created = contact is not None
         if contact is None:
             contact = match_contact(email, phone)
@@ -474,7 +483,9 @@ def process(submission: FormSubmission) -> None:
                 tag_contact(contact, name, actor, check=False)
         except ServiceError as exc:
             problems.append(f"Tag “{name}”: {exc.message} It was skipped.")
-    company = _company(form, contact, answers, actor, region, problems=problems)
+    problems += company_problems
+    if company is not None:
+        _attach(form, contact, company, answers.company.get("name", ""), actor, problems=problems)
     if contact.owner_id is None:
         # Last of the locks taken (person, contact, company, form: always in this order, so two
         # jobs never wait on each other), and held for the shortest time.
