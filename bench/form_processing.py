@@ -207,6 +207,23 @@ def outcome(seed_url: str, tenant_id: int) -> dict:
     return {"states": dict(rows), "errors": errors}
 
 
+def round_trip_ms(url: str, repeat: int = 1000) -> float:
+    """The bare baseline, measured in the same run: the median time of one round trip
+    (SELECT 1) on a psycopg connection of the app's own role. Statements per submission times
+    this is what the database's round trips alone cost a submission."""
+    import statistics
+
+    import psycopg
+
+    samples = []
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            connection.execute("SELECT 1").fetchone()
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
 def explain(app, tenant_id: int, shape: str) -> None:
     """The plan of the identity lookup, as the worker sends it (PostgreSQL, RLS on)."""
     from core.db import db
@@ -268,13 +285,17 @@ def main() -> None:
                 done = outcome(seed_url, tenant_id)
                 rate = count / seconds
                 rates[size] = rate
+                trip = round_trip_ms(url)
                 row = {"shape": shape, "contacts": size, "submissions": count, "seconds": round(seconds, 2),
                        "per_second": round(rate, 1), "jobs": ran, "statements": statements,
                        "statements_per_submission": round(statements / count, 1), "states": done["states"],
-                       "errors": done["errors"], "seeded_seconds": round(seeded, 1), "load": load()}
+                       "errors": done["errors"], "seeded_seconds": round(seeded, 1), "load": load(),
+                       "round_trip_ms": round(trip, 3),
+                       "round_trips_share": round(statements * trip / 1000 / seconds, 2)}
                 results.append(row)
                 print(f"{shape:7} {size:>8,} contacts: {rate:6.1f} submissions/s ({count} in {seconds:.2f} s, "
-                      f"{ran} jobs, {statements / count:.1f} statements a submission) {done['states']} "
+                      f"{ran} jobs, {statements / count:.1f} statements a submission; a bare round trip "
+                      f"{trip:.2f} ms, so {row['round_trips_share']:.0%} of the time) {done['states']} "
                       f"[{row['load']}]", flush=True)
                 if args.explain:
                     explain(app, tenant_id, shape)
