@@ -22,11 +22,11 @@ An answer that breaks a CRM rule (a malformed phone in a custom field, an e-mail
 contact holds) is left out of the contact, kept on the submission, and said in its `error`;
 the rest goes through. Only a submission with nothing to make a contact from fails.
 
-Two workers processing the same new person at once end with one contact. An e-mail is unique
-among live contacts (a partial unique index): the worker that loses the race gets an
-IntegrityError, rolls back to before its insert and takes the winner's contact. A phone
-number has no such index, so on PostgreSQL each worker takes a transaction-level advisory
-lock on (tenant, phone) before matching, and the second waits for the first to commit. On
+Two workers processing the same new person at once end with one contact. On PostgreSQL each
+worker takes transaction-level advisory locks on (tenant, e-mail) and (tenant, phone) before
+matching, in one statement, and the second waits for the first to commit. (An e-mail is also
+unique among live contacts, a partial unique index: a contact staff or an import commit between
+the CRM's check and the insert fails the job, and its retry takes that contact.) On
 SQLite the database has one writer at a time: the job's first statement (the submission's
 row lock, a write) holds the write lock to the end of the transaction, so two jobs run one
 after the other and the second sees the first's contact. Company names are locked the same
@@ -150,14 +150,20 @@ def _sort_answers(form: Form, answers: dict, problems: list[str]) -> Answers:
 
 # --- matching the person ---------------------------------------------------------------------------
 
-def _advisory_lock(kind: str, key: str) -> None:
-    """On PostgreSQL, hold a transaction-level advisory lock on (tenant, kind, key) until this
-    transaction ends: two workers matching the same person (or company) take turns. SQLite
-    needs none: the job already holds the database's only write lock."""
-    if db.session.get_bind().dialect.name != "postgresql":
+def _advisory_locks(keys: list[tuple[str, str]]) -> None:
+    """On PostgreSQL, hold transaction-level advisory locks on (tenant, kind, key) until this
+    transaction ends, all taken by one statement, in the order given (e-mail, phone,
+    company: the same order in every job, so two jobs never wait on each other): two workers
+    matching the same person (or company) take turns. SQLite needs none: the job already
+    holds the database's only write lock."""
+    if not keys or db.session.get_bind().dialect.name != "postgresql":
         return
-    digest = hashlib.blake2b(f"portico.forms:{current_tenant_id()}:{kind}:{key}".encode(), digest_size=8).digest()
-    db.session.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+    tenant_id = current_tenant_id()
+    locks = []
+    for kind, key in keys:
+        digest = hashlib.blake2b(f"portico.forms:{tenant_id}:{kind}:{key}".encode(), digest_size=8).digest()
+        locks.append(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True)))
+    db.session.execute(sa.select(*locks))
 
 
 def match_contact(email: str | None, phone: str | None) -> Contact | None:
@@ -228,13 +234,14 @@ def _create(form: Form, data: dict, actor, problems: list[str]) -> Contact | Non
             data["status_id"] = status.id
         else:
             problems.append("Status: the form's status was archived; the contact got the default status.")
+    # No savepoint: form jobs take turns on the e-mail (its advisory lock), and the CRM's check
+    # of the e-mail sees a contact someone else committed meanwhile (a ServiceError, nothing
+    # written). Only an insert committed between that check and ours could break the unique
+    # index: the job then fails whole and its retry finds the contact.
     try:
-        with db.session.begin_nested():
-            return _tolerant(lambda d: create_contact(d, actor=actor, role=form.role,
-                                                      activity=f"Added from the form “{form.title}”"),
-                             data, problems, keep=("email",))
-    except IntegrityError:
-        return None  # another worker's insert of the same e-mail won; this one's is undone
+        return _tolerant(lambda d: create_contact(d, actor=actor, role=form.role,
+                                                  activity=f"Added from the form “{form.title}”"),
+                         data, problems, keep=("email",))
     except ServiceError as exc:
         if exc.field == "email":  # created and committed between our match and our insert
             return None
@@ -291,7 +298,6 @@ def _company(answers: Answers, actor, region: str, *, problems: list[str]) -> Co
         if data or any(d.entity == "company" for d, _, _ in answers.custom):
             problems.append("Company details without a company name are kept on the submission only.")
         return None
-    _advisory_lock("company", company_name_key(name))
     company = match_company(name, threshold=settings().company_match_threshold)
     company_labels = lambda n: COMPANY_TARGETS.get(n, n)  # noqa: E731
     if company is None:
@@ -438,8 +444,9 @@ def process(submission: FormSubmission) -> None:
     email, phone = _identity(data, region, problems)
     if not (email or phone or data.get("first_name") or data.get("last_name")):
         raise ServiceError("The submission has no name, e-mail address or phone number to make a contact from.")
-    if phone:
-        _advisory_lock("phone", phone)
+    company_key = company_name_key(answers.company.get("name", ""))
+    _advisory_locks([*([("email", email)] if email else []), *([("phone", phone)] if phone else []),
+                     *([("company", company_key)] if company_key else [])])
     if email:
         data["email"] = email
     if phone:

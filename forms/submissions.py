@@ -100,16 +100,20 @@ def receive_submission(form: Form, answers: dict, *, idempotency_key: str, sourc
 # --- processing (the job) --------------------------------------------------------------------------
 
 def _lock(submission_id: int) -> FormSubmission | None:
-    """The submission's row, locked for this transaction and read fresh, so two runs of its
-    job (a retry and a requeue, two workers) never process it together: the second waits and
-    then finds it processed. The lock is a write (SQLite has no FOR UPDATE: the write takes its
-    database lock; PostgreSQL locks the row)."""
-    db.session.execute(sa.update(FormSubmission).where(FormSubmission.id == submission_id)
-                       .values(state=FormSubmission.state))
-    # With its form and the form's fields, which processing reads next: one round trip.
-    return db.session.scalars(sa.select(FormSubmission).where(FormSubmission.id == submission_id)
-                              .options(sa.orm.joinedload(FormSubmission.form).joinedload(Form.fields))
-                              .execution_options(populate_existing=True)).unique().first()
+    """The submission's row, locked for this transaction and read fresh (with its form and the
+    form's fields, which processing reads next), so two runs of its job (a retry and a requeue,
+    two workers) never process it together: the second waits and then finds it processed.
+    PostgreSQL: one SELECT … FOR UPDATE OF the submission. SQLite has no FOR UPDATE: a write
+    takes its database lock first."""
+    query = (sa.select(FormSubmission).where(FormSubmission.id == submission_id)
+             .options(sa.orm.joinedload(FormSubmission.form).joinedload(Form.fields))
+             .execution_options(populate_existing=True))
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=FormSubmission)
+    else:
+        db.session.execute(sa.update(FormSubmission).where(FormSubmission.id == submission_id)
+                           .values(state=FormSubmission.state))
+    return db.session.scalars(query).unique().first()
 
 
 @job(retries=6, retry_delay=30)
