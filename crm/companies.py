@@ -135,7 +135,8 @@ def primary_contact_of(company: Company) -> Contact | None:
 
 def set_primary_contact(company: Company, contact: Contact | None, *, actor=None) -> None:
     """Make `contact` (one of the company's own) its primary contact; None clears it."""
-    if contact is not None and actor is not None and not contact_visible_to(actor, contact):
+    # Only a staff member's view of the contacts is limited: a kickoff form (a system actor) is not.
+    if contact is not None and getattr(actor, "is_staff", False) and not contact_visible_to(actor, contact):
         raise ServiceError("Choose one of the company's contacts.", field="primary_contact_id")
     if contact is not None and contact.company_id != company.id:
         raise ServiceError(f"{contact.full_name} does not work at {company.name}.", field="primary_contact_id")
