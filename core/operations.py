@@ -301,6 +301,8 @@ def work_in_parallel(operation_id: int, *, prepare: Callable[[Operation], Step],
             operation = _lock(operation_id)
             if operation.is_finished:  # cancelled (or failed) meanwhile: this chunk's work is not kept
                 db.session.rollback()
+                _drop_chunks(operation_id)  # the one this job held, which the cancellation skipped
+                db.session.commit()
                 return
             if part is not None:
                 _add_counts(operation, counts, done=len(part.refs))
@@ -400,7 +402,16 @@ def _add_counts(operation: Operation, counts: Counts, *, done: int) -> None:
 def _close(operation: Operation, status: str) -> None:
     operation.status = status
     operation.finished_at = operation.updated_at = utcnow()
-    db.session.execute(sa.delete(OperationChunk).where(OperationChunk.operation_id == operation.id))
+    _drop_chunks(operation.id)
+
+
+def _drop_chunks(operation_id: int) -> None:
+    """Delete an ending operation's chunks, but not one a parallel job holds right now (its
+    row lock): waiting for it while holding the operation's row, which that job needs last,
+    would deadlock. That job sees the operation ended and drops its chunk itself."""
+    db.session.execute(sa.delete(OperationChunk).where(OperationChunk.id.in_(
+        sa.select(OperationChunk.id).where(OperationChunk.operation_id == operation_id)
+        .with_for_update(skip_locked=True).scalar_subquery())))
 
 
 def _fail(operation_id: int, message: str, finish) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,7 +42,7 @@ from core.jobs import job, on_commit, periodic_job
 from core.operations import Operation, OperationChunk, register_kind, work_in_parallel, work_through
 from core.spreadsheet import csv_chunks
 from core.statistics import analyze_grown
-from core.tenancy import cross_tenant
+from core.tenancy import TENANT_CHECKED_SQL, cross_tenant, current_tenant_id
 from core.text import clean_line
 from crm import custom_fields
 from crm.contacts import default_status_id
@@ -492,7 +493,10 @@ def _empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-_COMPANY_CACHE: dict[int, dict[str, tuple[int, str]]] = {}
+# Per thread: a worker's threads run batches of one import side by side, and a company one
+# batch makes is another's to use only once that batch has committed (the cache is checked
+# against the table, so a company of a batch rolled back is matched again).
+_COMPANY_CACHES = threading.local()
 
 
 class Batch:
@@ -515,10 +519,11 @@ class Batch:
         self._tag_ids: list[int] | None = None
         # name key -> (id, name), kept across the import's batches in this process: a file names
         # the same few hundred companies again and again, and matching one is a fuzzy search.
-        self.companies = _COMPANY_CACHE.setdefault(upload.id, {})
+        caches = _COMPANY_CACHES.__dict__.setdefault("by_import", {})
+        self.companies = caches.setdefault(upload.id, {})
         self.created_companies: list[int] = []
-        while len(_COMPANY_CACHE) > 8:
-            _COMPANY_CACHE.pop(next(iter(_COMPANY_CACHE)))
+        while len(caches) > 8:
+            caches.pop(next(iter(caches)))
         self.actor_id = actor.id if isinstance(actor, StaffUser) else None
         self.actor_label = getattr(actor, "display_name", None) or "Command line import"
 
@@ -601,10 +606,18 @@ class Batch:
                 del self.companies[key]
         missing = [key for key in names if key and key not in self.companies]
         if missing:
-            for company_id, key, name in db.session.execute(
-                    sa.select(Company.id, Company.name_key, Company.name).where(Company.name_key.in_(missing))
-                    .order_by(Company.id)):
-                self.companies.setdefault(key, (company_id, name))
+            self._read_companies(missing)
+        missing = sorted(key for key in names if key and key not in self.companies)
+        if missing and db.session.get_bind().dialect.name == "postgresql":
+            # New names. Another batch of the import, running beside this one, may be making
+            # the same company: whoever locks a name first makes it, the other waits for that
+            # batch to commit and finds it. All in one sorted sweep: two batches never wait on
+            # each other.
+            db.session.execute(sa.text(
+                "SELECT pg_advisory_xact_lock(CAST(:tenant AS INTEGER), hashtext(k)) "
+                "FROM unnest(CAST(:keys AS TEXT[])) WITH ORDINALITY AS t(k, n) ORDER BY n")
+                .execution_options(**{TENANT_CHECKED_SQL: True}), {"tenant": current_tenant_id(), "keys": missing})
+            self._read_companies(missing)
         for key, name in names.items():
             if not key or key in self.companies:
                 continue
@@ -618,6 +631,12 @@ class Batch:
             name = entry["values"].pop("company_name", None)
             if name and company_name_key(name):
                 entry["values"]["company_id"], entry["company"] = self.companies[company_name_key(name)]
+
+    def _read_companies(self, keys: list[str]) -> None:
+        for company_id, key, name in db.session.execute(
+                sa.select(Company.id, Company.name_key, Company.name).where(Company.name_key.in_(keys))
+                .order_by(Company.id)):
+            self.companies.setdefault(key, (company_id, name))
 
     # -- matching ------------------------------------------------------------------------------
     def _match(self, entries: list[dict]) -> dict[int, Contact]:

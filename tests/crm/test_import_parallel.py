@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from core.audit import AuditEvent
 from core.db import db
 from core.operations import Operation, OperationChunk, work_in_parallel
-from core.tenancy import tenant_context
+from core.tenancy import TENANT_CHECKED_SQL, tenant_context
 from crm.imports import engine
 from crm.models import Contact
 from tests.crm.import_files import csv_bytes
@@ -123,3 +123,120 @@ def test_two_worker_processes_share_one_import_and_finish_it_once(app, world, po
         assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(
             AuditEvent.action == "contact_import.finished")) == 1
     assert all("run_import" in output for output in outputs), "both workers took batches of the import"
+
+
+def _file_with_companies():
+    """240 people, every third one again further down (the e-mail in capitals, then in the
+    other-e-mail column), and eight new companies named all over the file."""
+    rows = [["First Name", "Email", "Other email", "Phone", "Company"]]
+    for i in range(240):
+        rows.append([f"P{i}", f"person{i}@example.com", "", f"+1 415 555 {i:04d}", f"Newco {i % 8}"])
+    for i in range(0, 240, 3):
+        rows.append([f"P{i}", f"PERSON{i}@EXAMPLE.COM", "", "", ""])
+        rows.append(["", "", f" Person{i}@example.com", f"+1 212 555 {i:04d}", ""])
+    return rows
+
+
+def test_two_workers_at_once_make_each_new_company_once_and_end_as_one_would(app, world, postgres, monkeypatch):
+    """Two worker threads of one process, each holding a batch at the same moment: the eight
+    companies the file names in every batch are made once each (not once per batch, and no
+    batch uses a company another has not committed yet), the counts, the result and undo as
+    with one worker."""
+    import threading
+
+    from crm.models import Company, TimelineEntry
+    from tests.factories import make_company
+
+    monkeypatch.setattr(engine, "CHUNK", 10)
+    operation_id = _start(app, world, _file_with_companies())
+    with app.app_context(), tenant_context(world.a.id):
+        make_company("Newco 3 Inc.")  # an existing company: matched, not made again
+        db.session.commit()
+    together = threading.Barrier(2, timeout=30)
+    taken: dict[int, int] = {}
+    real_run = engine.Batch.run
+
+    def run(self, rows):
+        me = threading.get_ident()
+        if me not in taken:
+            together.wait()  # both workers hold a batch of the import at the same moment
+        taken[me] = taken.get(me, 0) + 1
+        return real_run(self, rows)
+
+    monkeypatch.setattr(engine.Batch, "run", run)
+    failures = []
+
+    def worker():
+        try:
+            with app.app_context():
+                engine.run_import.call_local(operation_id, tenant_id=world.a.id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures and len(taken) == 2
+    with app.app_context(), tenant_context(world.a.id):
+        operation = db.session.get(Operation, operation_id)
+        assert (operation.status, operation.processed, operation.errors, operation.attempts) == ("done", 400, 0, 0)
+        assert (operation.result["created"], operation.result["merged"]) == (240, 160)
+        contacts = db.session.scalars(sa.select(Contact)).all()
+        assert sorted(c.email for c in contacts) == sorted(f"person{i}@example.com" for i in range(240))
+        assert sorted(db.session.scalars(sa.select(Company.name))) == [
+            "Newco 0", "Newco 1", "Newco 2", "Newco 3 Inc.", "Newco 4", "Newco 5", "Newco 6", "Newco 7"]
+        assert {c.company.name for c in contacts if c.first_name == "P3"} == {"Newco 3 Inc."}
+        assert db.session.scalar(sa.select(sa.func.count(TimelineEntry.id)).where(
+            TimelineEntry.kind == "imported")) == 240
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(
+            AuditEvent.action == "contact_import.finished")) == 1
+        upload = db.session.get(engine.ContactImport, operation.params["import_id"])
+        undo_id = engine.undo_import(upload, actor=None).id
+        db.session.commit()
+    monkeypatch.setattr(engine.Batch, "run", real_run)
+    from core.jobs import run_pending_jobs
+
+    with app.app_context():
+        run_pending_jobs()
+    with app.app_context(), tenant_context(world.a.id):
+        assert db.session.get(Operation, undo_id).summary == (
+            "240 contacts removed, 0 restored, 7 companies the import had added removed.")
+        assert list(db.session.scalars(sa.select(Company.name))) == ["Newco 3 Inc."]
+        db.session.commit()
+
+
+def test_cancelling_while_a_worker_holds_a_batch_neither_waits_nor_keeps_half_of_it(app, world, postgres,
+                                                                                   monkeypatch):
+    """The member presses Cancel (another connection) while a worker is in the middle of a
+    batch: the cancellation does not wait for that batch (the worker, needing the operation's
+    row last, would deadlock with it), and the worker then drops its batch and the rest."""
+    from core.operations import cancel_operation
+    from crm.imports.models import ContactImportBatch
+
+    monkeypatch.setattr(engine, "CHUNK", 10)
+    operation_id = _start(app, world, _file_with_companies())
+    real_run = engine.Batch.run
+    calls = {"n": 0}
+
+    def run(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with app.app_context(), tenant_context(world.a.id):
+                db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'")  # a wait fails the test
+                                   .execution_options(**{TENANT_CHECKED_SQL: True}))
+                cancel_operation(db.session.get(Operation, operation_id), actor=None)
+                db.session.commit()
+        return real_run(self, rows)
+
+    monkeypatch.setattr(engine.Batch, "run", run)
+    with app.app_context():
+        engine.run_import.call_local(operation_id, tenant_id=world.a.id)
+    with app.app_context(), tenant_context(world.a.id):
+        operation = db.session.get(Operation, operation_id)
+        written = db.session.scalars(sa.select(ContactImportBatch)).all()
+        assert operation.status == "cancelled" and len(written) == 2
+        assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == sum(len(b.created) for b in written)
+        assert db.session.scalar(sa.select(sa.func.count(OperationChunk.id))) == 0
+        db.session.commit()
