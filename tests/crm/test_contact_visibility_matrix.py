@@ -2,7 +2,8 @@
 see their own contacts and their Circles'", a restricted Staff member opens every such page:
 a contact hidden from them is never named (nor linked), wherever it sits — a company's primary
 contact and timeline, an event's list, a task, a note, a circle, the duplicates, a form
-submission, the lists and searches — while a contact they may see still is."""
+submission, the lists and searches (the contact list's and the merge page's; there is no
+autocomplete endpoint nor any notification page to check) — while a contact they may see still is."""
 from __future__ import annotations
 
 import pytest
@@ -100,16 +101,6 @@ def test_a_hidden_contact_cannot_be_made_the_primary_contact(matrix, staff_clien
     assert "Choose one of the company&#39;s contacts." in done and "Hiddenname" not in done
     post_form(client, f"/staff/companies/{matrix['company']}/primary", {"contact_id": matrix["visible"]})
     assert in_tenant(app, world.a, lambda: db.session.get(Contact, matrix["visible"])).is_primary_contact
-
-
-def test_hidden_contacts_are_left_off_the_autocompletes(matrix, staff_client):
-    client = staff_client("staff")
-    for path in (f"/staff/events/{matrix['event']}?find=hiddenname", f"/staff/circles/{matrix['circle']}?find=zelda",
-                 "/staff/tasks/new?find=zelda"):
-        response = client.get(path)
-        if response.status_code == 404:
-            continue
-        assert "Hiddenname" not in response.get_data(as_text=True), path
 
 
 def test_the_merge_page_answers_a_hidden_contact_as_if_it_did_not_exist(matrix, staff_client, app, world):
