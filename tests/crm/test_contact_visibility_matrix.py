@@ -13,7 +13,7 @@ from core.db import db
 from crm.companies import set_primary_contact
 from crm.models import Circle, Company, Contact, Event
 from tests.factories import (add_attendee, add_to_circle, make_circle, make_company, make_contact, make_event,
-                             make_note, make_task, restrict_staff_visibility)
+                             make_note, make_tag, make_task, restrict_staff_visibility, tag_record)
 from tests.forms.factories import make_form, make_submission
 from tests.support import in_tenant, post_form, staff_member
 
@@ -40,13 +40,17 @@ def matrix(app, world):
         add_attendee(event, hidden)
         add_attendee(event, visible)
         make_task("Call Zelda Hiddenname back", contact_id=hidden.id, assignee_id=staff.id)
-        make_task("Call Victor back", contact_id=visible.id, assignee_id=staff.id)
+        visible_task = make_task("Call Victor back", contact_id=visible.id, assignee_id=staff.id)
+        tag = make_tag("matrix-tag")
+        tag_record(tag, contact=hidden)
+        tag_record(tag, contact=visible)
         make_note(hidden, body="Zelda Hiddenname prefers mornings")
         form = make_form("Matrix form")
         make_submission(form, {"first_name": "Zelda", "last_name": "Hiddenname", "email": "zelda@example.com"},
                         contact_id=hidden.id, state="processed")
         return {"company": company.id, "circle": circle.id, "event": event.id, "hidden": hidden.id,
-                "visible": visible.id, "form": form.id}
+                "visible": visible.id, "form": form.id,
+                "visible_task": visible_task.id, "tag": tag.id}
     return in_tenant(app, world.a, build)
 
 
@@ -67,6 +71,14 @@ PAGES = {
     "visible contact's page": ("/staff/contacts/{visible}", True),
     "submissions": ("/staff/forms/submissions", False),
     "form's submissions": ("/staff/forms/{form}/submissions", False),
+    "company edit": ("/staff/companies/{company}/edit", False),
+    "new task": ("/staff/tasks/new", False),
+    "visible contact's task": ("/staff/tasks/{visible_task}", True),
+    "tag page": ("/staff/tags/{tag}", False),
+    "tags": ("/staff/tags", False),
+    "segments": ("/staff/segments", False),
+    "merge, hidden one asked for": ("/staff/contacts/merge?ids={visible}&ids={hidden}", False),
+    "operations": ("/staff/operations", False),
 }
 
 
@@ -78,9 +90,13 @@ def test_a_restricted_staff_member_never_reads_a_hidden_contacts_name(name, matr
              "duplicates": "contacts.merge", "merge page, its search and suggestions": "contacts.merge"}.get(name)
     if needs:  # pages for those given more than a Staff member has by default
         in_tenant(app, world.a, lambda: _grant_staff(needs, world))
+    if name == "company edit":  # its primary-contact choice: editable by the company's owner
+        in_tenant(app, world.a, lambda: _make_staff_own_company(matrix, world))
     response = client.get(path.format(**matrix))
     page = response.get_data(as_text=True)
-    assert response.status_code == 200, (path, response.status_code)
+    # A merge naming a contact the viewer may not see does not exist for them.
+    expected = 404 if name.startswith("merge, hidden") else 200
+    assert response.status_code == expected, (path, response.status_code)
     assert "Hiddenname" not in page and f"/staff/contacts/{matrix['hidden']}" not in page
     if names_the_visible_one:
         assert VISIBLE in page
