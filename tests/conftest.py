@@ -243,3 +243,22 @@ def queue_env(request, app, tmp_path):
     yield env
     jobs.huey.flush()
     jobs.huey.storage_class, jobs.huey.storage_kwargs, jobs.huey.storage = saved
+
+
+@pytest.fixture(scope="session")
+def stripe_server(tmp_path_factory):
+    """The tests' Stripe (tests/stripe_server.py: localstripe, extended), one per test session
+    on ports of its own, its state file private to the session."""
+    from tests.stripe_server import StripeServer
+
+    server = StripeServer(str(tmp_path_factory.mktemp("localstripe") / "localstripe.pickle")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_api(stripe_server):
+    """The tests' Stripe, emptied for this test (objects, webhook targets, the inbox)."""
+    stripe_server.reset()
+    yield stripe_server
+    stripe_server.reset()
