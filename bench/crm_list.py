@@ -66,6 +66,10 @@ def _copy_contacts(connection, tenant_id: int, count: int, statuses: list[int], 
                 created.isoformat(), updated.isoformat(), activity]) + "\n")
         _copy(connection, f"COPY contact ({columns}) FROM STDIN", buffer.getvalue())
     _copy_search_tokens(connection, tenant_id)
+    buffer = io.StringIO()
+    for contact_id, address in _address_rows(connection, tenant_id):
+        buffer.write(f"{tenant_id}\t{contact_id}\t{address}\n")
+    _copy(connection, "COPY contact_address (tenant_id, contact_id, address) FROM STDIN", buffer.getvalue())
 
 
 def _copy(connection, sql: str, data: str) -> None:
@@ -85,6 +89,18 @@ def _search_token_rows(connection, tenant_id: int):
     for contact_id, first, last, email, phone in rows:
         for token in contact_tokens(names=(first, last), emails=(email,), phones=(phone,)):
             yield contact_id, token
+
+
+def _address_rows(connection, tenant_id: int):
+    """The e-mails and phones each contact answers to (contact_address), as the services store
+    them (crm.identity.contact_addresses): what the duplicates page groups."""
+    from crm.identity import contact_addresses
+
+    rows = connection.execute(sa.text("SELECT id, email, phone FROM contact WHERE tenant_id = :t ORDER BY id"),
+                              {"t": tenant_id})
+    for contact_id, email, phone in rows:
+        for address in sorted(contact_addresses((email,), (phone,))):
+            yield contact_id, address
 
 
 def _copy_search_tokens(connection, tenant_id: int, batch: int = 500_000) -> None:
@@ -113,6 +129,8 @@ def _insert_contacts_sqlite(connection, tenant_id, count, statuses, owners, seed
         " VALUES (:t, :f, :l, :e, '[]', '[]', 0, '{}', :r, :s, 1, 0, :o, '{}', :c, :c)"), rows)
     connection.execute(sa.text("INSERT INTO contact_search_token (tenant_id, contact_id, token) VALUES (:t, :c, :w)"),
                        [{"t": tenant_id, "c": c, "w": w} for c, w in list(_search_token_rows(connection, tenant_id))])
+    connection.execute(sa.text("INSERT INTO contact_address (tenant_id, contact_id, address) VALUES (:t, :c, :a)"),
+                       [{"t": tenant_id, "c": c, "a": a} for c, a in list(_address_rows(connection, tenant_id))])
 
 
 def main() -> None:

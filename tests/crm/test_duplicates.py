@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import sqlalchemy as sa
 
 from core.db import db, utcnow
@@ -231,3 +233,113 @@ def test_only_owners_and_admins_see_duplicates(world, app, staff_client):
         as_text=True)
     b_contact = _in(app, world.b.id, lambda: db.session.scalars(sa.select(Contact.id)).first())
     assert owner.get(f"/staff/duplicates?contact={b_contact}").status_code == 404
+
+
+# --- which pairs are duplicates: the identity rule, through every address a contact answers to ---
+
+P, Q = "+14155550177", "+14155550188"
+PAIRS = {  # two contacts -> the reasons the page groups them under
+    "same main e-mail, one inactive": (dict(email="ann@example.com"), dict(email="ann@example.com", is_active=False),
+                                       ["Same e-mail"]),
+    "one's main e-mail is the other's other e-mail": (dict(email="ann@example.com"),
+                                                      dict(email="ann.work@example.com",
+                                                           extra_emails=["ann@example.com"]), ["Same e-mail"]),
+    "the same other e-mail": (dict(email="a1@example.com", extra_emails=["ann@example.com"]),
+                              dict(email="a2@example.com", extra_emails=["ann@example.com"]), ["Same e-mail"]),
+    "same phone, one has no e-mail": (dict(email="ann@example.com", phone=P), dict(email=None, phone=P),
+                                      ["Same phone"]),
+    "same phone, neither has an e-mail": (dict(email=None, phone=P), dict(email=None, phone=P), ["Same phone"]),
+    "one's phone is the other's other phone": (dict(email=None, phone=P), dict(email=None, phone=Q, extra_phones=[P]),
+                                               ["Same phone"]),
+    "same phone and e-mail": (dict(email="ann@example.com", phone=P),
+                              dict(email="ann@example.com", phone=P, is_active=False), ["Same e-mail", "Same phone"]),
+    "same phone, different e-mails": (dict(email="ann@example.com", phone=P), dict(email="bob@example.com", phone=P),
+                                      ["Same phone, different e-mails"]),
+    "same phone, one with other e-mails only": (dict(email="ann@example.com", phone=P),
+                                                dict(email=None, extra_emails=["bob@example.com"], phone=P),
+                                                ["Same phone, different e-mails"]),
+    "nothing shared": (dict(email="ann@example.com", phone=P), dict(email="bob@example.com", phone=Q), []),
+    "the other merged away": (dict(email="ann@example.com", phone=P),
+                              dict(email="ann@example.com", phone=P, is_active=False, merged_into_id="first"), []),
+    "the other in history": (dict(email="ann@example.com", phone=P),
+                             dict(email="ann@example.com", phone=P, is_active=False, archived_at="now"), []),
+}
+
+
+@pytest.mark.parametrize("case", PAIRS)
+def test_which_pairs_are_possible_duplicates(case, world, app):
+    first, second, reasons = PAIRS[case]
+
+    def seed():
+        ann = make_contact("Ann", "First", **first)
+        fields = dict(second)
+        if fields.get("merged_into_id") == "first":
+            fields["merged_into_id"] = ann.id
+        if fields.get("archived_at") == "now":
+            fields["archived_at"] = utcnow()
+        make_contact("Ann", "Second", **fields)
+    _in(app, world.a.id, seed)
+    groups = _groups(app, world)
+    assert [reason for reason, *_ in groups] == reasons
+    assert all(names == ["Ann First", "Ann Second"] and size == 2 for _, _, names, size in groups)
+
+
+def test_a_phone_shared_by_different_e_mails_comes_last_and_a_contacts_own_groups_follow_its_addresses(world, app):
+    def seed():
+        office = make_company("Office Co")
+        make_contact("Maria", "Lopez", email="maria@office.example", phone=P, company_id=office.id)
+        make_contact("Pedro", "Ruiz", email="pedro@office.example", phone=P, company_id=office.id)
+        make_contact("Ana", "Diaz", company_id=office.id, email="ana@office.example")
+        make_contact("ana", "diaz", company_id=office.id, email=None, extra_emails=["ana.d@home.example"])
+        make_contact("Maria", "Home", email=None, extra_emails=["maria@office.example"], phone=Q)
+        make_contact("Maria", "Mobile", email=None, phone=Q)
+        for address in ("+odd@example.com", "!bang@example.com"):  # e-mails that sort among or before phones
+            make_contact("Odd", "One", email=address)
+            make_contact("Odd", "Two", email=None, extra_emails=[address])
+    _in(app, world.a.id, seed)
+    assert [(reason, key[-1], names) for reason, key, names, _ in _groups(app, world)] == [
+        ("Same e-mail", "maria@office.example", ["Maria Lopez", "Maria Home"]),
+        ("Same e-mail", "!bang@example.com", ["Odd One", "Odd Two"]),
+        ("Same e-mail", "+odd@example.com", ["Odd One", "Odd Two"]),
+        ("Same phone", Q, ["Maria Home", "Maria Mobile"]),
+        ("Same name at the same company", "ana", ["Ana Diaz", "ana diaz"]),
+        ("Same phone, different e-mails", P, ["Maria Lopez", "Pedro Ruiz"]),
+    ]
+    with app.app_context(), tenant_context(world.a.id):
+        staff = db.session.get(StaffUser, world.a.members["owner"].id)
+        home = db.session.scalars(sa.select(Contact).filter_by(last_name="Home")).one()
+        assert [(g.kind, g.key) for g in duplicate_groups(staff, contact=home)] == [
+            ("email", ("maria@office.example",)), ("phone", (Q,))]
+        pages, after = [], None
+        while True:  # one group a page: the cursor walks across the reasons in their order
+            page = duplicate_groups(staff, limit=1, after=after)
+            if not page:
+                break
+            pages.append(page[0].kind)
+            after = page[0].cursor
+        assert pages == ["email", "email", "email", "phone", "name", "phone_other"]
+
+
+def test_a_hidden_contact_sharing_an_other_e_mail_or_phone_makes_no_group(world, app, staff_client):
+    staff_id = world.a.members["staff"].id
+
+    def seed():
+        restrict_staff_visibility()
+        make_contact("Mine", "One", email="mine@example.com", phone=P, owner_id=staff_id)
+        make_contact("Zelda", "Hiddenname", email="z@example.com", extra_emails=["mine@example.com"])
+        make_contact("Zelda", "Hiddenphone", email=None, extra_phones=[P])
+        make_contact("Mine", "Two", email=None, extra_phones=[Q], owner_id=staff_id)
+        make_contact("Mine", "Three", email=None, phone=Q, owner_id=staff_id)
+    _in(app, world.a.id, seed)
+    assert [(reason, names) for reason, _, names, _ in _groups(app, world, role="staff")] == [
+        ("Same phone", ["Mine Two", "Mine Three"])]
+    assert [reason for reason, *_ in _groups(app, world)] == ["Same e-mail", "Same phone", "Same phone"]
+    with app.app_context(), tenant_context(world.a.id):
+        from core.roles import update_role_permissions
+        from core.permissions import role_permissions
+
+        owner = db.session.get(StaffUser, world.a.members["owner"].id)
+        update_role_permissions(owner, {"staff": set(role_permissions(world.a.id)["staff"]) | {"contacts.merge"}})
+        db.session.commit()
+    page = staff_client("staff").get("/staff/duplicates").get_data(as_text=True)
+    assert "Mine Two" in page and "Mine Three" in page and "Hiddenname" not in page and "Hiddenphone" not in page
