@@ -87,6 +87,9 @@ def load_config(instance_path: Path) -> dict:
         # Portal logins: the confirm-your-e-mail and choose-your-password links.
         "PORTAL_VERIFY_MAX_AGE": _int("PORTAL_VERIFY_MAX_AGE", 7 * 24 * 60 * 60),
         "PORTAL_SET_PASSWORD_MAX_AGE": _int("PORTAL_SET_PASSWORD_MAX_AGE", 3 * 24 * 60 * 60),
+        # A portal session without "keep me signed in" ends on the server after this long
+        # (its cookie ends with the browser); with it, after REMEMBER_COOKIE_DAYS.
+        "PORTAL_SESSION_MAX_AGE": _int("PORTAL_SESSION_MAX_AGE", 12 * 60 * 60),
         # Password hashing cost (argon2id); the defaults are argon2-cffi's RFC 9106 low-memory profile.
         "ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3),
         "ARGON2_MEMORY_COST": _int("ARGON2_MEMORY_COST", 65536),

@@ -1,12 +1,15 @@
-"""Who is acting: staff users (one tenant each), platform super admins (no tenant), and later
-portal logins (one contact each). Different kinds of principal, different login pages; the
-session id names the kind, and a principal is only ever loaded on its own kind of host.
+"""Who is acting: staff users (one tenant each), platform super admins (no tenant), and portal
+logins (one contact each, portal.models). Different kinds of principal, different login pages
+and different session rows. Staff users and platform admins sign in through Flask-Login, whose
+session id names the kind, and a principal is only ever loaded on its own kind of host; portal
+logins have their own cookie and loader (portal.auth), built on the session helpers here.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import ClassVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -66,7 +69,10 @@ class Principal(UserMixin):
 
 
 class LoginSessionMixin:
-    """One signed-in device of a principal."""
+    """One signed-in device of a principal. Each table names the column pointing at its
+    principal in `owner_column`, so the helpers below serve every kind of principal."""
+
+    owner_column: ClassVar[str]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(sa.String(64), unique=True, default=_new_session_token)
@@ -165,30 +171,33 @@ class StaffSession(LoginSessionMixin, TenantScoped, db.Model):
         tenant_fk("staff_id", "staff_user", ondelete="CASCADE"),
         sa.Index("ix_staff_session_tenant_id_staff_id", "tenant_id", "staff_id"),
     )
+    owner_column = "staff_id"
     staff_id: Mapped[int]
 
 
 class PlatformSession(LoginSessionMixin, db.Model):
     __tablename__ = "platform_session"
     __table_args__ = (platform_wide("sessions of platform operators, who belong to no tenant"),)
+    owner_column = "admin_id"
     admin_id: Mapped[int] = mapped_column(sa.ForeignKey("platform_admin.id", ondelete="CASCADE"), index=True)
 
 
 StaffUser.session_model = StaffSession
 PlatformAdmin.session_model = PlatformSession
-_OWNER_COLUMN = {StaffSession: "staff_id", PlatformSession: "admin_id"}
 SESSION_TOUCH_INTERVAL = timedelta(minutes=5)
 
 
-def start_session(principal) -> str:
-    """A new signed-in device for `principal`; returns its token (give it to login_user by
-    setting principal.current_session_token, which sign_in() does)."""
+def start_session(principal, *, lifetime: int | None = None) -> str:
+    """A new signed-in device for `principal`, ending on the server after `lifetime` seconds
+    (the "keep me signed in" duration by default); returns its token and sets
+    principal.current_session_token (which login_user, through get_id(), then stores)."""
     model = principal.session_model
     now = utcnow()
-    row = model(expires_at=now + timedelta(seconds=current_app.config["REMEMBER_COOKIE_DURATION"]),
+    lifetime = current_app.config["REMEMBER_COOKIE_DURATION"] if lifetime is None else lifetime
+    row = model(created_at=now, last_seen_at=now, expires_at=now + timedelta(seconds=lifetime),
                 user_agent=(request.user_agent.string or "")[:300] if has_request_context() else None,
                 ip_address=request.remote_addr if has_request_context() else None)
-    setattr(row, _OWNER_COLUMN[model], principal.id)
+    setattr(row, model.owner_column, principal.id)
     db.session.add(row)
     db.session.flush()
     principal.current_session_token = row.token
@@ -213,7 +222,7 @@ def sign_out() -> None:
 def end_sessions(principal, *, only: str | None = None, keep: str | None = None) -> int:
     """Revoke the principal's sessions: one device (`only`), every other device (`keep`), or all."""
     model = principal.session_model
-    query = sa.update(model).where(getattr(model, _OWNER_COLUMN[model]) == principal.id,
+    query = sa.update(model).where(getattr(model, model.owner_column) == principal.id,
                                    model.revoked_at.is_(None))
     if only is not None:
         query = query.where(model.token == only)
@@ -251,23 +260,49 @@ def _load_principal(session_id: str):
 
 
 def _principal_of_session(session_model, principal_model, token: str):
-    owner = getattr(session_model, _OWNER_COLUMN[session_model])
-    row = db.session.execute(
-        sa.select(session_model, principal_model).join(principal_model, principal_model.id == owner)
-        .where(session_model.token == token)).first()
+    found = live_session(session_model, principal_model, token)
+    if found is None or not found[1].active:
+        return None
+    return found[1]
+
+
+def live_session(session_model, principal_model, token: str, *joined) -> tuple | None:
+    """(session row, principal, *joined rows) of an open session (not revoked, not expired),
+    found by its token in one statement; None otherwise. `joined`: (entity, onclause) pairs
+    inner-joined on and returned in order, for a caller whose rule needs more than the
+    principal (the portal's needs the contact). Tenant-scoped tables are filtered to the
+    current tenant, so a token is worthless on another tenant's host. Sets the principal's
+    current_session_token, and notes the device as seen."""
+    owner = getattr(session_model, session_model.owner_column)
+    on = principal_model.id == owner
+    if issubclass(session_model, TenantScoped) and issubclass(principal_model, TenantScoped):
+        on = sa.and_(principal_model.tenant_id == session_model.tenant_id, on)  # the composite key, indexed
+    query = sa.select(session_model, principal_model).join(principal_model, on)
+    for entity, onclause in joined:
+        query = query.add_columns(entity).join(entity, onclause)
+    row = db.session.execute(query.where(session_model.token == token)).first()
     if row is None:
         return None
-    session_row, principal = row
+    session_row = row[0]
     now = utcnow()
-    if session_row.revoked_at is not None or session_row.expires_at <= now or not principal.active:
+    if session_row.revoked_at is not None or session_row.expires_at <= now:
         return None
     if now - session_row.last_seen_at > SESSION_TOUCH_INTERVAL:
         # At most one write per device every few minutes, not one per request.
         db.session.execute(sa.update(session_model).where(session_model.id == session_row.id)
                            .values(last_seen_at=now).execution_options(synchronize_session=False))
         db.session.commit()
-    principal.current_session_token = token
-    return principal
+    row[1].current_session_token = token
+    return tuple(row)
+
+
+def open_sessions(principal) -> list:
+    """The principal's signed-in devices, most recently seen first."""
+    model = principal.session_model
+    return list(db.session.scalars(
+        sa.select(model).where(getattr(model, model.owner_column) == principal.id, model.revoked_at.is_(None),
+                               model.expires_at > utcnow())
+        .order_by(model.last_seen_at.desc(), model.id.desc())))
 
 
 # --- passwords -----------------------------------------------------------------------------

@@ -51,6 +51,20 @@ register_actions({
     "portal.account_moved": "Portal login moved to merged contact",
     "portal.account_replaced": "Portal login replaced in a merge",
     "portal.link_requested": "New portal link requested",
+    "portal.login": "Signed in to the portal",
+    "portal.login_failed": "Portal sign-in failed",
+    "portal.login_refused": "Portal sign-in refused (right password, no access)",
+    "portal.logout": "Signed out of the portal",
+    "portal.signed_out_by_rule": "Signed out of the portal: no longer allowed in",
+    "portal.session_ended": "Portal device signed out by its owner",
+    "portal.password_changed": "Portal password changed",
+    "portal.password_reset_requested": "Portal password reset requested",
+    "portal.password_reset": "Portal password reset",
+    "portal.login_enabled": "Portal login enabled",
+    "portal.login_disabled": "Portal login disabled",
+    "portal.invited": "Invited to the portal",
+    "portal.verification_resent": "Portal confirmation link sent again",
+    "portal.sessions_ended": "Portal sessions ended by staff",
 })
 
 
@@ -412,7 +426,7 @@ def send_approved(account_id: int) -> None:
         days = _days(current_app.config["PORTAL_VERIFY_MAX_AGE"])
     else:
         step, token, endpoint, days = "ready", None, None, None
-    link = tenant_link(tenant, endpoint, token=token) if endpoint else tenant_link(tenant, "root")
+    link = tenant_link(tenant, endpoint, token=token) if endpoint else tenant_link(tenant, "portal.login")
     _mail(account, f"You're approved for {tenant.brand_name}", "portal_approved", link=link, step=step, days=days)
 
 
@@ -423,8 +437,13 @@ def send_new_link(raw_email: str, ip_address: str | None) -> None:
     except ValueError:
         return
     account = _usable(_account_by_email(email))
-    if account is None:
-        return
+    if account is not None:
+        send_missing_step(account, ip_address)
+
+
+def send_missing_step(account: PortalAccount, ip_address: str | None) -> None:
+    """E-mail the link for the step this login still needs (choose a password, confirm the
+    address), if any; inside a job that someone asked for anonymously."""
     if not account.has_password:
         if account.approval != Approval.APPROVED:
             return  # the choose-your-password link comes with the approval

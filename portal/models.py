@@ -1,11 +1,11 @@
 """Portal logins: the principal a prospect or client signs in to the portal as.
 
 A PortalAccount belongs to one contact. It is a different kind of principal from a staff user
-(core.identity.Principal with its own `principal_type` and id prefix): the session loader
-only ever loads staff users and platform admins, and every staff check (`can()`,
-`staff_login_required`) asks for a StaffUser, so a portal account has no way into /staff.
-The portal's own sign-in (a later issue) adds a session table and teaches the loader the
-"c" prefix.
+(core.identity.Principal with its own `principal_type`): Flask-Login's loader only ever loads
+staff users and platform admins, and every staff check (`can()`, `staff_login_required`) asks
+for a StaffUser, so a portal account has no way into /staff. Its signed-in devices are
+PortalSession rows, carried by the portal's own cookie (portal.auth), never by the staff
+session: being signed in as one says nothing about the other.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import TenantScoped, UTCDateTime, db, tenant_fk, utcnow
-from core.identity import Principal
+from core.identity import LoginSessionMixin, Principal
 
 
 class Approval:
@@ -93,3 +93,20 @@ class PortalAccount(Principal, TenantScoped, db.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class PortalSession(LoginSessionMixin, TenantScoped, db.Model):
+    """One device signed in to the portal (portal.auth): its token is what the portal cookie
+    holds. Tenant-scoped like its account, so a token copied to another tenant's host finds
+    nothing there."""
+
+    __tablename__ = "portal_session"
+    __tenant_table_args__ = (
+        tenant_fk("account_id", "portal_account", ondelete="CASCADE"),
+        sa.Index("ix_portal_session_tenant_id_account_id", "tenant_id", "account_id"),
+    )
+    owner_column = "account_id"
+    account_id: Mapped[int]
+
+
+PortalAccount.session_model = PortalSession

@@ -1,20 +1,12 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
-from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
-from core.forms import EmailAddressForm, NewPasswordForm
+from core.forms import ChangePasswordForm, EmailAddressForm, LoginForm, NewPasswordForm  # noqa: F401
 from core.identity import StaffRole
 
 ROLE_CHOICES = [SelectChoice(role, StaffRole.LABELS[role]) for role in StaffRole.ALL]
-
-
-class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired("Enter your e-mail address.")],
-                       render_kw={"autocomplete": "username", "autofocus": True})
-    password = PasswordField("Password", validators=[DataRequired("Enter your password.")],
-                             render_kw={"autocomplete": "current-password"})
-    remember = BooleanField("Keep me signed in on this device")
 
 
 ForgotPasswordForm = EmailAddressForm
@@ -23,11 +15,6 @@ ForgotPasswordForm = EmailAddressForm
 class AcceptInvitationForm(NewPasswordForm):
     name = StringField("Your name", validators=[DataRequired("Enter your name."), Length(max=200)],
                        render_kw={"autocomplete": "name"})
-
-
-class ChangePasswordForm(NewPasswordForm):
-    current_password = PasswordField("Current password", validators=[DataRequired("Enter your current password.")],
-                                     render_kw={"autocomplete": "current-password"})
 
 
 class ProfileForm(FlaskForm):

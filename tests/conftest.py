@@ -215,6 +215,31 @@ def staff_client(client_for, world):
     return make
 
 
+@pytest.fixture
+def portal_client(app, client_for, world):
+    """A client signed in to tenant A's portal (through the real sign-in page) as a new
+    contact of that role with a ready login: portal_client("client"). The client carries
+    .contact_id, .account_id and .email."""
+    from tests.factories import make_contact, make_portal_login
+    from tests.support import login_portal
+
+    def make(role: str = "client", tenant: str = "a", first_name: str = "Cleo", **contact_fields):
+        t = getattr(world, tenant)
+        with app.app_context(), tenant_context(t.id):
+            contact = make_contact(first_name, "Portal", role=role, **contact_fields)
+            account = make_portal_login(contact)
+            ids = contact.id, account.id, account.email
+            db.session.commit()
+            db.session.remove()
+        client = client_for(t.slug)
+        response = login_portal(client, ids[2])
+        assert response.status_code == 302, response.get_data(as_text=True)
+        client.contact_id, client.account_id, client.email = ids
+        return client
+
+    return make
+
+
 def _redis_url() -> str | None:
     url = os.environ.get("TEST_REDIS_URL")
     if not url:

@@ -118,6 +118,18 @@ def make_portal_account(contact: Contact, **fields):
     return _add(PortalAccount(contact_id=contact.id, **fields))
 
 
+def make_portal_login(contact: Contact, password: str | None = None, **fields):
+    """A portal login that may sign in (approved, e-mail confirmed, with `password`, by default
+    tests.support.PASSWORD); whether it can also depends on the contact (a Prospect or Client,
+    active)."""
+    from core.identity import hash_password
+    from tests.support import PASSWORD
+    fields.setdefault("approval", "approved")
+    fields.setdefault("email_verified_at", utcnow())
+    fields.setdefault("password_hash", hash_password(password or PASSWORD))
+    return make_portal_account(contact, **fields)
+
+
 def seed_crm(marker: str = "") -> dict[str, list[int]]:
     """One of everything, for the cross-tenant harness: names carry `marker`, so a leak of
     another tenant's record is visible. Returns {model name: [ids]}."""

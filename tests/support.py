@@ -81,6 +81,18 @@ def login_staff(client, email: str, password: str = PASSWORD, remember: bool = F
     return post_form(client, "/staff/login", data)
 
 
+def login_portal(client, email: str, password: str = PASSWORD, remember: bool = False, next: str | None = None):
+    """Sign in to the portal through its own sign-in page, as a browser would."""
+    data = {"email": email, "password": password}
+    if remember:
+        data["remember"] = "y"
+    path = "/portal/login" + (f"?next={next}" if next else "")
+    return client.post(path, data={"csrf_token": csrf_token(client, "/portal/login"), **data})
+
+
+PORTAL_COOKIE = "portico_portal"
+
+
 @dataclass
 class Member:
     id: int

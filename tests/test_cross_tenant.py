@@ -41,6 +41,8 @@ from core.tenants import add_domain, update_branding
 from portal.accounts import SET_PASSWORD as PORTAL_SET_PASSWORD
 from portal.accounts import VERIFY as PORTAL_VERIFY
 from portal.accounts import make_set_password_token, make_verify_token
+from portal.auth import RESET as PORTAL_RESET
+from portal.auth import make_reset_token
 from portal.models import PortalAccount
 from tests.factories import seed_crm
 from tests.forms.factories import seed_forms
@@ -98,6 +100,7 @@ TOKEN_PURPOSES = {
     "staff.accept_invitation": INVITE,
     "portal.verify_email": PORTAL_VERIFY,
     "portal.set_password": PORTAL_SET_PASSWORD,
+    "portal.reset_password": PORTAL_RESET,
 }
 
 # Endpoints the harness does not probe, and why. Keep this short: every entry is a route
@@ -112,7 +115,7 @@ CONSOLE_PREFIX = "/admin"
 
 # Endpoints that end the signed-in session on purpose; they run last so every other probe
 # runs signed in.
-SIGNS_OUT = {"staff.logout"}
+SIGNS_OUT = {"staff.logout"}  # (portal.logout must not: it ends only a portal session)
 
 # Form fields for one endpoint, over form_data()'s, where the generic form would stop a view
 # short of the logic worth exercising.
@@ -177,6 +180,7 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
         tokens[PORTAL_VERIFY] = make_verify_token(account)
         tokens[PORTAL_SET_PASSWORD] = make_set_password_token(account)
+        tokens[PORTAL_RESET] = make_reset_token(account)
     people = [*side.members.values(), Member(pending.id, pending.email, pending.name, "staff")]
     # Long, specific strings only: a short one (the bare slug) could turn up by chance inside
     # a random CSRF token and make the suite flaky.

@@ -84,3 +84,21 @@ def test_a_warm_page_reads_no_configuration_and_stays_in_its_budget(app, world, 
     read = [s for s in statements if any(f"FROM {t}" in s or f"JOIN {t}" in s for t in CONFIGURATION_TABLES)]
     assert read == [], read
     assert len(statements) <= budget, statements
+
+
+def test_the_portal_sign_in_rule_costs_one_query(app, world, portal_client, monkeypatch):
+    """Every portal request asks may_sign_in over its session: one statement loads the session
+    row, the account and its contact (the tenant's own statement comes first, as on every page).
+    The home's panels are left out here: each panel's own queries are its module's budget."""
+    from portal import home
+
+    monkeypatch.setattr(home, "HOME_PANELS", {})
+    client = portal_client("client")
+    assert client.get("/portal/").status_code == 200  # warm up
+    with counted_queries(app) as statements:
+        page = client.get("/portal/")
+    assert page.status_code == 200 and "Welcome, Cleo" in page.get_data(as_text=True)
+    rule = [s for s in statements if "portal_session" in s]
+    assert len(rule) == 1 and "JOIN portal_account" in rule[0] and "JOIN contact" in rule[0], statements
+    assert not [s for s in statements if "portal_account" in s and s not in rule], statements
+    assert len(statements) == 2, statements  # the tenant, then the rule

@@ -62,7 +62,8 @@ def test_choose_a_password_from_the_link(page: Page, live_server, world, registr
     page.get_by_label("Password", exact=True).fill("Violet-kettle-mountain-7")
     page.get_by_label("Repeat the password").fill("Violet-kettle-mountain-7")
     page.get_by_label("Repeat the password").press("Enter")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Your password is saved")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to Acme Corp")
+    expect(page.locator(".flash")).to_contain_text("Your password is saved")
     screenshot(page, "password-saved", sizes=("desktop",))
 
     page.goto(live_server.url(world.a.slug, registrants["set_password"]))

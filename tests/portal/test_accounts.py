@@ -80,8 +80,9 @@ def test_register_with_password_then_verify_once(app, world, client_for, deliver
     assert _account(app, world, account_id).email_verified_at is None
 
     done = post_form(client, path)
-    assert done.status_code == 200
-    assert "Your e-mail address is confirmed" in _text(done)
+    assert done.status_code == 302 and done.headers["Location"] == "/portal/login"  # ends on the sign-in page
+    landing = _text(client.get("/portal/login"))
+    assert "Your e-mail address is confirmed. Sign in below." in landing and "Sign in to Acme Corp" in landing
     account = _account(app, world, account_id)
     assert account.email_verified_at is not None and may_sign_in_in(app, world, account_id)
 
@@ -144,7 +145,8 @@ def test_register_without_password_then_choose_it_once(app, world, client_for, d
     assert _field_error(_text(differ), "confirm") == "The two passwords differ."
 
     done = post_form(client, path, {"password": STRONG, "confirm": STRONG})
-    assert done.status_code == 200 and "Your password is saved" in _text(done)
+    assert done.status_code == 302 and done.headers["Location"] == "/portal/login"
+    assert "Your password is saved, and your e-mail address is confirmed." in _text(client.get("/portal/login"))
     account = _account(app, world, account_id)
     assert account.password_hash.startswith("$argon2id$")
     assert account.email_verified_at is not None  # the link proved the address
