@@ -89,3 +89,11 @@ def get_visible_contact_or_404(contact_id: int) -> Contact:
     if not contact_visible_to(current_principal(), contact):
         abort(404)
     return contact
+
+
+def acts_as_contact(actor, contact_id: int | None) -> bool:
+    """Whether `actor` is that contact themselves, signed in on their portal login: what lets
+    a contact answer their invitations, tick off the tasks shared with them and change their
+    own details. Staff never are (they have their own rules above)."""
+    return (getattr(actor, "principal_type", None) == "portal" and contact_id is not None
+            and getattr(actor, "contact_id", None) == contact_id)

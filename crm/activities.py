@@ -14,6 +14,9 @@ Who may do what
     attendee's status or removing them needs either.
   * a task or note on a contact the staff member may not see does not exist for them (the
     views answer 404), and such contacts never appear in task or attendee lists.
+  * the contact themselves (crm.access.acts_as_contact: signed in on their portal login)
+    answers their own invitations (going / not going) and ticks off or reopens the tasks
+    staff shared with them; nothing else of a task or an event is theirs to change.
 
 Times are timezone-aware UTC throughout; a naive datetime handed in is read as UTC.
 """
@@ -36,7 +39,7 @@ from core.identity import StaffUser, current_principal, normalize_email
 from core.permissions import can
 from core.tenancy import get_or_404
 from core.text import clean_line, clean_web_address
-from crm.access import contact_visible_to, get_visible_contact_or_404, visible_contacts_clause
+from crm.access import acts_as_contact, contact_visible_to, get_visible_contact_or_404, visible_contacts_clause
 from crm.models import Circle, CircleMember, Company, Contact, Event, EventAttendee, Note, Task, TimelineEntry
 from crm.timeline import record_activity
 
@@ -318,11 +321,18 @@ def _task_summary(task: Task, verb: str) -> str:
     return f"{Task.KINDS[task.kind]} {verb}: {task.title}{due}"
 
 
+def _shared(shared: bool, contact: Contact | None) -> bool:
+    if shared and contact is None:
+        raise ServiceError("Only a task about a contact can be shared with them.", field="shared_with_contact")
+    return bool(shared)
+
+
 def create_task(title: str, *, kind: str = "task", due_at: datetime | None = None, assignee_id: int | None = None,
                 description: str | None = None, contact: Contact | None = None, company: Company | None = None,
-                actor) -> Task:
+                shared_with_contact: bool = False, actor) -> Task:
     """A task (or call, meeting, e-mail, comment), optionally on a contact and/or company.
-    `assignee_id` None leaves it unassigned."""
+    `assignee_id` None leaves it unassigned; `shared_with_contact` puts it on the contact's
+    portal home, where they can mark it done."""
     if not can(actor, "contacts.edit"):
         raise NotAllowed("You may not add tasks.")
     for about in (contact, company):
@@ -333,9 +343,10 @@ def create_task(title: str, *, kind: str = "task", due_at: datetime | None = Non
     due = _utc(due_at, field="due_at", label="the due date and time")
     assignee = _assignee(assignee_id, contact, actor)
     text = _long_text(description, label="the description", field="description", required=False)
+    shared = _shared(shared_with_contact, contact)
     task = Task(title=title, kind=kind, due_at=due, assignee_id=assignee.id if assignee else None,
                 description=text, contact_id=contact.id if contact else None,
-                company_id=company.id if company else None, created_by_id=actor.id)
+                company_id=company.id if company else None, created_by_id=actor.id, shared_with_contact=shared)
     db.session.add(task)
     db.session.flush()
     if contact is not None or company is not None:
@@ -346,7 +357,7 @@ def create_task(title: str, *, kind: str = "task", due_at: datetime | None = Non
 
 
 def update_task(task: Task, *, title=UNCHANGED, kind=UNCHANGED, due_at=UNCHANGED, assignee_id=UNCHANGED,
-                description=UNCHANGED, actor) -> Task:
+                description=UNCHANGED, shared_with_contact=UNCHANGED, actor) -> Task:
     """Change what a task says (the fields given; the others stay); its contact and company stay."""
     if not task_editable_by(actor, task):
         raise NotAllowed("Only the task's assignee or creator, whoever may edit its contact, an Owner or an "
@@ -361,19 +372,37 @@ def update_task(task: Task, *, title=UNCHANGED, kind=UNCHANGED, due_at=UNCHANGED
         assignee_id = getattr(_assignee(assignee_id, _contact_of(task), actor), "id", None)
     text = _long_text(given(description, task.description), label="the description", field="description",
                       required=False)
+    shared = _shared(given(shared_with_contact, task.shared_with_contact), _contact_of(task))
+    if shared != task.shared_with_contact:
+        record_activity("task_shared" if shared else "task_unshared",
+                        f"{Task.KINDS[kind]} {'shared with' if shared else 'no longer shared with'} the contact: {title}",
+                        contact=_contact_of(task), subject=task, actor=actor)
     task.title, task.kind, task.due_at, task.description, task.assignee_id = title, kind, due, text, assignee_id
+    task.shared_with_contact = shared
     return task
 
 
 def _check_task_seen(task: Task, actor) -> None:
+    if task_done_by_contact_allowed(actor, task):
+        return
     if not can(actor, "contacts.edit") or not task_visible_to(actor, task):
         raise NotAllowed("You cannot change this task.")
 
 
+def task_done_by_contact_allowed(actor, task: Task) -> bool:
+    """The contact may tick off (or reopen) a task about them that staff shared with them."""
+    return task.shared_with_contact and acts_as_contact(actor, task.contact_id)
+
+
 def complete_task(task: Task, actor) -> Task:
+    """Done, by a member of staff who sees it, or by its contact when it is shared with them;
+    the task remembers which."""
     _check_task_seen(task, actor)
     if task.done_at is None:
         task.done_at = utcnow()
+        by_contact = getattr(actor, "principal_type", None) == "portal"
+        task.done_by_id = None if by_contact else actor.id
+        task.done_by_portal_account_id = actor.id if by_contact else None
         about = (_contact_of(task), _company_of(task))
         if any(about):
             record_activity("task_done", _task_summary(task, "done"), contact=about[0], company=about[1],
@@ -385,6 +414,7 @@ def reopen_task(task: Task, actor) -> Task:
     _check_task_seen(task, actor)
     if task.done_at is not None:
         task.done_at = None
+        task.done_by_id = task.done_by_portal_account_id = None
         about = (_contact_of(task), _company_of(task))
         if any(about):
             record_activity("task_reopened", _task_summary(task, "reopened"), contact=about[0],
@@ -406,9 +436,9 @@ def delete_task(task: Task, actor) -> None:
 
 
 def attach_task_people(tasks: list[Task]) -> list[Task]:
-    """Give each task `assignee_name`, `linked_contact` and `linked_company` (or None): three queries at
-    most, however many tasks. Call it on tasks the viewer may see."""
-    staff_ids = {t.assignee_id for t in tasks if t.assignee_id}
+    """Give each task `assignee_name`, `done_by_name`, `linked_contact` and `linked_company` (or
+    None): three queries at most, however many tasks. Call it on tasks the viewer may see."""
+    staff_ids = {t.assignee_id for t in tasks if t.assignee_id} | {t.done_by_id for t in tasks if t.done_by_id}
     contact_ids = {t.contact_id for t in tasks if t.contact_id}
     company_ids = {t.company_id for t in tasks if t.company_id}
     names = dict(db.session.execute(
@@ -421,7 +451,38 @@ def attach_task_people(tasks: list[Task]) -> list[Task]:
         task.assignee_name = names.get(task.assignee_id)
         task.linked_contact = contacts.get(task.contact_id)
         task.linked_company = companies.get(task.company_id)
+        task.done_by_name = _done_by_name(task, names)
     return tasks
+
+
+def _done_by_name(task: Task, staff_names: dict) -> str | None:
+    if task.done_at is None:
+        return None
+    if task.done_by_portal_account_id:  # only ever the task's own contact (task_done_by_contact_allowed)
+        contact = getattr(task, "linked_contact", None)
+        return f"{contact.full_name if contact else 'the contact'} on the portal"
+    if task.done_by_id:
+        return staff_names.get(task.done_by_id) or "a former teammate"
+    return None
+
+
+def shared_tasks_of(contact: Contact, *, done_since: datetime | None = None) -> list[Task]:
+    """The tasks staff shared with the contact: open ones (soonest due first, undated last),
+    then those done since `done_since` (latest first), so a ticked-off task stays in sight a while."""
+    query = sa.select(Task).where(Task.contact_id == contact.id, Task.shared_with_contact.is_(True))
+    done_since = done_since or utcnow() - timedelta(days=30)
+    query = query.where(sa.or_(Task.done_at.is_(None), Task.done_at >= done_since))
+    return list(db.session.scalars(query.order_by(
+        Task.done_at.is_not(None), Task.due_at.is_(None), Task.due_at, Task.done_at.desc(), Task.id)))
+
+
+def shared_task_or_404(task_id: int, contact: Contact) -> Task:
+    """A task of this tenant that staff shared with this contact; otherwise 404 (another
+    contact's task and a task not shared look the same as none)."""
+    task = get_or_404(Task, task_id)
+    if task.contact_id != contact.id or not task.shared_with_contact:
+        abort(404)
+    return task
 
 
 def open_tasks_of(contact: Contact) -> list[Task]:
@@ -757,3 +818,54 @@ def events_of(contact: Contact) -> list[tuple[Event, EventAttendee]]:
 def upcoming_clause(now: datetime | None = None):
     """Events not over yet: they end (or, without an end, start) now or later."""
     return sa.func.coalesce(Event.ends_at, Event.starts_at) >= (now or utcnow())
+
+
+# --- the contact's own answers (portal) ----------------------------------------------------------
+
+RSVP_CHOICES = tuple(EventAttendee.RSVP_LABELS)  # going, not_going
+
+
+def upcoming_invitations_of(contact: Contact, *, now: datetime | None = None) -> list[tuple[Event, EventAttendee]]:
+    """The events not over yet that the contact is on the list of, soonest first, with their
+    attendance: what their portal home offers to answer."""
+    return [tuple(row) for row in db.session.execute(
+        sa.select(Event, EventAttendee)
+        .join(EventAttendee, sa.and_(EventAttendee.event_id == Event.id, EventAttendee.tenant_id == Event.tenant_id))
+        .where(EventAttendee.contact_id == contact.id, upcoming_clause(now))
+        .order_by(Event.starts_at, Event.id))]
+
+
+def invitation_or_404(event_id: int, contact: Contact) -> tuple[Event, EventAttendee]:
+    """An event of this tenant with this contact on its list, and their attendance; otherwise
+    404 (an event they are not invited to looks the same as none)."""
+    event = get_or_404(Event, event_id)
+    attendee = attendee_of(event, contact)
+    if attendee is None:
+        abort(404)
+    return event, attendee
+
+
+def answer_invitation(attendee: EventAttendee, answer: str, actor) -> EventAttendee:
+    """The attendee's own answer, "going" or "not_going", given on their portal: it sets their
+    status (accepted / declined) as staff would, within the capacity, while the event is not
+    over, and staff see the answer and when it came on the event's page."""
+    if not acts_as_contact(actor, attendee.contact_id):
+        raise NotAllowed("Only the person invited can answer this invitation.")
+    if answer not in RSVP_CHOICES:
+        raise ServiceError("Choose going or not going.", field="answer")
+    event = db.session.get(Event, attendee.event_id)
+    if (event.ends_at or event.starts_at) < utcnow():  # upcoming_clause(), for one event
+        raise ServiceError(f"“{event.title}” is over, so it no longer takes answers.", field="answer")
+    status = "accepted" if answer == "going" else "declined"
+    if attendee.status == "declined" and status != "declined" and event.capacity is not None:
+        _lock(event)
+        if seats_taken(event) >= event.capacity:
+            raise ServiceError(f"Sorry, “{event.title}” is full: all {event.capacity} places are taken.",
+                               field="answer")
+    if attendee.rsvp == answer and attendee.status == status:
+        return attendee
+    attendee.rsvp, attendee.rsvp_at, attendee.status = answer, utcnow(), status
+    contact = db.session.get(Contact, attendee.contact_id)
+    record_activity("event_rsvp", f"{EventAttendee.RSVP_LABELS[answer]}: {event.title} ({_when(event)})",
+                    contact=contact, subject=event, actor=actor, details={"event_id": event.id, "answer": answer})
+    return attendee

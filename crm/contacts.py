@@ -15,6 +15,7 @@ from core.identity import StaffUser
 from core.permissions import can
 from core.text import clean_line
 from crm import custom_fields
+from crm.access import acts_as_contact
 from crm.models import Company, Contact, ContactRole, PipelineStatus
 from crm.normalize import normalize_email, normalize_phone
 from crm.search import index_contact
@@ -124,9 +125,9 @@ def clean_fields(data: dict, *, region: str, primary_email: str | None = None) -
     return out
 
 
-def _clean(data: dict, contact: Contact | None) -> dict:
-    """Check and normalise submitted fields (only those present); ServiceError beside the
-    first field in trouble."""
+def _clean(data: dict, contact: Contact | None, *, custom_field_keys: set[str] | None = None) -> dict:
+    """Check and normalise submitted fields (only those present; of the custom fields, only
+    `custom_field_keys` when given); ServiceError beside the first field in trouble."""
     region = settings().default_region
     out = clean_fields(data, region=region, primary_email=contact.email if contact else None)
     if "company_id" in data:
@@ -150,7 +151,8 @@ def _clean(data: dict, contact: Contact | None) -> dict:
         if flag in data:
             out[flag] = bool(data[flag])
     if "custom_fields" in data:
-        values = custom_fields.clean_values("contact", data["custom_fields"] or {}, region=region)
+        values = custom_fields.clean_values("contact", data["custom_fields"] or {}, region=region,
+                                            keys=custom_field_keys)
         out["custom_fields"] = {**(contact.custom_fields if contact else {}), **values}
 
     merged = {**({} if contact is None else {k: getattr(contact, k) for k in
@@ -210,13 +212,14 @@ def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, acti
     return contact
 
 
-def update_contact(contact: Contact, data: dict, *, actor=None) -> list[str]:
+def update_contact(contact: Contact, data: dict, *, actor=None, custom_field_keys: set[str] | None = None) -> list[str]:
     """Change fields; returns the names of those that changed. Status goes through
-    change_status and role through change_role: they have rules of their own."""
+    change_status and role through change_role: they have rules of their own.
+    `custom_field_keys`: the custom fields this change may touch (None: all of them)."""
     data = _resolve_company_name(dict(data), actor)
     new_status = data.pop("status_id", None)
     data.pop("role", None)
-    values = _clean(data, contact)
+    values = _clean(data, contact, custom_field_keys=custom_field_keys)
     if "company_id" in values and values["company_id"] != contact.company_id:
         values["is_primary_contact"] = False  # the primary contact of the old company no longer
     order = list(FIELD_LABELS)  # report changes in the order the form shows them
@@ -234,6 +237,26 @@ def update_contact(contact: Contact, data: dict, *, actor=None) -> list[str]:
         change_status(contact, int(new_status), actor=actor)
         changed.append("status_id")
     return changed
+
+
+# What a contact may change about themselves on the portal, besides the custom fields staff
+# marked editable by the contact: their names, phone and address. Their e-mail is their login.
+OWN_DETAILS = ("first_name", "last_name", "phone", "street", "city", "postal_code", "region", "country")
+
+
+def update_own_details(contact: Contact, data: dict, *, actor) -> list[str]:
+    """The contact changing their own details on the portal (`actor`: their portal login):
+    OWN_DETAILS and the custom fields editable by the contact, nothing else, whatever `data`
+    holds. Checked as staff edits are; all saved or nothing; the timeline and the audit log
+    name the contact's login as who did it. Returns the names of the fields that changed."""
+    if not acts_as_contact(actor, contact.id):
+        raise ServiceError("Only the contact can change their own details here.")
+    own = {name: data[name] for name in OWN_DETAILS if name in data}
+    editable = {field.key for field in custom_fields.editable_by_contact()}
+    given = {k: v for k, v in (data.get("custom_fields") or {}).items() if k in editable}
+    if given:
+        own["custom_fields"] = given
+    return update_contact(contact, own, actor=actor, custom_field_keys=set(given))
 
 
 def change_role(contact: Contact, role: str, *, actor, confirmed: bool = False) -> bool:

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from core.audit import record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
+from core.forms import CUSTOM_FIELD_PREFIX as FORM_PREFIX  # what a field's input is called
 from core.text import clean_line
 from crm.models import Company, Contact, CustomField
 from crm.normalize import fold, normalize_email, normalize_phone
 from crm.settings_service import AuditTarget
 
-FORM_PREFIX = "cf_"
 TRUE_WORDS = {"1", "true", "yes", "y", "on", "x", "ja", "oui", "si", "sí"}
 FALSE_WORDS = {"0", "false", "no", "n", "off", ""}
 
@@ -125,12 +125,14 @@ def _one_choice(field: CustomField, raw) -> str:
     raise ValueError(f"“{raw}” is not one of the choices ({', '.join(field.choices)}).")
 
 
-def clean_values(entity: str, raw: dict, *, region: str = "US", partial: bool = False) -> dict:
+def clean_values(entity: str, raw: dict, *, region: str = "US", partial: bool = False,
+                 keys: set[str] | None = None) -> dict:
     """Check every submitted custom value; collects all problems into one ServiceError per
-    first bad field (forms show it beside that field)."""
+    first bad field (forms show it beside that field). `keys`: only these fields are read
+    (the others keep their values, whatever `raw` holds for them)."""
     cleaned = {}
     for field in definitions(entity):
-        if partial and field.key not in raw:
+        if (partial and field.key not in raw) or (keys is not None and field.key not in keys):
             continue
         cleaned[field.key] = clean_value(field, raw.get(field.key), region=region)
     return cleaned
@@ -239,7 +241,7 @@ def _renumber(entity: str, ordered_active: list[CustomField] | None = None) -> N
 
 
 def create_field(entity: str, label: str, field_type: str, *, choices=None, required: bool = False,
-                 help_text: str | None = None, actor) -> CustomField:
+                 help_text: str | None = None, editable_by_contact: bool = False, actor) -> CustomField:
     """A new field at the end of the entity's form; audited."""
     if entity not in CustomField.ENTITIES:
         raise ServiceError("Choose contacts or companies.", field="entity")
@@ -249,15 +251,28 @@ def create_field(entity: str, label: str, field_type: str, *, choices=None, requ
     clean_choices = _clean_choices(field_type, choices)
     required = _check_required(field_type, required)
     help_text = _clean_help(help_text)
+    editable = _check_editable(entity, editable_by_contact)
     active = definitions(entity)
     field = CustomField(entity=entity, key=_unique_key(entity, label), label=label, field_type=field_type,
-                        choices=clean_choices, required=required, help_text=help_text, position=len(active))
+                        choices=clean_choices, required=required, help_text=help_text, position=len(active),
+                        editable_by_contact=editable)
     db.session.add(field)
     db.session.flush()
     _renumber(entity, active + [field])
     _audit("custom_field.created", field, actor, {"type": field_type, "required": required,
-                                                  "choices": clean_choices})
+                                                  "choices": clean_choices, "editable_by_contact": editable})
     return field
+
+
+def editable_by_contact() -> list[CustomField]:
+    """The contact fields staff let contacts change on their own portal profile, in form order."""
+    return [field for field in definitions("contact") if field.editable_by_contact]
+
+
+def _check_editable(entity: str, editable: bool) -> bool:
+    if editable and entity != "contact":
+        raise ServiceError("Only contact fields can be editable by the contact.", field="editable_by_contact")
+    return bool(editable)
 
 
 def _value_rows(field: CustomField):
@@ -291,12 +306,15 @@ def choice_usage(field: CustomField) -> dict[str, int]:
 
 
 def update_field(field: CustomField, *, label: str, help_text: str | None, required: bool,
-                 choices=None, actor) -> list[str]:
-    """Change the label, help text, required flag and (choice fields) the choices. The type
-    and the stored key stay, so values are kept. A choice that records still hold cannot be
-    removed (rename it instead: rename_choice). Returns the names of what changed."""
+                 choices=None, editable_by_contact: bool | None = None, actor) -> list[str]:
+    """Change the label, help text, required flag, whether the contact may edit it (None: as
+    it is) and (choice fields) the choices. The type and the stored key stay, so values are
+    kept. A choice that records still hold cannot be removed (rename it instead:
+    rename_choice). Returns the names of what changed."""
     new = {"label": _clean_label(field.entity, label, except_id=field.id), "help_text": _clean_help(help_text),
            "required": _check_required(field.field_type, required)}
+    if editable_by_contact is not None:
+        new["editable_by_contact"] = _check_editable(field.entity, editable_by_contact)
     if field.field_type in CHOICE_TYPES and choices is not None:
         new_choices = _clean_choices(field.field_type, choices)
         removed = [c for c in field.choices if c not in new_choices]

@@ -87,6 +87,8 @@ class CustomField(TenantScoped, db.Model):
     help_text: Mapped[str | None] = mapped_column(sa.String(300))
     position: Mapped[int] = mapped_column(default=0)
     archived_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    # A contact field the contact may change on their portal profile (never a company's).
+    editable_by_contact: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Company(TenantScoped, db.Model):
@@ -403,7 +405,10 @@ class Task(TenantScoped, db.Model):
         tenant_fk("company_id", "company", ondelete="CASCADE"),
         tenant_fk("assignee_id", "staff_user"),
         tenant_fk("created_by_id", "staff_user"),
+        tenant_fk("done_by_id", "staff_user"),
+        tenant_fk("done_by_portal_account_id", "portal_account"),
         sa.CheckConstraint("kind in ('task', 'call', 'meeting', 'email', 'comment')", name="kind"),
+        sa.CheckConstraint("NOT shared_with_contact OR contact_id IS NOT NULL", name="shared_has_contact"),
         sa.Index("ix_task_tenant_id_assignee_id_done_at_due_at", "tenant_id", "assignee_id", "done_at", "due_at"),
         sa.Index("ix_task_tenant_id_contact_id", "tenant_id", "contact_id"),
     )
@@ -419,6 +424,11 @@ class Task(TenantScoped, db.Model):
     created_by_id: Mapped[int | None]
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    # Who ticked it off: a member of staff, or the contact on their portal (a shared task).
+    done_by_id: Mapped[int | None]
+    done_by_portal_account_id: Mapped[int | None]
+    # On the contact's portal home, where they can mark it done.
+    shared_with_contact: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Event(TenantScoped, db.Model):
@@ -450,8 +460,10 @@ class EventAttendee(TenantScoped, db.Model):
         tenant_fk("via_circle_id", "circle"),
         sa.UniqueConstraint("tenant_id", "event_id", "contact_id"),
         sa.CheckConstraint("status in ('invited', 'accepted', 'declined', 'attended')", name="status"),
+        sa.CheckConstraint("rsvp IS NULL OR rsvp in ('going', 'not_going')", name="rsvp"),
         sa.Index("ix_event_attendee_tenant_id_contact_id", "tenant_id", "contact_id"),
     )
+    RSVP_LABELS = {"going": "Going", "not_going": "Not going"}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int]
@@ -459,6 +471,9 @@ class EventAttendee(TenantScoped, db.Model):
     via_circle_id: Mapped[int | None]
     status: Mapped[str] = mapped_column(sa.String(20), default="invited")
     added_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    # The contact's own answer on the portal (staff set `status`; an answer sets it too).
+    rsvp: Mapped[str | None] = mapped_column(sa.String(20))
+    rsvp_at: Mapped[object | None] = mapped_column(UTCDateTime)
 
 
 class TimelineEntry(TenantScoped, db.Model):
@@ -470,6 +485,8 @@ class TimelineEntry(TenantScoped, db.Model):
         tenant_fk("contact_id", "contact", ondelete="CASCADE"),
         tenant_fk("company_id", "company", ondelete="CASCADE"),
         tenant_fk("actor_id", "staff_user"),
+        tenant_fk("actor_portal_account_id", "portal_account"),
+        sa.CheckConstraint("actor_type IS NULL OR actor_type in ('staff', 'portal')", name="actor_type"),
         sa.Index("ix_timeline_entry_tenant_id_contact_id_occurred_at", "tenant_id", "contact_id", "occurred_at"),
         sa.Index("ix_timeline_entry_tenant_id_company_id_occurred_at", "tenant_id", "company_id", "occurred_at"),
     )
@@ -480,11 +497,22 @@ class TimelineEntry(TenantScoped, db.Model):
     kind: Mapped[str] = mapped_column(sa.String(40))
     summary: Mapped[str] = mapped_column(sa.String(500))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Who did it: "staff" (actor_id), "portal" (the contact on their portal login,
+    # actor_portal_account_id), or None for the system (imports, forms, jobs).
+    actor_type: Mapped[str | None] = mapped_column(sa.String(20))
     actor_id: Mapped[int | None]
+    actor_portal_account_id: Mapped[int | None]
     actor_label: Mapped[str | None] = mapped_column(sa.String(320))
     subject_type: Mapped[str | None] = mapped_column(sa.String(40))  # e.g. "note", "task"
     subject_id: Mapped[int | None]
     occurred_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def actor_text(self) -> str | None:
+        """Who did it, as a staff page names them: a contact's own act says where it came from."""
+        if self.actor_type == "portal":
+            return f"{self.actor_label or 'the contact'} on the portal"
+        return self.actor_label
 
 
 class Segment(TenantScoped, db.Model):

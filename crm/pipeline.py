@@ -16,6 +16,7 @@ from core.text import clean_line
 from crm.models import Contact, PipelineStatus, TimelineEntry
 from crm.normalize import fold
 from crm.settings_service import AuditTarget
+from crm.timeline import actor_columns
 
 register_actions({
     "pipeline.status_added": "Pipeline status added",
@@ -152,15 +153,14 @@ def move_contacts(status: PipelineStatus, to: PipelineStatus | None, actor) -> i
         return 0
     now = utcnow()
     summary = f"Status changed from {status.name} to {to.name}"
-    actor_id = getattr(actor, "id", None) if getattr(actor, "is_staff", False) else None
-    actor_label = getattr(actor, "display_name", None)
+    by = {**actor_columns(actor), "actor_label": getattr(actor, "display_name", None)}
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
         db.session.execute(sa.update(Contact).where(Contact.id.in_(chunk)).values(
             status_id=to.id, updated_at=now, last_activity_at=now).execution_options(synchronize_session="fetch"))
         db.session.execute(sa.insert(TimelineEntry), [
             {"contact_id": contact_id, "kind": "status_changed", "summary": summary[:500],
-             "details": {"from": status.name, "to": to.name}, "actor_id": actor_id, "actor_label": actor_label,
+             "details": {"from": status.name, "to": to.name}, **by,
              "occurred_at": now} for contact_id in chunk])
     _audit("pipeline.contacts_moved", status, actor, {"to": to.name, "contacts": len(ids)})
     return len(ids)

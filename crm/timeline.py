@@ -14,6 +14,20 @@ from crm.models import Contact, TimelineEntry
 HIDDEN_ACTIVITY = "Activity about a contact you cannot see"
 
 
+# The kinds of principal a timeline entry names by id (TimelineEntry.actor_type): a member of
+# staff, or a contact acting on their portal login. Anyone else (the system, a job, an
+# anonymous form) is named by label only.
+ACTOR_COLUMNS = {"staff": "actor_id", "portal": "actor_portal_account_id"}
+
+
+def actor_columns(actor) -> dict:
+    """TimelineEntry's actor_type and actor id column for `actor` (a principal, or None)."""
+    kind = getattr(actor, "principal_type", None)
+    if kind not in ACTOR_COLUMNS or getattr(actor, "id", None) is None:
+        return {"actor_type": None}
+    return {"actor_type": kind, ACTOR_COLUMNS[kind]: actor.id}
+
+
 def record_activity(kind: str, summary: str, *, contact=None, company=None, details: dict | None = None,
                     subject=None, actor=None, occurred_at=None) -> TimelineEntry:
     actor = actor if actor is not None else current_principal()
@@ -22,7 +36,7 @@ def record_activity(kind: str, summary: str, *, contact=None, company=None, deta
         contact_id=contact.id if contact is not None else None,
         company_id=company.id if company is not None else None,
         kind=kind, summary=summary[:500], details=details or {},
-        actor_id=getattr(actor, "id", None) if getattr(actor, "is_staff", False) else None,
+        **actor_columns(actor),
         actor_label=getattr(actor, "display_name", None) or (None if actor is None else str(actor)),
         subject_type=type(subject).__name__.lower() if subject is not None else None,
         subject_id=getattr(subject, "id", None),

@@ -19,7 +19,8 @@ from crm.models import Company, Contact, Tag
 from crm.tags import tags_of_company
 from crm.timeline import company_timeline
 from staff import bp
-from staff.crm_forms import CompanyForm, custom_values_of, fill_custom, with_custom_fields
+from core.forms import custom_values_of, fill_custom, with_custom_fields
+from staff.crm_forms import CompanyForm
 
 def _company_form(company: Company | None = None):
     form_class = with_custom_fields(CompanyForm, definitions("company"))

@@ -17,7 +17,8 @@ from crm.custom_fields import definitions
 from crm.models import Company, Contact, ContactRole, PipelineStatus, Task, TimelineEntry
 from crm.normalize import display_phone
 from staff import bp
-from staff.crm_forms import ContactForm, custom_values_of, fill_custom, with_custom_fields
+from core.forms import custom_values_of, fill_custom, with_custom_fields
+from staff.crm_forms import ContactForm
 
 TIMELINE_LIMIT = 100
 

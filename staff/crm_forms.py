@@ -1,15 +1,12 @@
 """WTForms for contacts and companies. Custom fields join the form at run time, one input per
-tenant-defined field, named cf_<key>."""
+tenant-defined field, named cf_<key> (core.forms.with_custom_fields)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, EmailField, SelectChoice, SelectField, StringField, TelField,
-                     TextAreaField, URLField)
+from wtforms import BooleanField, EmailField, SelectChoice, SelectField, StringField, TelField, TextAreaField, URLField
 from wtforms.validators import Optional
 
-from core.forms import MultiCheckboxField
 from crm.contacts import SOCIAL_KEYS
-from crm.custom_fields import FORM_PREFIX
 from crm.models import ContactRole
 
 ROLE_CHOICES = [SelectChoice(role, ContactRole.LABELS[role]) for role in ContactRole.ALL]
@@ -68,48 +65,3 @@ class CompanyForm(FlaskForm):
         ("Company", ("name", "domain", "phone", "role", "owner_id")),
         ("Address", ("street", "city", "postal_code", "region", "country")),
     )
-
-
-def _custom_input(definition):
-    label, help_text = definition.label, definition.help_text or ""
-    kinds = {
-        "text": lambda: StringField(label, description=help_text),
-        "long_text": lambda: TextAreaField(label, description=help_text, render_kw={"rows": 3}),
-        "number": lambda: StringField(label, description=help_text, render_kw={"inputmode": "decimal"}),
-        "date": lambda: DateField(label, description=help_text, validators=[Optional()]),
-        "boolean": lambda: BooleanField(label, description=help_text),
-        "choice": lambda: SelectField(label, description=help_text,
-                                      choices=[SelectChoice("", "—")] + [SelectChoice(c, c) for c in definition.choices]),
-        "multi_choice": lambda: MultiCheckboxField(label, description=help_text,
-                                                   choices=[SelectChoice(c, c) for c in definition.choices]),
-        "url": lambda: URLField(label, description=help_text, validators=[Optional()]),
-        "email": lambda: EmailField(label, description=help_text),
-        "phone": lambda: TelField(label, description=help_text),
-    }
-    return kinds[definition.field_type]()
-
-
-def with_custom_fields(form_class, definitions):
-    """A subclass of `form_class` with one input per custom field definition."""
-    attrs = {FORM_PREFIX + d.key: _custom_input(d) for d in definitions}
-    attrs["CUSTOM_KEYS"] = tuple(FORM_PREFIX + d.key for d in definitions)
-    return type(form_class.__name__, (form_class,), attrs)
-
-
-def custom_values_of(form) -> dict:
-    values = {}
-    for name in getattr(form, "CUSTOM_KEYS", ()):
-        data = form[name].data
-        values[name[len(FORM_PREFIX):]] = data.isoformat() if hasattr(data, "isoformat") else data
-    return values
-
-
-def fill_custom(form, record) -> None:
-    """Put a record's custom values into the form (GET of an edit page)."""
-    from datetime import date
-
-    for name in getattr(form, "CUSTOM_KEYS", ()):
-        value = (record.custom_fields or {}).get(name[len(FORM_PREFIX):])
-        if value is not None and isinstance(form[name], DateField):
-            value = date.fromisoformat(value)
-        form[name].data = value

@@ -48,6 +48,9 @@ class FieldForm(FlaskForm):
     choices = TextAreaField("Choices", render_kw={"rows": 5},
                             description="One per line. Only for single and multiple choice fields.")
     required = BooleanField("Required: a record cannot be saved without it")
+    editable_by_contact = BooleanField(
+        "Editable by the contact", description="Contact fields only: the contact can change it on their portal "
+                                               "profile. Staff always can.")
 
 
 class NewFieldForm(FieldForm):
@@ -55,7 +58,7 @@ class NewFieldForm(FieldForm):
                                          for e in CustomField.ENTITIES], default="contact")
     field_type = SelectField("Type", choices=[SelectChoice(k, v) for k, v in CustomField.TYPES.items()],
                              default="text")
-    FIELD_ORDER = ("entity", "label", "field_type", "choices", "required", "help_text")
+    FIELD_ORDER = ("entity", "label", "field_type", "choices", "required", "editable_by_contact", "help_text")
 
 
 class RenameChoiceForm(FlaskForm):
@@ -290,7 +293,12 @@ def move_status_contacts(status_id):
 
 def _field_form_data(form) -> dict:
     return {"label": form.label.data, "help_text": form.help_text.data, "required": form.required.data,
-            "choices": form.choices.data}
+            "choices": form.choices.data, "editable_by_contact": form.editable_by_contact.data}
+
+
+def _field_values(field: CustomField) -> dict:
+    return {"label": field.label, "help_text": field.help_text, "required": field.required,
+            "choices": "\n".join(field.choices or []), "editable_by_contact": field.editable_by_contact}
 
 
 @bp.route("/settings/crm/fields/new", methods=["GET", "POST"], endpoint="crm_settings_new_field")
@@ -329,14 +337,15 @@ def edit_field(field_id):
     field = get_or_404(CustomField, field_id)
     require("crm.configure")
     if request.method == "GET":
-        form = FieldForm(formdata=None, data={"label": field.label, "help_text": field.help_text,
-                                              "required": field.required, "choices": "\n".join(field.choices or [])})
+        form = FieldForm(formdata=None, data=_field_values(field))
     else:
         form = FieldForm()
     if form.validate_on_submit():
         data = _field_form_data(form)
         if field.field_type not in fields_service.CHOICE_TYPES:
             data["choices"] = None
+        if field.entity != "contact":
+            data["editable_by_contact"] = None
         with service_call(form) as outcome:
             changed = fields_service.update_field(field, actor=current_principal(), **data)
         if outcome:
@@ -366,8 +375,7 @@ def rename_field_choice(field_id):
                 flash(f"“{old}” is now “{new}”, also on {fields_service.records_word(field.entity, changed)} "
                       "that had it.", "success")
             return redirect(url_for("staff.crm_settings_field", field_id=field.id))
-    form = FieldForm(formdata=None, data={"label": field.label, "help_text": field.help_text,
-                                          "required": field.required, "choices": "\n".join(field.choices or [])})
+    form = FieldForm(formdata=None, data=_field_values(field))
     return _field_page(field, form, rename)
 
 

@@ -135,7 +135,8 @@ def _event_page(event: Event, *, attendee_form: AttendeeForm | None = None,
         "staff/events/detail.html", event=event, attendees=rows, circle_names=circle_names, shown=shown,
         taken=taken, left=seats_left(event, taken), creator=creator, may_manage=may_manage,
         may_add=can(me, "contacts.edit"), attendee_form=attendee_form or AttendeeForm(formdata=None),
-        circle_form=circle_form, statuses=STATUS_LABELS, page=page, more=more, now=utcnow())
+        circle_form=circle_form, statuses=STATUS_LABELS, rsvp_labels=EventAttendee.RSVP_LABELS, page=page, more=more,
+        now=utcnow())
 
 
 @bp.get("/events/<int:event_id>")

@@ -6,7 +6,7 @@ from datetime import timezone
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, EmailField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateTimeLocalField, EmailField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from core.db import db, utcnow
@@ -25,6 +25,8 @@ TASKS_PAGE_SIZE = 50
 UTC_HELP = "In UTC, like every time shown in Portico. Leave empty for no due date."
 DATE_TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 BAD_DATE_TIME = "Enter a date and time, like 2025-03-14 09:30."
+SHARED_HELP = ("The contact sees its title, details and due date on their portal home, and can mark it done. "
+               "Only for a task about a contact.")
 
 
 # --- what every template can use -------------------------------------------------------------
@@ -68,6 +70,7 @@ class TaskForm(FlaskForm):
     due_at = utc_field("Due (UTC)")
     assignee_id = SelectField("Assigned to", coerce=optional_int, validate_choice=False)
     description = TextAreaField("Details", validators=[Optional()], render_kw={"rows": 4})
+    shared_with_contact = BooleanField("Shared with the contact", description=SHARED_HELP)
 
     def fill_assignees(self, keep: int | None = None) -> None:
         """The active team; `keep` (the current assignee) stays listed even after leaving it."""
@@ -114,8 +117,11 @@ def _back(default: str) -> str:
 
 
 def _task_form_data(form: TaskForm) -> dict:
-    return {"title": form.title.data, "kind": form.kind.data, "due_at": form.due_at.data,
+    data = {"title": form.title.data, "kind": form.kind.data, "due_at": form.due_at.data,
             "assignee_id": form.assignee_id.data, "description": form.description.data}
+    if "shared_with_contact" in form:  # a task about nobody has no one to share it with
+        data["shared_with_contact"] = form.shared_with_contact.data
+    return data
 
 
 # --- the task list -------------------------------------------------------------------------------
@@ -178,6 +184,8 @@ def task(task_id):
         abort(403)
     form = TaskForm(obj=task) if request.method == "GET" else TaskForm()
     form.fill_assignees(keep=task.assignee_id)
+    if task.contact_id is None:
+        del form.shared_with_contact
     if form.validate_on_submit():
         with service_call(form) as outcome:
             update_task(task, **_task_form_data(form), actor=me)

@@ -56,6 +56,7 @@ from crm.models import (Circle, CircleMember, Company, Contact, ContactAddress, 
 from crm.normalize import company_name_key
 from crm.search import contact_tokens, index_contacts
 from crm.setup import settings
+from crm.timeline import actor_columns
 
 logger = logging.getLogger(__name__)
 
@@ -525,6 +526,7 @@ class Batch:
         while len(caches) > 8:
             caches.pop(next(iter(caches)))
         self.actor_id = actor.id if isinstance(actor, StaffUser) else None
+        self.actor_columns = actor_columns(actor if isinstance(actor, StaffUser) else None)
         self.actor_label = getattr(actor, "display_name", None) or "Command line import"
 
     # -- the step -------------------------------------------------------------------------------
@@ -688,7 +690,7 @@ class Batch:
                              contact_addresses((row["email"], *row["extra_emails"]), (row["phone"], *row["extra_phones"])))
             entries_out.append({"contact_id": contact_id, "company_id": None, "kind": "imported", "summary": summary,
                                 "details": {"import_id": self.upload.id, "rows": entry["lines"]},
-                                "actor_id": self.actor_id, "actor_label": self.actor_label,
+                                **self.actor_columns, "actor_label": self.actor_label,
                                 "subject_type": "contact_import", "subject_id": self.upload.id,
                                 "occurred_at": self.now})
         insert_rows(ContactSearchToken, tokens)
@@ -760,7 +762,7 @@ class Batch:
                 "contact_id": c.id, "company_id": None, "kind": "import_updated",
                 "summary": f"{summary}: {', '.join(_field_words(c._import_before))}"[:500],
                 "details": {"import_id": self.upload.id, "fields": sorted(c._import_before)},
-                "actor_id": self.actor_id, "actor_label": self.actor_label, "subject_type": "contact_import",
+                **self.actor_columns, "actor_label": self.actor_label, "subject_type": "contact_import",
                 "subject_id": self.upload.id, "occurred_at": self.now} for c in changed_contacts])
         counts["updated"] += len(changed_contacts)
         return changed_contacts
@@ -950,7 +952,7 @@ def _prepare_undo(operation: Operation):
                         db.session.add(TimelineEntry(
                             contact_id=contact.id, kind="import_undone",
                             summary=f"Import of {upload.filename} undone: {', '.join(_field_words(dict.fromkeys(fields)))} restored"[:500],
-                            details={"import_id": upload.id, "fields": fields}, actor_id=getattr(actor, "id", None),
+                            details={"import_id": upload.id, "fields": fields}, **actor_columns(actor),
                             actor_label=getattr(actor, "display_name", None), subject_type="contact_import",
                             subject_id=upload.id, occurred_at=utcnow()))
                 if back:
