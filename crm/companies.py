@@ -224,3 +224,19 @@ def people_of(company: Company, staff) -> list[Contact]:
         sa.select(Contact).where(Contact.company_id == company.id, Contact.archived_at.is_(None),
                                  Contact.merged_into_id.is_(None), visible_contacts_clause(staff))
         .order_by(Contact.is_primary_contact.desc(), Contact.last_name, Contact.first_name, Contact.id)))
+
+
+def company_led_by(contact: Contact) -> Company | None:
+    """The company `contact` is the primary contact of (what the portal's company page shows
+    them), or None: only a current primary contact of a live company speaks for it."""
+    if not contact.is_primary_contact or contact.company_id is None or contact.archived_at is not None \
+            or contact.merged_into_id is not None:
+        return None
+    company = db.session.get(Company, contact.company_id)
+    return company if company is not None and company.archived_at is None else None
+
+
+def colleagues_of(contact: Contact, company: Company) -> list[Contact]:
+    """The company's other current, active contacts, by name: whom its primary contact sees on
+    the portal's company page."""
+    return [c for c in contacts_of(company) if c.id != contact.id and c.is_active]

@@ -44,13 +44,13 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table('timeline_entry', schema=None) as batch_op:
-        batch_op.drop_constraint('ck_timeline_entry_actor_type', type_='check')
+        batch_op.drop_constraint(batch_op.f('ck_timeline_entry_actor_type'), type_='check')
         batch_op.drop_constraint(batch_op.f('fk_timeline_entry_tenant_id_actor_portal_account_id_portal_account'), type_='foreignkey')
         batch_op.drop_column('actor_portal_account_id')
         batch_op.drop_column('actor_type')
 
     with op.batch_alter_table('task', schema=None) as batch_op:
-        batch_op.drop_constraint('ck_task_shared_has_contact', type_='check')
+        batch_op.drop_constraint(batch_op.f('ck_task_shared_has_contact'), type_='check')
         batch_op.drop_constraint(batch_op.f('fk_task_tenant_id_done_by_id_staff_user'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_task_tenant_id_done_by_portal_account_id_portal_account'), type_='foreignkey')
         batch_op.drop_column('shared_with_contact')
@@ -58,7 +58,7 @@ def downgrade():
         batch_op.drop_column('done_by_id')
 
     with op.batch_alter_table('event_attendee', schema=None) as batch_op:
-        batch_op.drop_constraint('ck_event_attendee_rsvp', type_='check')
+        batch_op.drop_constraint(batch_op.f('ck_event_attendee_rsvp'), type_='check')
         batch_op.drop_column('rsvp_at')
         batch_op.drop_column('rsvp')
 
