@@ -83,6 +83,26 @@ def init_app(app) -> None:
         }
 
     app.jinja_env.filters["datetime"] = time_element
+    app.jinja_env.filters["device"] = describe_device
+
+
+# (what the User-Agent says, what people call it), the first match wins: Edge and Opera also
+# say Chrome, Chrome also says Safari, and phones also name a desktop system.
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def describe_device(user_agent: str | None) -> str:
+    """A signed-in device as people name it ("Firefox on Windows"), from its User-Agent; the
+    templates' `session.user_agent|device`."""
+    agent = user_agent or ""
+    browser = next((name for mark, name in _BROWSERS if mark in agent), None)
+    system = next((name for mark, name in _SYSTEMS if mark in agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "An unknown browser"
 
 
 def time_element(value) -> Markup:

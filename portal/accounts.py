@@ -25,7 +25,8 @@ from flask import current_app
 from core.audit import ANONYMOUS, record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
-from core.identity import StaffUser, hash_password, load_token, make_token, normalize_email
+from core.identity import StaffUser, end_sessions, hash_password, load_token, make_token, normalize_email, \
+    open_sessions
 from core.identity import password_problem as _staff_password_rules
 from core.jobs import job, on_commit
 from core.mail import send_mail
@@ -102,7 +103,9 @@ def pending_count() -> int:
 @contact_section("portal")
 def _contact_page_portal(contact: Contact, viewer) -> dict:
     account = account_for(contact)
-    return {"account": account, "blockers": sign_in_blockers(account) if account else []}
+    return {"account": account, "blockers": sign_in_blockers(account) if account else [],
+            "sessions": open_sessions(account) if account else [],
+            "may_manage": can(viewer, "contacts.edit", contact), "may_grant": can(viewer, "portal.approve")}
 
 
 def sign_in_blockers(account: PortalAccount) -> list[tuple[str, str]]:
@@ -319,6 +322,86 @@ def reject(account: PortalAccount, actor: StaffUser, reason: str = "") -> None:
     record("portal.account_rejected", account, actor=actor, details={"reason": reason} if reason else None)
     record_activity(TIMELINE_KIND, "Portal registration rejected" + (f": {reason}" if reason else ""),
                     contact=account.contact, actor=actor, subject=account)
+
+
+# --- staff actions on a contact's login (its staff page) ----------------------------------------------
+
+def _check_manager(actor, contact: Contact | None, *, grants: bool) -> None:
+    """Who may act on a contact's portal login: whoever may edit the contact; letting someone
+    in (enabling, inviting) also takes the right to approve portal registrations."""
+    if contact is None or not can(actor, "contacts.edit", contact):
+        raise ServiceError("Your role may not change this contact's portal login.")
+    if grants and not can(actor, "portal.approve"):
+        raise ServiceError("Letting someone into the portal takes the right to approve portal registrations; "
+                           "ask someone who has it.")
+
+
+def set_login_enabled(account: PortalAccount, enabled: bool, actor: StaffUser) -> bool:
+    """Switch the login on or off; off signs out every device now. False when it already was."""
+    _check_manager(actor, account.contact, grants=enabled)
+    if not account.is_current:
+        raise ServiceError("This login was replaced by another when contacts were merged; it stays off.")
+    if account.active == enabled:
+        return False
+    account.active = enabled
+    ended = 0 if enabled else end_sessions(account)
+    record("portal.login_enabled" if enabled else "portal.login_disabled", account, actor=actor,
+           details=None if enabled else {"sessions_ended": ended})
+    record_activity(TIMELINE_KIND, "Portal login enabled" if enabled else "Portal login disabled",
+                    contact=account.contact, actor=actor, subject=account)
+    return True
+
+
+def invite(contact: Contact, actor: StaffUser) -> PortalAccount:
+    """E-mail the contact a choose-your-password link, making their portal login (approved: the
+    invitation is the approval) when they have none."""
+    _check_manager(actor, contact, grants=True)
+    account = account_for(contact)
+    if account is None:
+        account = register_portal_account(contact, password=None, needs_approval=False, actor=actor,
+                                          source="Invitation")
+        account.decided_by_id = actor.id
+    else:
+        if account.has_password:
+            raise ServiceError(f"{account.email} has already chosen a password: they can sign in, or use "
+                               "“Forgot your password?” on the sign-in page.")
+        if not account.active:
+            raise ServiceError("This portal login is disabled: enable it first.")
+        if account.approval != Approval.APPROVED:
+            raise ServiceError("This registration is waiting for a decision (or was rejected): decide it "
+                               "in the approval queue; approving it e-mails the link.")
+        on_commit(send_set_password, account.id, tenant_id=account.tenant_id)
+    record("portal.invited", account, actor=actor)
+    record_activity(TIMELINE_KIND, f"Invited to the portal: a link to choose a password went to {account.email}",
+                    contact=contact, actor=actor, subject=account)
+    return account
+
+
+def resend_verification(account: PortalAccount, actor: StaffUser) -> None:
+    """E-mail the confirm-your-e-mail link again."""
+    _check_manager(actor, account.contact, grants=False)
+    if account.is_verified:
+        raise ServiceError(f"{account.email} is already confirmed.")
+    if not account.has_password:
+        raise ServiceError("No password is chosen yet: send an invitation instead (choosing the password "
+                           "confirms the address too).")
+    if _usable(account) is None:
+        raise ServiceError("This portal login is disabled or rejected: no link is sent.")
+    on_commit(send_verification, account.id, tenant_id=account.tenant_id)
+    record("portal.verification_resent", account, actor=actor)
+    record_activity(TIMELINE_KIND, f"Confirmation link sent again to {account.email}", contact=account.contact,
+                    actor=actor, subject=account)
+
+
+def sign_out_everywhere(account: PortalAccount, actor: StaffUser) -> int:
+    """End every portal session of the login; returns how many were open."""
+    _check_manager(actor, account.contact, grants=False)
+    ended = end_sessions(account)
+    record("portal.sessions_ended", account, actor=actor, details={"count": ended})
+    if ended:
+        record_activity(TIMELINE_KIND, f"Signed out of the portal on {ended} device{'s' if ended != 1 else ''} "
+                        "by staff", contact=account.contact, actor=actor, subject=account)
+    return ended
 
 
 # --- merging contacts ------------------------------------------------------------------------------

@@ -573,3 +573,45 @@ def test_tenant_b_accounts_mean_nothing_on_a_host(app, world, client_for, delive
     assert "If an account exists for that address" in landing, "forgot-password did not answer as for any address"
     sent = deliver().messages
     assert not sent, f"A's host e-mailed {[m['To'] for m in sent]} for B's address"
+
+
+def test_a_portal_login_of_a_reaches_nothing_of_b(app, world, tenants, portal_client, deliver):
+    """The portal's own walk: signed in to A's portal (its own session and cookie, no staff
+    session), every portal route aimed at B's ids and real tokens: refused, nothing of B's
+    shown or e-mailed, B's rows unchanged, and A's portal session intact until sign-out."""
+    victim = tenants["b"]
+    client = portal_client("client")
+    baseline = snapshot(app, victim.world.id)
+    mails_seen = len(deliver().messages)
+    problems = []
+    probes = [p for p in planned_probes(app) if p.rule.rule.startswith("/portal")]
+    assert {p.endpoint for p in probes} >= {"portal.home", "portal.login", "portal.profile", "portal.reset_password"}
+    probes.sort(key=lambda p: p.endpoint == "portal.logout")
+    for n, probe in enumerate(probes):
+        for path, victim_id in probe.urls(victim):
+            label = f"[portal] {probe.label} {path}"
+            if probe.method == "GET":
+                response = client.get(path)
+            else:
+                data = {"csrf_token": csrf_token(client, "/portal/profile"), **form_data(world.a, victim_id, n),
+                        "session_id": victim_id}
+                response = client.open(path, method=probe.method, data=data)
+            body = response.get_data().decode("utf-8", "replace") + response.headers.get("Location", "")
+            if response.status_code >= 500:
+                problems.append(f"{label}: server error {response.status_code}")
+            if probe.expect == TOKEN_REFUSED and not (response.status_code == 400 and TOKEN_REFUSED_PAGE in body):
+                problems.append(f"{label}: B's token answered {response.status_code}, not refused")
+            if found(body, victim.markers):
+                problems.append(f"{label}: shows {found(body, victim.markers)}")
+            for message in deliver().messages[mails_seen:]:
+                if found(mail_text(message), victim.markers):
+                    problems.append(f"{label}: an e-mail to {message['To']} carries B's data")
+            mails_seen = len(deliver().messages)
+            after = snapshot(app, victim.world.id)
+            if after != baseline:
+                problems.append(f"{label}: B's rows changed: {changed_rows(baseline, after)}")
+                baseline = after
+            if probe.endpoint != "portal.logout" and client.get("/portal/").status_code != 200:
+                problems.append(f"{label}: A's portal session ended")
+                client = portal_client("client", first_name=f"Again{n}")
+    assert not problems, "\n  ".join(problems)
