@@ -53,20 +53,24 @@ def create_app(overrides: dict | None = None) -> Flask:
     cli.init_app(app)
 
     import admin
+    import billing
     import core.operations  # noqa: F401  (background operations' tables)
     import crm  # noqa: F401  (models and tenant set-up)
     import forms
     import portal
     import staff
 
+    from billing.cli import billing_cli
     from crm.cli import contacts_cli
     from forms.cli import forms_cli
 
     app.cli.add_command(contacts_cli)
     app.cli.add_command(forms_cli)
+    app.cli.add_command(billing_cli)
     staff.init_app(app)
     portal.init_app(app)
     forms.init_app(app)
+    billing.init_app(app)
     admin.init_app(app)
 
     _warn_about_the_database(app)

@@ -108,6 +108,16 @@ def load_config(instance_path: Path) -> dict:
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 50 * 1024 * 1024),
         # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
+        # Payments (billing/): Stripe's API address (unset: Stripe itself), the platform-wide
+        # default keys for a single-business install, the keys that encrypt tenants' Stripe
+        # keys (comma-separated Fernet keys, the first encrypts, all decrypt: rotation), the
+        # webhook signature's tolerance in seconds and the largest webhook body in bytes.
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE") or None,
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        "BILLING_ENCRYPTION_KEYS": os.environ.get("BILLING_ENCRYPTION_KEYS") or None,
+        "STRIPE_WEBHOOK_TOLERANCE": _int("STRIPE_WEBHOOK_TOLERANCE", 300),
+        "BILLING_WEBHOOK_MAX_BYTES": _int("BILLING_WEBHOOK_MAX_BYTES", 256 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
         "FLASK_ADMIN_SWATCH": "cerulean",
     }

@@ -36,6 +36,8 @@ PERMISSIONS = {
     "portal.approve": "Approve or reject people who registered for a portal login",
     "forms.manage": "Build, change and archive kickoff forms",
     "forms.submissions.view": "See kickoff form submissions and export them",
+    "billing.plans": "Define access plans and who must pay for portal access",
+    "billing.keys": "Enter the tenant's Stripe keys",
 }
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",
@@ -45,7 +47,8 @@ _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "co
 # Owner hands out deliberately (and then only over the Staff role: core.roles).
 DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     StaffRole.OWNER: frozenset(PERMISSIONS),
-    StaffRole.ADMIN: frozenset(PERMISSIONS) - {"roles.manage"},
+    # The Stripe keys are where the tenant's money goes: the Owners' unless they grant them.
+    StaffRole.ADMIN: frozenset(PERMISSIONS) - {"roles.manage", "billing.keys"},
     StaffRole.STAFF: _EVERYONE,
 }
 # The roles whose permissions a tenant sets; Owners always have every permission, so the

@@ -204,9 +204,11 @@ def _add(circle: Circle, actor, *, contact: Contact | None = None, company: Comp
     return True
 
 
-def _remove(circle: Circle, actor, *, contact: Contact | None = None, company: Company | None = None) -> bool:
+def _remove(circle: Circle, actor, *, contact: Contact | None = None, company: Company | None = None,
+            check: bool = True) -> bool:
     record_ = contact if contact is not None else company
-    _require_edit(actor, record_)
+    if check:
+        _require_edit(actor, record_)
     member = _current(circle, contact=contact, company=company)
     if member is None:
         return False
@@ -224,9 +226,10 @@ def add_contact_to_circle(circle: Circle, contact: Contact, actor, *, check: boo
     return _add(circle, actor, contact=contact, check=check)
 
 
-def remove_contact_from_circle(circle: Circle, contact: Contact, actor) -> bool:
-    """Take a contact out of a circle (its history row stays); False when it was not in it."""
-    return _remove(circle, actor, contact=contact)
+def remove_contact_from_circle(circle: Circle, contact: Contact, actor, *, check: bool = True) -> bool:
+    """Take a contact out of a circle (its history row stays); False when it was not in it.
+    `check=False` as for add_contact_to_circle (a paid plan's circles, when access closes)."""
+    return _remove(circle, actor, contact=contact, check=check)
 
 
 def add_company_to_circle(circle: Circle, company: Company, actor) -> bool:

@@ -18,7 +18,9 @@ objects:
 Two events localstripe does not send are added where Stripe sends them: `invoice.paid` beside
 its `invoice.payment_succeeded`, and `charge.refunded` when a Refund is created.
 
-Also here, for the tests only: an inbox (a third address) that records every webhook delivered
+Also here, for the tests only: `renew()`, what Stripe does when a subscription's period ends
+(what its test clocks trigger): a new invoice charged to the customer's default payment method,
+the subscription past due when that fails, and the events Stripe sends for it; an inbox (a third address) that records every webhook delivered
 to it, signed as localstripe signed it, so a test can replay, repeat and shuffle real
 deliveries; and localstripe's fixed state file (/tmp/localstripe.pickle) moved to a private
 path, so two test sessions on one machine (SQLite and PostgreSQL) never share it.
@@ -593,6 +595,29 @@ class StripeServer:
 
         data = urllib.parse.urlencode({"url": self.inbox_url, "secret": secret}).encode()
         urllib.request.urlopen(f"{self.api_base}/_config/webhooks/{hook_id}", data=data, timeout=10).close()
+
+    def renew(self, subscription_id: str) -> str:
+        """A renewal, as at the end of a period; returns the new invoice's id."""
+        def renew():
+            subscription = Subscription._api_retrieve(subscription_id)
+            subscription._create_invoice()
+            invoice = Invoice._api_retrieve(subscription.latest_invoice)
+            if invoice.status != "paid":
+                schedule_webhook(Event("invoice.payment_failed", invoice))
+            schedule_webhook(Event("customer.subscription.updated", subscription))
+            store.dump_to_disk()
+            return invoice.id
+
+        return self.call(renew)
+
+    def set_card(self, customer_id: str, card: str) -> None:
+        """The customer's default card from now on (4000000000000341 attaches, then is declined)."""
+        def change():
+            pm = PaymentMethod(type="card", card={"number": card, "exp_month": 12, "exp_year": 2040, "cvc": "123"})
+            PaymentMethod._api_attach(pm.id, customer=customer_id)
+            Customer._api_retrieve(customer_id).invoice_settings["default_payment_method"] = pm.id
+
+        self.call(change)
 
     def pay(self, session_id: str, card: str = GOOD_CARD) -> str:
         """Press "Pay" on the hosted checkout page; returns where it redirects."""

@@ -44,6 +44,7 @@ from portal.accounts import make_set_password_token, make_verify_token
 from portal.auth import RESET as PORTAL_RESET
 from portal.auth import make_reset_token
 from portal.models import PortalAccount
+from tests.billing.factories import seed_billing
 from tests.factories import seed_crm
 from tests.forms.factories import seed_forms
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
@@ -85,6 +86,7 @@ PATH_PARAMS: dict[str, PathParam] = {
            "import_id": "ContactImport",
            "account_id": "PortalAccount",
            "form_id": "Form", "form_field_id": "FormField", "submission_id": "FormSubmission",
+           "plan_id": "AccessPlan",
        }.items()},
     # The public kickoff forms, /f/<slug>[/embed|/logo]: the victim's form (with a logo).
     "slug": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["FormSlug"]),
@@ -176,6 +178,7 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
         crm_ids = seed_crm(crm_marker)
         crm_ids.update(seed_forms(crm_marker, crm_ids["Contact"][0]))
+        crm_ids.update(seed_billing(crm_marker))
         # The seeded registrant's real links (portal.accounts): confirm the e-mail, choose a password.
         account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
         tokens[PORTAL_VERIFY] = make_verify_token(account)

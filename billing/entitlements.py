@@ -1,0 +1,124 @@
+"""Who may use the portal because they paid: one rule (decide), stored on each entitlement
+row, read by the portal with one indexed query and no call to Stripe (portal_access_open)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from billing.models import AccessPlanCircle, Entitlement, EntitlementSource
+from core.db import db, utcnow
+from crm.models import Circle, Contact
+
+OPEN_STATUSES = frozenset({"active", "trialing"})
+GRACE_STATUS = "past_due"
+# Closed: "unpaid", "canceled", "incomplete", "incomplete_expired", "paused", and for a
+# one-time payment "unpaid", "refunded"; a disputed payment is closed whatever its status.
+
+
+@dataclass(frozen=True)
+class Verdict:
+    is_open: bool
+    closes_at: datetime | None = None  # open until then (a past-due subscription's grace)
+
+
+def decide(*, source: str, status: str, past_due_since: datetime | None, disputed: bool,
+           grace_days: int) -> Verdict:
+    """THE access rule. A subscription: active or trialing → open; past due → open for the
+    tenant's grace period after its renewal failed, then closed; anything else (unpaid,
+    canceled, incomplete, incomplete_expired, paused) → closed. A one-time payment: paid →
+    open; refunded, disputed or not paid → closed. Complimentary access → open."""
+    if source == EntitlementSource.COMPLIMENTARY:
+        return Verdict(status == "active")
+    if disputed:
+        return Verdict(False)
+    if source == EntitlementSource.PAYMENT:
+        return Verdict(status == "paid")
+    if status in OPEN_STATUSES:
+        return Verdict(True)
+    if status == GRACE_STATUS:
+        return Verdict(True, (past_due_since or utcnow()) + timedelta(days=grace_days))
+    return Verdict(False)
+
+
+def open_now(entitlement: Entitlement, now: datetime | None = None) -> bool:
+    return entitlement.is_open and (entitlement.closes_at is None or entitlement.closes_at > (now or utcnow()))
+
+
+def redecide(entitlement: Entitlement, grace_days: int) -> None:
+    verdict = decide(source=entitlement.source, status=entitlement.status,
+                     past_due_since=entitlement.past_due_since, disputed=entitlement.disputed,
+                     grace_days=grace_days)
+    entitlement.is_open, entitlement.closes_at = verdict.is_open, verdict.closes_at
+
+
+def redecide_past_due(grace_days: int) -> None:
+    """The grace period changed: the past-due entitlements' closing times follow."""
+    for entitlement in db.session.scalars(sa.select(Entitlement).where(Entitlement.status == GRACE_STATUS)):
+        redecide(entitlement, grace_days)
+
+
+def has_access(contact_id: int, plan_id: int | None = None, now: datetime | None = None) -> bool:
+    """Whether the contact holds open access (to that plan, when given): one query on the
+    (tenant_id, contact_id) index."""
+    now = now or utcnow()
+    query = sa.select(Entitlement.id).where(
+        Entitlement.contact_id == contact_id, Entitlement.is_open.is_(True),
+        sa.or_(Entitlement.closes_at.is_(None), Entitlement.closes_at > now))
+    if plan_id is not None:
+        query = query.where(sa.or_(Entitlement.plan_id == plan_id,
+                                   Entitlement.source == EntitlementSource.COMPLIMENTARY))
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def portal_access_open(contact_id: int, now: datetime | None = None) -> bool:
+    """The portal's payment gate: open unless the tenant requires a plan the contact does not
+    hold. The rule comes from the tenant's cached configuration: at most one query here."""
+    from billing.settings import cached_rules
+
+    required_plan_id, _ = cached_rules()
+    if required_plan_id is None:
+        return True
+    return has_access(contact_id, required_plan_id, now)
+
+
+def entitlements_of(contact_id: int) -> list[Entitlement]:
+    return list(db.session.scalars(sa.select(Entitlement).where(Entitlement.contact_id == contact_id)
+                                   .order_by(Entitlement.created_at.desc(), Entitlement.id.desc())))
+
+
+def follow_circles(contact: Contact, now: datetime | None = None) -> list[str]:
+    """Put the contact in the Circles of the plans they hold open access to, and take them out
+    of the other plans' Circles; returns what changed, in words."""
+    from crm.circles import add_contact_to_circle, remove_contact_from_circle
+
+    now = now or utcnow()
+    rows = entitlements_of(contact.id)
+    open_plans = {e.plan_id for e in rows if e.plan_id is not None and open_now(e, now)}
+    plan_circles = db.session.execute(sa.select(AccessPlanCircle.plan_id, AccessPlanCircle.circle_id)).all()
+    wanted = {circle_id for plan_id, circle_id in plan_circles if plan_id in open_plans}
+    managed = {circle_id for _, circle_id in plan_circles}
+    changes = []
+    for circle in db.session.scalars(sa.select(Circle).where(Circle.id.in_(managed))) if managed else ():
+        if circle.id in wanted and circle.archived_at is None:
+            if add_contact_to_circle(circle, contact, "Payments", check=False):
+                changes.append(f"added to {circle.name}")
+        elif circle.id not in wanted:
+            if remove_contact_from_circle(circle, contact, "Payments", check=False):
+                changes.append(f"removed from {circle.name}")
+    return changes
+
+
+def close_lapsed(now: datetime | None = None) -> list[Entitlement]:
+    """Entitlements whose grace ran out: closed for good on the row, their Circles left. (The
+    portal's check already treats them as closed from `closes_at` on.)"""
+    now = now or utcnow()
+    lapsed = list(db.session.scalars(sa.select(Entitlement).where(
+        Entitlement.is_open.is_(True), Entitlement.closes_at.is_not(None), Entitlement.closes_at <= now)))
+    for entitlement in lapsed:
+        entitlement.is_open = False
+        contact = db.session.get(Contact, entitlement.contact_id)
+        if contact is not None:
+            follow_circles(contact, now)
+    return lapsed

@@ -1,0 +1,191 @@
+"""Billing's tables: a tenant's Stripe keys and payment settings, its access plans, the Stripe
+customers of its contacts, the events Stripe sent, and what each contact is entitled to.
+
+Every table is tenant-scoped (core.db.TenantScoped, composite keys into other tenant rows,
+row-level security on PostgreSQL)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import TenantScoped, UTCDateTime, db, tenant_fk, utcnow
+
+
+class PlanKind:
+    ONE_TIME, RECURRING, BOTH = "one_time", "recurring", "both"
+    ALL = (ONE_TIME, RECURRING, BOTH)
+    LABELS = {ONE_TIME: "One-time payment", RECURRING: "Subscription",
+              BOTH: "Initial fee and subscription"}
+
+
+class Interval:
+    WEEK, MONTH, YEAR = "week", "month", "year"
+    ALL = (WEEK, MONTH, YEAR)
+
+
+class BillingSettings(TenantScoped, db.Model):
+    """One row per tenant that set anything up: its own Stripe keys (encrypted with
+    billing.secrets; only the last four characters of the secret key are kept in clear, to
+    show which key it is), the plan portal access requires, and the grace period of a
+    subscription whose renewal failed."""
+
+    __tablename__ = "billing_settings"
+    __tenant_config__ = True  # read by every portal request through core.tenant_cache
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", name="uq_billing_settings_tenant_id"),
+        tenant_fk("required_plan_id", "access_plan"),
+        tenant_fk("updated_by_id", "staff_user"),
+        sa.CheckConstraint("grace_days >= 0 AND grace_days <= 60", name="grace_days"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    secret_key_hint: Mapped[str | None] = mapped_column(sa.String(40))  # sk_test_…abcd
+    livemode: Mapped[bool | None]
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    webhook_secret_hint: Mapped[str | None] = mapped_column(sa.String(40))
+    required_plan_id: Mapped[int | None]
+    grace_days: Mapped[int] = mapped_column(default=3, server_default="3")
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None]
+
+
+class AccessPlan(TenantScoped, db.Model):
+    """What a contact pays for portal access: once, every interval, or an initial fee and then
+    every interval. Its Stripe Product and current Prices are made through the API
+    (billing.plans); a new amount makes a new Price (`price_version` keys its creation), and
+    subscribers keep the Price they signed up on."""
+
+    __tablename__ = "access_plan"
+    __tenant_config__ = True
+    audit_type = "access_plan"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "name"),
+        sa.CheckConstraint("kind in ('one_time', 'recurring', 'both')", name="kind"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.CheckConstraint("interval IS NULL OR interval in ('week', 'month', 'year')", name="interval"),
+        sa.CheckConstraint("interval_count >= 1 AND interval_count <= 52", name="interval_count"),
+        sa.CheckConstraint("trial_days >= 0 AND trial_days <= 730", name="trial_days"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    amount: Mapped[int]  # in the currency's minor unit: the one-time price, or each period's
+    initial_fee: Mapped[int | None]  # kind "both": paid with the first period
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    interval: Mapped[str | None] = mapped_column(sa.String(10))
+    interval_count: Mapped[int] = mapped_column(default=1, server_default="1")
+    trial_days: Mapped[int] = mapped_column(default=0, server_default="0")
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    stripe_product_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_price_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_fee_price_id: Mapped[str | None] = mapped_column(sa.String(255))
+    price_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def recurring(self) -> bool:
+        return self.kind != PlanKind.ONE_TIME
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccessPlanCircle(TenantScoped, db.Model):
+    """A Circle a plan's holders are in while their access is open."""
+
+    __tablename__ = "access_plan_circle"
+    __tenant_keyed_by_id__ = False
+    __tenant_fk__ = False
+    __tenant_table_args__ = (
+        sa.PrimaryKeyConstraint("tenant_id", "plan_id", "circle_id"),
+        tenant_fk("plan_id", "access_plan", ondelete="CASCADE"),
+        tenant_fk("circle_id", "circle", ondelete="CASCADE"),
+    )
+
+    plan_id: Mapped[int]
+    circle_id: Mapped[int]
+
+
+class BillingCustomer(TenantScoped, db.Model):
+    """A contact's Stripe Customer: made once, reused for every checkout."""
+
+    __tablename__ = "billing_customer"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "contact_id"),
+        sa.UniqueConstraint("tenant_id", "stripe_customer_id"),
+        tenant_fk("contact_id", "contact", ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int]
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventState:
+    PENDING, APPLIED, IGNORED = "pending", "applied", "ignored"
+
+
+class StripeEvent(TenantScoped, db.Model):
+    """Every event Stripe delivered to the tenant, stored (unique by Stripe's id) before it is
+    acted on: a second delivery finds it here and does nothing."""
+
+    __tablename__ = "stripe_event"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "event_id"),
+        sa.CheckConstraint("state in ('pending', 'applied', 'ignored')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(255))
+    type: Mapped[str] = mapped_column(sa.String(100))
+    object_id: Mapped[str | None] = mapped_column(sa.String(255))
+    state: Mapped[str] = mapped_column(sa.String(20), default=EventState.PENDING)
+    stripe_created: Mapped[int | None] = mapped_column(sa.BigInteger)
+    received_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    applied_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class EntitlementSource:
+    SUBSCRIPTION, PAYMENT, COMPLIMENTARY = "subscription", "payment", "complimentary"
+
+
+class Entitlement(TenantScoped, db.Model):
+    """What one subscription or one one-time payment gives one contact, as Stripe last said.
+
+    `status` is Stripe's word (a subscription's status; for a payment "paid", "refunded",
+    "disputed" or "unpaid"); `is_open` and `closes_at` are billing.entitlements.decide()'s
+    verdict on it, stored so the portal's check reads this row and never calls Stripe."""
+
+    __tablename__ = "entitlement"
+    __tenant_table_args__ = (
+        tenant_fk("contact_id", "contact", ondelete="CASCADE"),
+        tenant_fk("plan_id", "access_plan"),
+        sa.UniqueConstraint("tenant_id", "stripe_subscription_id"),
+        sa.UniqueConstraint("tenant_id", "stripe_payment_intent_id"),
+        sa.CheckConstraint("source in ('subscription', 'payment', 'complimentary')", name="source"),
+        sa.Index("ix_entitlement_tenant_id_contact_id", "tenant_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int]
+    plan_id: Mapped[int | None]
+    source: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[str] = mapped_column(sa.String(30))
+    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(sa.String(255))
+    past_due_since: Mapped[object | None] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[object | None] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    disputed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    is_open: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    closes_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
