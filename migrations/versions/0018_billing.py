@@ -1,7 +1,7 @@
 """Payments (billing/): each tenant's Stripe keys and payment rule, access plans and their circles, contacts' Stripe customers, the Stripe events received, and entitlements; every table tenant-scoped with row-level security
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 15:02:56.397757
 
 """
@@ -12,8 +12,8 @@ from core.rls import disable_rls, enable_rls
 
 
 # revision identifiers, used by Alembic.
-revision = '0017'
-down_revision = '0016'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
