@@ -273,14 +273,9 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
     principal (the portal's needs the contact). Tenant-scoped tables are filtered to the
     current tenant, so a token is worthless on another tenant's host. Sets the principal's
     current_session_token, and notes the device as seen."""
-    owner = getattr(session_model, session_model.owner_column)
-    on = principal_model.id == owner
-    if issubclass(session_model, TenantScoped) and issubclass(principal_model, TenantScoped):
-        on = sa.and_(principal_model.tenant_id == session_model.tenant_id, on)  # the composite key, indexed
-    query = sa.select(session_model, principal_model).join(principal_model, on)
-    for entity, onclause in joined:
-        query = query.add_columns(entity).join(entity, onclause)
-    row = db.session.execute(query.where(session_model.token == token)).first()
+    query = _session_query(session_model, principal_model) if not joined else \
+        _build_session_query(session_model, principal_model, joined)
+    row = db.session.execute(query, {"token": token}).first()
     if row is None:
         return None
     session_row = row[0]
@@ -294,6 +289,34 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
         db.session.commit()
     row[1].current_session_token = token
     return tuple(row)
+
+
+_SESSION_QUERIES: dict = {}
+
+
+def _session_query(session_model, principal_model) -> sa.Select:
+    """The statement of every signed-in request, built once (building one costs the request
+    more than running it)."""
+    query = _SESSION_QUERIES.get((session_model, principal_model))
+    if query is None:
+        query = _SESSION_QUERIES[(session_model, principal_model)] = _build_session_query(
+            session_model, principal_model, ())
+    return query
+
+
+def _build_session_query(session_model, principal_model, joined) -> sa.Select:
+    owner = getattr(session_model, session_model.owner_column)
+    on = principal_model.id == owner
+    if issubclass(session_model, TenantScoped) and issubclass(principal_model, TenantScoped):
+        on = sa.and_(principal_model.tenant_id == session_model.tenant_id, on)  # the composite key, indexed
+    query = sa.select(session_model, principal_model).join(principal_model, on)
+    if principal_model is StaffUser:
+        # The member's tenant is the request's, loaded already: the identity map answers
+        # `principal.tenant`, so it is not joined in again.
+        query = query.options(sa.orm.lazyload(StaffUser.tenant))
+    for entity, onclause in joined:
+        query = query.add_columns(entity).join(entity, onclause)
+    return query.where(session_model.token == sa.bindparam("token"))
 
 
 def open_sessions(principal) -> list:

@@ -504,18 +504,33 @@ def resolve_host(host: str, *, claim: bool = False) -> tuple[str, Tenant | None]
     platform = platform_hostname()
     if hostname == platform:
         return "platform", None
-    # Both tables are platform-wide: no tenant filter or policy stands in the way, so finding
-    # the tenant needs no crossing (and costs every request no extra round trips).
-    query = sa.select(Tenant)
-    if claim and db.session.get_bind().dialect.name == "postgresql" and not _crossing_tenants.get():
-        query = query.add_columns(sa.func.set_config("app.tenant_id", sa.cast(Tenant.id, sa.Text), True),
-                                  sa.func.set_config("app.cross_tenant", "off", True))
+    claim = claim and db.session.get_bind().dialect.name == "postgresql" and not _crossing_tenants.get()
     if hostname.endswith("." + platform):
-        slug = hostname[: -len(platform) - 1]
-        tenant = db.session.scalar(query.where(Tenant.slug == slug))
+        tenant = db.session.scalar(_host_query(claim, by_domain=False), {"host": hostname[: -len(platform) - 1]})
     else:
-        tenant = db.session.scalar(query.join(TenantDomain).where(TenantDomain.hostname == hostname))
+        tenant = db.session.scalar(_host_query(claim, by_domain=True), {"host": hostname})
     return ("tenant", tenant) if tenant is not None else ("unknown", None)
+
+
+_HOST_QUERIES: dict = {}
+
+
+def _host_query(claim: bool, *, by_domain: bool) -> sa.Select:
+    """The tenant of a slug or custom domain (`host` parameter), built once: every request
+    runs one. Both tables are platform-wide: no tenant filter or policy stands in the way, so
+    finding the tenant needs no crossing (and costs every request no extra round trips)."""
+    query = _HOST_QUERIES.get((claim, by_domain))
+    if query is None:
+        query = sa.select(Tenant)
+        if claim:
+            query = query.add_columns(sa.func.set_config("app.tenant_id", sa.cast(Tenant.id, sa.Text), True),
+                                      sa.func.set_config("app.cross_tenant", "off", True))
+        if by_domain:
+            query = query.join(TenantDomain).where(TenantDomain.hostname == sa.bindparam("host"))
+        else:
+            query = query.where(Tenant.slug == sa.bindparam("host"))
+        _HOST_QUERIES[(claim, by_domain)] = query
+    return query
 
 
 def tenant_url(tenant: Tenant, path: str = "/") -> str:

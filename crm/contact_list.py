@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timezone
 
 import sqlalchemy as sa
 
-from core import tenant_cache
+from core import scalars, tenant_cache
 from core.db import db
 from core.identity import StaffUser
 from crm.access import visible_contacts_clause
@@ -215,10 +215,15 @@ def count(filters: ContactFilters, staff, *, cap: int | None = LIST_COUNT_CAP) -
 
 
 def count_of(query: sa.Select, *, cap: int | None = COUNT_CAP) -> int:
+    return db.session.scalar(count_query(query, cap=cap))
+
+
+def count_query(query: sa.Select, *, cap: int | None = COUNT_CAP) -> sa.Select:
+    """SELECT the number of contacts `query` matches, up to `cap` + 1."""
     inner = query.with_only_columns(Contact.id).order_by(None)
     if cap is not None:
         inner = inner.limit(cap + 1)
-    return db.session.scalar(sa.select(sa.func.count()).select_from(inner.subquery()))
+    return sa.select(sa.func.count()).select_from(inner.subquery())
 
 
 def count_label(n: int, cap: int = COUNT_CAP) -> str:
@@ -282,10 +287,12 @@ class ListedContact(ContactNaming):
     last_activity_at: datetime | None
 
 
-# Named as ListedContact's fields: a row becomes one by name, so the two cannot drift apart.
+# In the order of ListedContact's fields, and named as they are (checked here, once).
 LIST_COLUMNS = (Contact.id, Contact.first_name, Contact.last_name, Contact.email, Contact.phone, Contact.company_id,
                 Company.name.label("company_name"), Contact.role, Contact.status_id, Contact.owner_id,
                 Contact.is_active, Contact.created_at, Contact.updated_at, Contact.last_activity_at)
+assert [c.key for c in LIST_COLUMNS] == [f.name for f in fields(ListedContact)], "LIST_COLUMNS drifted from ListedContact"
+_LISTED = len(LIST_COLUMNS)
 
 
 @dataclass
@@ -313,17 +320,25 @@ def page(filters: ContactFilters, staff, *, sort: str = DEFAULT_SORT, descending
     # e-mails and phones) are decoded per row, and the page never shows them. The company's
     # name comes in the same statement: a statement costs the app far more (compiling, the
     # tenant filter, a round trip) than a join on a primary key. Statuses and owners are few,
-    # and the page has them already (row_labels).
+    # and the page has them already (row_labels). The count, and the other values the page
+    # shows (core.scalars), ride along as columns evaluated once: one statement, not several.
     query = query.with_only_columns(*LIST_COLUMNS, maintain_column_froms=True).outerjoin(
         Company, Company.id == Contact.company_id)
-    rows = [ListedContact(**row._mapping) for row in db.session.execute(query)]
+    cap = LIST_COUNT_CAP
+    if with_total:
+        query = query.add_columns(count_query(matching, cap=cap).scalar_subquery().label("portico_list_total"))
+    fetched = db.session.execute(scalars.riding(query)).all()
+    scalars.settle(fetched[0] if fetched else None)
+    rows = [ListedContact(*row[:_LISTED]) for row in fetched]
+    total = None
+    if with_total:
+        total = fetched[0][_LISTED] if fetched else scalars.fetch(count_query(matching, cap=cap))
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
         last = rows[-1]
         next_cursor = encode_cursor([*SORTS[sort].key(last), last.id])
-    cap = LIST_COUNT_CAP
-    return Page(rows, next_cursor, count_of(matching, cap=cap) if with_total else None, cap)
+    return Page(rows, next_cursor, total, cap)
 
 
 def row_labels(contacts: list[ListedContact], choices: dict) -> tuple[dict[int, str], dict[int, str]]:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from core.db import db
 from crm.access import visible_contacts_clause
-from crm.contact_list import ContactFilters, count_of, filtered_query
+from crm.contact_list import ContactFilters, count_of, count_query, filtered_query
 from crm.models import Contact, SelectedContact
 
 MAX_PICKED = 10_000
@@ -40,6 +40,10 @@ class Selection:
     def count(self) -> int:
         """Up to contact_list.COUNT_CAP + 1 (see contact_list.count)."""
         return count_of(self.query())
+
+    def count_query(self) -> sa.Select:
+        """SELECT count(), as count() counts (core.scalars fetches it beside a page's list)."""
+        return count_query(self.query())
 
 
 def picked_ids(staff, among: list[int] | None = None) -> set[int]:

@@ -93,9 +93,16 @@ def pending_approvals(limit: int = 200) -> list[PortalAccount]:
 
 
 def pending_count() -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(PortalAccount).where(
-        PortalAccount.approval == Approval.PENDING, PortalAccount.replaced_by_id.is_(None),
-        PortalAccount.active.is_(True)))
+    return db.session.scalar(pending_count_query())
+
+
+# Built once: the staff navigation asks it on every page of those who decide.
+_PENDING_COUNT = sa.select(sa.func.count()).select_from(PortalAccount).where(
+    PortalAccount.approval == Approval.PENDING, PortalAccount.replaced_by_id.is_(None), PortalAccount.active.is_(True))
+
+
+def pending_count_query() -> sa.Select:
+    return _PENDING_COUNT
 
 
 # --- who may sign in -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
+from core import scalars
 from core.db import db
 from core.identity import StaffUser, current_principal
 from core.permissions import require, staff_login_required
@@ -87,19 +88,20 @@ def contacts():
     sort = request.args.get("sort", contact_list.DEFAULT_SORT)
     descending = request.args.get("dir", "desc") != "asc"
     staff = current_principal()
-    result = contact_list.page(filters, staff, sort=sort, descending=descending, after=request.args.get("after"))
     from crm.bulk import ACTIONS
     from crm.segments import segment_tabs
     from crm.selection import picked_ids
     from staff.bulk import current_selection
 
     chosen = current_selection()
-    chosen_count = chosen.count()
+    scalars.want("crm.selection_count", chosen.count_query)  # fetched with the list
+    result = contact_list.page(filters, staff, sort=sort, descending=descending, after=request.args.get("after"))
+    chosen_count = scalars.value("crm.selection_count")
     segment_id = request.args.get("segment", type=int)
     saved_segments = segment_tabs(staff)
     picked = None
     if not chosen.is_all_matching:
-        picked = picked_ids(staff, [c.id for c in result.contacts]) if chosen_count else set()
+        picked = picked_ids(staff, [c.id for c in result.contacts]) if chosen_count and result.contacts else set()
     choices = contact_list.choices_for_filters()
     status_names, owner_names = contact_list.row_labels(result.contacts, choices)
     return render_template(

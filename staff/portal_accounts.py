@@ -3,19 +3,29 @@ staff navigation shows beside it, and what staff do to one contact's portal logi
 contact page (enable, disable, invite, resend the confirmation, sign out everywhere)."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
+from core import scalars
 from core.identity import current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import service_call
 from crm.access import get_visible_contact_or_404
-from portal.accounts import (account_for, approve, invite, pending_approvals, pending_count, reject,
-                             resend_verification, set_login_enabled, sign_out_everywhere)
+from portal.accounts import (account_for, approve, invite, pending_approvals, pending_count, pending_count_query,
+                             reject, resend_verification, set_login_enabled, sign_out_everywhere)
 from portal.models import PortalAccount
 from staff import bp
 
 QUEUE_LIMIT = 200  # the oldest; deciding them brings the next ones up
+PENDING = "portal.pending_approvals"
+
+
+@scalars.announcer
+def _announce_pending_approvals():
+    # Every staff page shows the badge to those who may decide: a page's main statement
+    # brings the count along (core.scalars).
+    if can(current_principal(), "portal.approve"):
+        scalars.want(PENDING, pending_count_query)
 
 
 @bp.app_context_processor
@@ -23,9 +33,7 @@ def _pending_portal_approvals():
     def count() -> int:
         """Pending registrants, for the navigation badge: counted once per page, and only for
         those who may decide."""
-        if "portal_pending" not in g:
-            g.portal_pending = pending_count() if can(current_principal(), "portal.approve") else 0
-        return g.portal_pending
+        return scalars.value(PENDING, pending_count_query) if can(current_principal(), "portal.approve") else 0
 
     return {"portal_pending_count": count}
 
