@@ -86,7 +86,10 @@ def _emails_of(contact: Contact) -> bool:
     return bool(contact.email or contact.extra_emails)
 
 
-def _decide(person: Details, holders: dict[str, list[Contact]]) -> Contact | None:
+def decide(person: Details, holders: dict[str, list]):
+    """The rule itself: which of `holders` (address -> the contacts answering to it) the
+    person is, or None. A holder is anything with a contact's email, extra_emails, phone,
+    is_active and id: the import decides with it among the rows of its own file too."""
     best, best_key = None, None
     for rank, email in enumerate(person.emails):
         for contact in holders.get(email, ()):
@@ -129,7 +132,7 @@ def contacts_for(people: Sequence[Details], *, lock: bool = False) -> list[Conta
     """The contact each person's details belong to (None: nobody known), in order: one query
     for the whole batch."""
     holders = holders_of([a for person in people for a in (*person.emails, *person.phones)], lock=lock)
-    return [_decide(person, holders) for person in people]
+    return [decide(person, holders) for person in people]
 
 
 def contact_for(emails: Iterable[str | None] = (), phones: Iterable[str | None] = (), *,

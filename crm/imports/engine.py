@@ -25,8 +25,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
-import zlib
+from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import IO, Iterable
@@ -50,7 +51,7 @@ from crm.imports.mapping import (NEW_FIELD, RowCleaner, check_mapping, guess_map
                                  load_custom_fields, saved_form)
 from crm.imports.models import ContactImport, ContactImportBatch, ContactImportChunk, ImportMapping
 from crm.imports.reading import MAX_BYTES, FileInfo, ImportFileError, Table, sniff
-from crm.identity import Details, contact_addresses, contacts_for
+from crm.identity import Details, contact_addresses, contacts_for, decide
 from crm.models import (Circle, CircleMember, Company, Contact, ContactAddress, ContactRole, ContactSearchToken,
                         ContactTag, PipelineStatus, TimelineEntry)
 from crm.normalize import company_name_key
@@ -299,43 +300,73 @@ def start_import(upload: ContactImport, options: dict, *, actor, queue: bool = T
 
 
 def _partition(upload: ContactImport) -> list[list]:
-    """The frozen rows cut into batches of about CHUNK rows such that one person's rows (the
-    same e-mail, else the same phone) share a batch, each in file order: batches may then run
-    at once on several workers, and the file's own duplicates still meet in one batch."""
+    """The frozen rows cut into batches of about CHUNK rows such that rows the identity rule
+    could take for one person share a batch, each in file order: batches may then run at once
+    on several workers, and the file's own duplicates still meet in one batch.
+
+    Rows are linked when they share any e-mail or any phone, in any of their e-mail and phone
+    columns (union-find, one pass): a row with e-mail X and phone P, another with phone P only
+    and a third with X among its other e-mails are one group, wherever they sit in the file.
+    A phone links rows even when their e-mails differ: both may be matched to the same
+    existing contact (one with that phone and no e-mail), and which batch commits first must
+    not decide who that contact becomes. Each group goes to the batch its first row picks,
+    round robin over the file, so batches stay about CHUNK rows unless one group is larger."""
     emails = [i for i, target in enumerate(upload.mapping) if target in ("email", "extra_emails")]
     phones = [i for i, target in enumerate(upload.mapping) if target in ("phone", "extra_phones")]
     count = max(1, -(-(upload.row_count or 0) // CHUNK))
-    batches: list[list] = [[] for _ in range(count)]
+    rows: list = []
+    parent = array("l")  # row index -> a row of its group, nearer the group's first row
+    first_with: dict[str, int] = {}  # person key -> the first row that has it
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # halve the path as we go: near-constant time
+            i = parent[i]
+        return i
+
     frozen = db.session.scalars(sa.select(ContactImportChunk.rows).where(ContactImportChunk.import_id == upload.id)
                                 .order_by(ContactImportChunk.seq))
-    for rows in frozen:
-        for line, cells in rows:
-            key = _person_key(cells, emails, phones)
-            batches[(zlib.crc32(key.encode()) if key else line) % count].append([line, cells])
-    return [rows for rows in batches if rows]
+    for chunk in frozen:
+        for line, cells in chunk:
+            index = len(rows)
+            rows.append([line, cells])
+            parent.append(index)
+            for key in _person_keys(cells, emails, phones):
+                other = first_with.setdefault(key, index)
+                if other != index:
+                    a, b = root(index), root(other)
+                    if a != b:  # the group's first row stays its root
+                        parent[max(a, b)] = min(a, b)
+    del first_with
+    batches: list[list] = [[] for _ in range(count)]
+    for index, row in enumerate(rows):
+        batches[root(index) % count].append(row)
+    return [batch for batch in batches if batch]
 
 
-def _person_key(cells: list, emails: list[int], phones: list[int]) -> str | None:
-    """What says two rows are one person, roughly as the cleaned row will (RowCleaner): the
-    first e-mail, else the first phone's last nine digits. Rough is enough: rows it wrongly
-    puts together only share a batch."""
-    for columns, shape in ((emails, _first_email), (phones, _phone_digits)):
-        for index in columns:
-            if index < len(cells) and cells[index]:
-                found = shape(str(cells[index]))
-                if found:
-                    return found
-    return None
+_LIST_SPLIT = re.compile(r"[;,\s]+|:::")
+_PHONE_SPLIT = re.compile(r"[;,\n]+|:::")  # as RowCleaner splits a list of other phones
+_EXTENSION = re.compile(r"(?i)\s*(?:ext|x\s*\d|#).*$")  # "… ext. 12", "… x12", "… #12": not the number
+_KEYPAD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "22233344455566677778889999")  # 1-800-FLOWERS
 
 
-def _first_email(text: str) -> str | None:
-    first = text.replace(",", " ").replace(";", " ").split()
-    return "e:" + first[0].lower() if first else None
-
-
-def _phone_digits(text: str) -> str | None:
-    digits = "".join(c for c in text if c.isdigit())
-    return "p:" + digits[-9:] if digits else None
+def _person_keys(cells: list, emails: list[int], phones: list[int]) -> set[str]:
+    """What may say two rows are one person, roughly as the cleaned row will (RowCleaner):
+    every e-mail, lower-cased, and every phone's last seven digits (the extension left off;
+    seven, not more: a national number typed without its country code still ends in the same
+    seven digits, and a million rows still rarely collide). Rough is enough as long as it never
+    tells one address apart from itself: rows it wrongly puts together only share a batch."""
+    keys = set()
+    for index in emails:
+        if index < len(cells) and cells[index]:
+            keys.update("e:" + e for e in _LIST_SPLIT.split(str(cells[index]).lower()) if "@" in e)
+    for index in phones:
+        if index < len(cells) and cells[index]:
+            for number in _PHONE_SPLIT.split(str(cells[index])):
+                digits = "".join(c for c in _EXTENSION.sub("", number).upper().translate(_KEYPAD) if c.isdigit())
+                if len(digits) >= 7:  # shorter is no phone number the cleaner would keep
+                    keys.add("p:" + digits[-7:])
+    return keys
 
 
 def discard_import(upload: ContactImport) -> None:
@@ -533,7 +564,7 @@ class Batch:
     def run(self, rows: list) -> dict:
         seq = rows[0][0] if rows else 0
         failed: list = []
-        groups: dict[str, dict] = {}
+        holders: dict[str, list[_RowHolder]] = {}  # address -> the rows above that answer to it
         order: list[dict] = []
         merged = 0
         for line, cells in rows:
@@ -542,17 +573,18 @@ class Batch:
                 failed.append([line, row.reason(self.upload.header), cells])
                 continue
             values = row.values
-            key = ("e:" + values["email"]) if values.get("email") else ("p:" + values["phone"]) \
-                if values.get("phone") else None
-            if key is not None and key in groups:
-                _fold_into(groups[key]["values"], values)
-                groups[key]["lines"].append(line)
+            # The same person further up the file, by the rule that matches contacts
+            # (crm.identity): any e-mail in common, else a phone when one side has no e-mail.
+            same = decide(_details_of(values), holders)
+            if same is not None:
+                _fold_into(same.entry["values"], values)
+                same.entry["lines"].append(line)
+                same.refresh(holders)
                 merged += 1
                 continue
             entry = {"line": line, "lines": [line], "values": values}
             order.append(entry)
-            if key is not None:
-                groups[key] = entry
+            _RowHolder(entry, len(order)).refresh(holders)
         counts = {"created": 0, "updated": 0, "skipped_rows": 0, "unchanged": 0, "merged": merged}
         self._resolve_companies(order)
         matches = self._match(order)
@@ -645,9 +677,7 @@ class Batch:
         """index in entries -> the existing contact it matches, by crm.identity's rule (an
         e-mail match wins; a phone only when the row or the contact has no e-mail): one query
         for the batch."""
-        people = [Details(tuple(dict.fromkeys(e for e in (values.get("email"), *(values.get("extra_emails") or ())) if e)),
-                          tuple(dict.fromkeys(p for p in (values.get("phone"), *(values.get("extra_phones") or ())) if p)))
-                  for values in (entry["values"] for entry in entries)]
+        people = [_details_of(entry["values"]) for entry in entries]
         return {i: contact for i, contact in enumerate(contacts_for(people)) if contact is not None}
 
     def _created_by_this_import(self, ids: set[int]) -> set[int]:
@@ -799,6 +829,35 @@ class Batch:
                 ids = insert_rows(ContactTag, rows, with_ids=True)
                 added_tags += [tag_row_id for tag_row_id, row in zip(ids, rows) if row["contact_id"] in updated]
         return added_members, added_tags
+
+
+def _details_of(values: dict) -> Details:
+    """A cleaned row's e-mails and phones (normalised by the cleaner), for crm.identity."""
+    return Details(tuple(dict.fromkeys(e for e in (values.get("email"), *(values.get("extra_emails") or ())) if e)),
+                   tuple(dict.fromkeys(p for p in (values.get("phone"), *(values.get("extra_phones") or ())) if p)))
+
+
+class _RowHolder:
+    """A row of the batch (with the rows folded into it) as crm.identity.decide sees a contact."""
+
+    is_active = True
+
+    def __init__(self, entry: dict, position: int):
+        self.entry, self.id = entry, position  # the row further up wins a tie, as the oldest contact does
+        self.filed: set[str] = set()
+
+    def __getattr__(self, name: str):  # email, extra_emails, phone, extra_phones: the row's, as folded
+        if name in ("email", "phone", *_LISTS):
+            return self.entry["values"].get(name) or ([] if name in _LISTS else None)
+        raise AttributeError(name)
+
+    def refresh(self, holders: dict) -> None:
+        """File it under every address it answers to now (a fold may have added some)."""
+        person = _details_of(self.entry["values"])
+        for address in (*person.emails, *person.phones):
+            if address not in self.filed:
+                self.filed.add(address)
+                holders.setdefault(address, []).append(self)
 
 
 def _fold_into(target: dict, extra: dict) -> None:

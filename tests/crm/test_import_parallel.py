@@ -240,3 +240,127 @@ def test_cancelling_while_a_worker_holds_a_batch_neither_waits_nor_keeps_half_of
         assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == sum(len(b.created) for b in written)
         assert db.session.scalar(sa.select(sa.func.count(OperationChunk.id))) == 0
         db.session.commit()
+
+
+# --- rows the identity rule links, wherever they sit in the file ---------------------------------
+
+HEADER = ["First Name", "Email", "Other email", "Phone", "Other phone"]
+
+
+def _linked_file(groups: int) -> list[list]:
+    """Groups of four rows, one of each group in every quarter of the file: A (e-mail X, phone
+    P); B, P written another way with an extension, and another phone R, no e-mail; C, another
+    e-mail and R; D, another e-mail with X among its other e-mails."""
+    quarters = [[], [], [], []]
+    for g in range(groups):
+        x, p, r = f"x{g}@example.com", f"+1 415 555 {g:04d}", f"+1 212 555 {g:04d}"
+        quarters[0].append([f"A{g}", x, "", p, ""])
+        quarters[1].append([f"B{g}", "", "", f"(415) 555-{g:04d} ext. 12", r])
+        quarters[2].append([f"C{g}", f"c{g}@example.com", "", f"212.555.{g:04d}", ""])
+        quarters[3].append([f"D{g}", f"d{g}@example.com", f"{x.upper()}; other{g}@example.com", "", ""])
+    return [HEADER, *[row for quarter in quarters for row in quarter]]
+
+
+def _start_in(app, tenant, rows, on_duplicate="fill") -> int:
+    with app.app_context(), tenant_context(tenant.id):
+        owner = staff_member(tenant, "owner")
+        upload = engine.new_import(io.BytesIO(csv_bytes(rows)), "linked.csv", actor=owner)
+        operation = engine.start_import(upload, {"on_duplicate": on_duplicate}, actor=owner, queue=False)
+        db.session.commit()
+        return operation.id
+
+
+def _people(app, tenant) -> list[tuple]:
+    with app.app_context(), tenant_context(tenant.id):
+        return sorted((c.first_name, c.email, tuple(c.extra_emails or ()), c.phone, tuple(c.extra_phones or ()))
+                      for c in db.session.scalars(sa.select(Contact)))
+
+
+def test_rows_linked_through_any_e_mail_or_phone_share_a_batch(app, world, monkeypatch):
+    monkeypatch.setattr(engine, "CHUNK", 4)
+    rows = _linked_file(6)
+    chunks = _chunks(app, world, _start_in(app, world.a, rows))
+    batch_of = {line: n for n, chunk in enumerate(chunks) for line, _ in chunk}
+    assert sorted(batch_of) == list(range(2, len(rows) + 1)) and len(chunks) == 6
+    for g in range(6):  # A, B, C and D of a group: lines 2 + g, 8 + g, 14 + g, 20 + g
+        assert {batch_of[2 + g + 6 * q] for q in range(4)} == {batch_of[2 + g]}
+    assert len({batch_of[2 + g] for g in range(6)}) == 6  # the groups spread over the batches
+
+
+def test_one_persons_rows_fold_by_the_identity_rule_inside_a_batch(app, world):
+    operation_id = _start_in(app, world.b, _linked_file(2))
+    with app.app_context(), tenant_context(world.b.id):
+        engine.run_inline(operation_id)
+        db.session.commit()
+        operation = db.session.get(Operation, operation_id)
+        assert (operation.result["created"], operation.result["merged"]) == (4, 4)
+    # B has no e-mail: A's phone makes it A. C's e-mail differs from A's: the phone it shares
+    # with B (now A) does not make it A. D answers to A's e-mail among its other ones: A.
+    assert _people(app, world.b) == sorted([
+        ("A0", "x0@example.com", ("other0@example.com",), "+14155550000", ("+12125550000",)),
+        ("A1", "x1@example.com", ("other1@example.com",), "+14155550001", ("+12125550001",)),
+        ("C0", "c0@example.com", (), "+12125550000", ()),
+        ("C1", "c1@example.com", (), "+12125550001", ()),
+    ])
+
+
+def test_linked_rows_imported_by_two_workers_at_once_give_the_contacts_one_worker_gives(
+        app, world, postgres, monkeypatch):
+    """The same file into two tenants holding the same contacts (phone-only ones the file's rows
+    match): two worker threads holding a batch each at the same moment in A, one worker in B."""
+    import threading
+
+    from tests.factories import make_contact
+
+    monkeypatch.setattr(engine, "CHUNK", 10)
+    for tenant in (world.a, world.b):
+        with app.app_context(), tenant_context(tenant.id):
+            for g in range(0, 40, 5):
+                make_contact(f"Known{g}", "", email=None, phone=f"+1415555{g:04d}")
+            make_contact("Known", "Mail", email="x7@example.com")
+            db.session.commit()
+    rows = _linked_file(40)
+    parallel, single = _start_in(app, world.a, rows), _start_in(app, world.b, rows)
+
+    together = threading.Barrier(2, timeout=30)
+    taken: dict[int, int] = {}
+    real_run = engine.Batch.run
+
+    def run(self, batch_rows):
+        me = threading.get_ident()
+        if me not in taken:
+            together.wait()  # both workers hold a batch of the import at the same moment
+        taken[me] = taken.get(me, 0) + 1
+        return real_run(self, batch_rows)
+
+    monkeypatch.setattr(engine.Batch, "run", run)
+    failures = []
+
+    def worker():
+        try:
+            with app.app_context():
+                engine.run_import.call_local(parallel, tenant_id=world.a.id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures and len(taken) == 2 and sum(taken.values()) == 16
+    monkeypatch.setattr(engine.Batch, "run", real_run)
+    with app.app_context():
+        engine.run_import.call_local(single, tenant_id=world.b.id)
+
+    def outcome(tenant, operation_id):
+        with app.app_context(), tenant_context(tenant.id):
+            operation = db.session.get(Operation, operation_id)
+            return (operation.status, operation.processed, operation.changed, operation.skipped, operation.errors,
+                    {k: v for k, v in operation.result.items() if k != "problems"})
+    assert outcome(world.a, parallel) == outcome(world.b, single)
+    assert outcome(world.a, parallel)[:2] == ("done", 160)
+    assert _people(app, world.a) == _people(app, world.b)
+    # The nine known contacts (nine groups' A filled one of them: a phone-only one by A's
+    # phone, "Known Mail" by x7), the other 31 groups' A, and every group's C.
+    assert len(_people(app, world.a)) == 9 + 31 + 40
