@@ -45,15 +45,30 @@ class Kind:
     unit: str  # what its items are, in the plural: "contacts", "rows"
     summary: Callable[["Operation"], str]  # its result in a sentence
     job: Callable  # the core.jobs job that works it through: job(operation_id, tenant_id=…)
+    parallel: int | Callable[[], int] = 1  # jobs that may share one operation (work_in_parallel), on PostgreSQL
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def register_kind(kind: str, *, unit: str, summary: Callable[["Operation"], str], job: Callable) -> None:
+def register_kind(kind: str, *, unit: str, summary: Callable[["Operation"], str], job: Callable,
+                  parallel: int | Callable[[], int] = 1) -> None:
     """Say how the pages speak of an operation of this kind, and which job runs it (its
-    package calls this): the sweep below queues that job again when a worker died on it."""
-    _KINDS[kind] = Kind(unit, summary, job)
+    package calls this): the sweep below queues that job again when a worker died on it.
+    `parallel`: the job runs work_in_parallel, and up to that many of it may share one
+    operation (or a function saying how many, read each time jobs are queued)."""
+    _KINDS[kind] = Kind(unit, summary, job, parallel)
+
+
+def jobs_to_queue(kind: str, chunks_left: int) -> int:
+    """How many jobs to queue for an operation of this kind with this many chunks left, when
+    it starts and when it is resumed alike: one per chunk up to the kind's `parallel` on
+    PostgreSQL; one elsewhere (SQLite writes one at a time) and for a kind worked in order.
+    Jobs beyond the running workers wait, and find nothing left when their turn comes."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return 1
+    parallel = _KINDS[kind].parallel
+    return max(1, min(chunks_left, parallel() if callable(parallel) else parallel))
 
 
 class Operation(TenantScoped, db.Model):
@@ -359,14 +374,22 @@ def resume_stalled(now: datetime | None = None, *, stalled_after: timedelta = ST
             .where(Operation.status.in_((Operation.QUEUED, Operation.RUNNING)),
                    Operation.updated_at < now - stalled_after)
             .order_by(Operation.id)).all()
+        chunks_left: dict[int, int] = {}
         if stalled:
+            ids = [row.id for row in stalled]
             # Claimed: the next sweep leaves them alone unless they stall again.
-            db.session.execute(sa.update(Operation).where(Operation.id.in_([row.id for row in stalled]))
-                               .values(updated_at=now))
+            db.session.execute(sa.update(Operation).where(Operation.id.in_(ids)).values(updated_at=now))
+            chunks_left = dict(db.session.execute(
+                sa.select(OperationChunk.operation_id, sa.func.count(OperationChunk.id))
+                .where(OperationChunk.operation_id.in_(ids)).group_by(OperationChunk.operation_id)).all())
+        # As many jobs as when it started: an import shared by several workers is again.
+        jobs = {row.id: jobs_to_queue(row.kind, chunks_left.get(row.id, 0)) for row in stalled}
         db.session.commit()
     for operation_id, tenant_id, kind in stalled:
-        logger.warning("operation %s (%s) made no progress for %s: queued again", operation_id, kind, stalled_after)
-        _KINDS[kind].job(operation_id, tenant_id=tenant_id)
+        logger.warning("operation %s (%s) made no progress for %s: queued again (%s jobs)", operation_id, kind,
+                       stalled_after, jobs[operation_id])
+        for _ in range(jobs[operation_id]):
+            _KINDS[kind].job(operation_id, tenant_id=tenant_id)
     return [row.id for row in stalled]
 
 

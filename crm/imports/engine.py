@@ -40,7 +40,8 @@ from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import StaffUser
 from core.jobs import job, on_commit, periodic_job
-from core.operations import Operation, OperationChunk, register_kind, work_in_parallel, work_through
+from core.operations import (Operation, OperationChunk, jobs_to_queue, register_kind, work_in_parallel,
+                             work_through)
 from core.spreadsheet import csv_chunks
 from core.statistics import analyze_grown
 from core.tenancy import TENANT_CHECKED_SQL, cross_tenant, current_tenant_id
@@ -291,10 +292,8 @@ def start_import(upload: ContactImport, options: dict, *, actor, queue: bool = T
            details={"file": upload.filename, "rows": upload.row_count, "on_duplicate": options["on_duplicate"]})
     if queue:
         # On PostgreSQL one job per worker that may take part; each takes batches until none
-        # are left (core.operations.work_in_parallel). Jobs beyond the running workers wait, and
-        # find nothing left to do when their turn comes. SQLite writes one at a time: one job.
-        parallel = db.session.get_bind().dialect.name == "postgresql"
-        for _ in range(max(1, min(len(chunks), PARALLEL_JOBS if parallel else 1))):
+        # are left (core.operations.work_in_parallel). A resumed import is queued alike.
+        for _ in range(jobs_to_queue(KIND, len(chunks))):
             on_commit(run_import, operation.id, tenant_id=operation.tenant_id)
     return operation
 
@@ -385,7 +384,7 @@ def run_import(operation_id: int) -> None:
     work_in_parallel(operation_id, prepare=_prepare, finish=_finish, retries=RETRIES)
 
 
-register_kind(KIND, unit="rows", summary=_summary, job=run_import)
+register_kind(KIND, unit="rows", summary=_summary, job=run_import, parallel=lambda: PARALLEL_JOBS)
 
 
 def run_inline(operation_id: int) -> None:

@@ -364,3 +364,37 @@ def test_linked_rows_imported_by_two_workers_at_once_give_the_contacts_one_worke
     # The nine known contacts (nine groups' A filled one of them: a phone-only one by A's
     # phone, "Known Mail" by x7), the other 31 groups' A, and every group's C.
     assert len(_people(app, world.a)) == 9 + 31 + 40
+
+
+def test_a_stalled_import_is_queued_again_as_widely_as_it_started(app, world, monkeypatch):
+    """The sweep finds two imports whose workers died (no progress for minutes): each is queued
+    again with as many jobs as it would start with, one per batch left up to PARALLEL_JOBS on
+    PostgreSQL (one on SQLite), and the jobs finish both, each once."""
+    from datetime import timedelta
+
+    from core import jobs
+    from core.db import utcnow
+    from core.operations import resume_stalled
+
+    monkeypatch.setattr(engine, "CHUNK", 5)
+    big = _start(app, world, [["Name", "Email"]] + [[f"Big {i}", f"big{i}@example.com"] for i in range(60)])
+    small = _start(app, world, [["Name", "Email"]] + [[f"Small {i}", f"small{i}@example.com"] for i in range(15)])
+    with app.app_context(), tenant_context(world.a.id):
+        db.session.execute(sa.update(Operation).where(Operation.id.in_([big, small]))
+                           .values(status=Operation.RUNNING, updated_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        postgres = db.session.get_bind().dialect.name == "postgresql"
+    with app.app_context():
+        jobs.huey.flush()
+        assert resume_stalled() == [big, small]
+        assert jobs.pending_count() == (min(12, engine.PARALLEL_JOBS) + 3 if postgres else 2)
+        assert resume_stalled() == [], "claimed: the next sweep leaves them to their jobs"
+        jobs.run_pending_jobs()
+    with app.app_context(), tenant_context(world.a.id):
+        for operation_id, rows in ((big, 60), (small, 15)):
+            operation = db.session.get(Operation, operation_id)
+            assert (operation.status, operation.processed, operation.result["created"]) == ("done", rows, rows)
+        assert db.session.scalar(sa.select(sa.func.count(Contact.id))) == 75
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(
+            AuditEvent.action == "contact_import.finished")) == 2
+        db.session.commit()
