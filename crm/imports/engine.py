@@ -315,7 +315,7 @@ def _partition(upload: ContactImport) -> list[list]:
     count = max(1, -(-(upload.row_count or 0) // CHUNK))
     rows: list = []
     parent = array("l")  # row index -> a row of its group, nearer the group's first row
-    first_with: dict[str, int] = {}  # person key -> the first row that has it
+    first_with: dict[int, int] = {}  # person key (its hash: smaller; a collision only joins two groups) -> first row
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -331,7 +331,7 @@ def _partition(upload: ContactImport) -> list[list]:
             rows.append([line, cells])
             parent.append(index)
             for key in _person_keys(cells, emails, phones):
-                other = first_with.setdefault(key, index)
+                other = first_with.setdefault(hash(key), index)
                 if other != index:
                     a, b = root(index), root(other)
                     if a != b:  # the group's first row stays its root
@@ -346,6 +346,7 @@ def _partition(upload: ContactImport) -> list[list]:
 _LIST_SPLIT = re.compile(r"[;,\s]+|:::")
 _PHONE_SPLIT = re.compile(r"[;,\n]+|:::")  # as RowCleaner splits a list of other phones
 _EXTENSION = re.compile(r"(?i)\s*(?:ext|x\s*\d|#).*$")  # "… ext. 12", "… x12", "… #12": not the number
+_NOT_DIGIT = re.compile(r"\D+")
 _KEYPAD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "22233344455566677778889999")  # 1-800-FLOWERS
 
 
@@ -362,7 +363,7 @@ def _person_keys(cells: list, emails: list[int], phones: list[int]) -> set[str]:
     for index in phones:
         if index < len(cells) and cells[index]:
             for number in _PHONE_SPLIT.split(str(cells[index])):
-                digits = "".join(c for c in _EXTENSION.sub("", number).upper().translate(_KEYPAD) if c.isdigit())
+                digits = _NOT_DIGIT.sub("", _EXTENSION.sub("", number).upper().translate(_KEYPAD))
                 if len(digits) >= 7:  # shorter is no phone number the cleaner would keep
                     keys.add("p:" + digits[-7:])
     return keys
