@@ -12,7 +12,8 @@ None`, rendered by `templates/portal/panels/<name>.html`. Put your routes in a m
 package listed in VIEW_MODULES, on `bp`, under `/portal/...` (the portal cookie's path). Record
 what a contact does with `actor=current_account()`: the same browser may also hold a staff
 session, which `record()` would otherwise name. Staff sessions never count here and portal
-sessions never count on /staff.
+sessions never count on /staff. In tests: the `portal_client(role)` fixture (signed in through
+the real page), tests.support.login_portal, tests.factories.make_portal_login.
 
 Modules: portal.models (PortalAccount, PortalSession), portal.accounts (registration, links,
 approval, `may_sign_in`, staff actions on a login), portal.auth (sessions, cookie, passwords),

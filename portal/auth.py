@@ -64,8 +64,9 @@ def _load_account() -> PortalAccount | None:
     if not token or g.get("tenant") is None:
         return None
     found = live_session(PortalSession, PortalAccount, token[:64], _contact_join()) if len(token) <= 64 else None
-    if found is None:
+    if found is None:  # ended (signed out elsewhere, by staff, by a new password) or expired
         _forget_cookie()
+        g.portal_signed_out = True
         return None
     _, account, contact = found
     set_committed_value(account, "contact", contact)  # the rule reads it: no second query

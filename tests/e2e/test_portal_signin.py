@@ -41,11 +41,12 @@ def people(app, world) -> dict:
                         primary_color="#0b6e4f", logo=PNG)
         cleo = make_contact("Cleo", "Client", email="cleo.client@example.com", role="client")
         make_portal_login(cleo)
+        cleo_id = cleo.id
         lee = make_contact("Lee", "Lead", email="lee.lead@example.com", role="lead")
         make_portal_login(lee)
         db.session.commit()
         db.session.remove()
-    return {"client": "cleo.client@example.com", "lead": "lee.lead@example.com"}
+    return {"client": "cleo.client@example.com", "lead": "lee.lead@example.com", "client_id": cleo_id}
 
 
 def _no_sideways_scroll(page: Page) -> None:
@@ -110,3 +111,26 @@ def test_a_lead_with_the_right_password_is_told_why(new_context, live_server, wo
         page.goto(live_server.url(world.a.slug, path))
         _no_sideways_scroll(page)
     screenshot(page, "new-link", sizes=("phone",))
+
+
+def test_staff_see_the_devices_and_sign_them_all_out(new_context, live_server, world, people, screenshot):
+    from tests.e2e.test_staff_login import sign_in_with_keyboard
+
+    portal = new_context(viewport=NARROW).new_page()
+    portal.goto(live_server.url(world.a.slug, "/portal/login"))
+    _sign_in_with_keyboard(portal, people["client"])
+    expect(portal.get_by_role("heading", level=1)).to_have_text("Welcome, Cleo")
+
+    staff = new_context(viewport={"width": 1280, "height": 800}).new_page()
+    staff.goto(live_server.url(world.a.slug, f"/staff/contacts/{people['client_id']}"))
+    sign_in_with_keyboard(staff, world.a.members["admin"].email, PASSWORD)
+    panel = staff.locator(".portal-panel")
+    expect(panel).to_contain_text("1 device")
+    expect(panel).to_contain_text("Chrome on Linux")
+    screenshot(staff, "staff-contact-portal-panel")
+    panel.get_by_role("button", name="Sign out everywhere").click()
+    expect(staff.locator(".flash")).to_contain_text("Signed out of the portal on 1 device.")
+
+    portal.reload()
+    expect(portal.get_by_role("heading", level=1)).to_have_text("Sign in to Acme Harbour Consulting")
+    expect(portal.locator(".flash")).to_contain_text("You have been signed out")

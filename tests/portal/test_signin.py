@@ -317,3 +317,38 @@ def test_sign_in_is_rate_limited_per_client_address(app, world, client_for):
     for n in range(per_minute):
         assert login_portal(client, f"someone{n}@acme.example", "wrong-password-here").status_code == 200
     assert login_portal(client, "someone-else@acme.example", "wrong-password-here").status_code == 429
+
+
+def test_an_unknown_address_costs_the_same_password_work_as_a_wrong_password(app, world, client_for, monkeypatch):
+    """Timing: every sign-in attempt checks one argon2 hash, a dummy one when the address is unknown."""
+    from argon2 import PasswordHasher
+
+    calls = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, stored, password):
+            calls.append(stored)
+            return super().verify(stored, password)
+
+    cfg = app.config
+    monkeypatch.setitem(app.extensions, "portico_password_hasher", CountingHasher(
+        time_cost=cfg["ARGON2_TIME_COST"], memory_cost=cfg["ARGON2_MEMORY_COST"], parallelism=cfg["ARGON2_PARALLELISM"]))
+    _, _, email = _ready(app, world)
+    for address in (email, "nobody@acme.example"):
+        calls.clear()
+        login_portal(client_for("acme"), address, "wrong-password-here")
+        assert len(calls) == 1 and calls[0].startswith("$argon2id$"), address
+
+
+def test_the_cookie_is_secure_when_the_app_is(app, world, client_for, monkeypatch):
+    monkeypatch.setitem(app.config, "SESSION_COOKIE_SECURE", True)
+    _, _, email = _ready(app, world)
+    client = client_for("acme")
+    response = client.post("/portal/login", base_url="https://acme.localhost",
+                           headers={"Referer": "https://acme.localhost/portal/login"}, data={
+        "email": email, "password": PASSWORD,
+        "csrf_token": re.search(r'name="csrf-token" content="([^"]+)"',
+                                _text(client.get("/portal/login", base_url="https://acme.localhost"))).group(1)})
+    set_cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(PORTAL_COOKIE)][0]
+    assert "Secure" in set_cookie and "Path=/portal" in set_cookie
+    assert response.headers["Cache-Control"] == "no-store"
