@@ -270,11 +270,11 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
     """(session row, principal, *joined rows) of an open session (not revoked, not expired),
     found by its token in one statement; None otherwise. `joined`: (entity, onclause) pairs
     inner-joined on and returned in order, for a caller whose rule needs more than the
-    principal (the portal's needs the contact). Tenant-scoped tables are filtered to the
+    principal (the portal's needs the contact); pass the same tuple every time (a module
+    constant), the statement is built once per tuple. Tenant-scoped tables are filtered to the
     current tenant, so a token is worthless on another tenant's host. Sets the principal's
     current_session_token, and notes the device as seen."""
-    query = _session_query(session_model, principal_model) if not joined else \
-        _build_session_query(session_model, principal_model, joined)
+    query = _session_query(session_model, principal_model, joined)
     row = db.session.execute(query, {"token": token}).first()
     if row is None:
         return None
@@ -294,13 +294,13 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
 _SESSION_QUERIES: dict = {}
 
 
-def _session_query(session_model, principal_model) -> sa.Select:
+def _session_query(session_model, principal_model, joined: tuple = ()) -> sa.Select:
     """The statement of every signed-in request, built once (building one costs the request
-    more than running it)."""
-    query = _SESSION_QUERIES.get((session_model, principal_model))
+    more than running it): pass the same `joined` tuple (a module constant) every time."""
+    key = (session_model, principal_model, joined)
+    query = _SESSION_QUERIES.get(key)
     if query is None:
-        query = _SESSION_QUERIES[(session_model, principal_model)] = _build_session_query(
-            session_model, principal_model, ())
+        query = _SESSION_QUERIES[key] = _build_session_query(session_model, principal_model, joined)
     return query
 
 

@@ -55,15 +55,16 @@ def current_account() -> PortalAccount | None:
     return g.portal_account
 
 
-def _contact_join():
-    return Contact, sa.and_(Contact.tenant_id == PortalAccount.tenant_id, Contact.id == PortalAccount.contact_id)
+# The account's contact, joined on its composite key: the rule reads it.
+_CONTACT_ON = sa.and_(Contact.tenant_id == PortalAccount.tenant_id, Contact.id == PortalAccount.contact_id)
+_WITH_CONTACT = ((Contact, _CONTACT_ON),)
 
 
 def _load_account() -> PortalAccount | None:
     token = request.cookies.get(COOKIE_NAME)
     if not token or g.get("tenant") is None:
         return None
-    found = live_session(PortalSession, PortalAccount, token[:64], _contact_join()) if len(token) <= 64 else None
+    found = live_session(PortalSession, PortalAccount, token, *_WITH_CONTACT) if len(token) <= 64 else None
     if found is None:  # ended (signed out elsewhere, by staff, by a new password) or expired
         _forget_cookie()
         g.portal_signed_out = True
@@ -146,9 +147,8 @@ def authenticate(email: str, password: str) -> tuple[PortalAccount | None, bool]
         email = ""
     account = None
     if email:
-        contact, onclause = _contact_join()
         row = db.session.execute(
-            sa.select(PortalAccount, contact).join(contact, onclause)
+            sa.select(PortalAccount, Contact).join(Contact, _CONTACT_ON)
             .where(PortalAccount.email == email, PortalAccount.replaced_by_id.is_(None))).first()
         if row is not None:
             account = row[0]
