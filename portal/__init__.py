@@ -17,7 +17,9 @@ the real page), tests.support.login_portal, tests.factories.make_portal_login.
 
 Modules: portal.models (PortalAccount, PortalSession), portal.accounts (registration, links,
 approval, `may_sign_in`, staff actions on a login), portal.auth (sessions, cookie, passwords),
-portal.views (the registrants' link pages), portal.signin, portal.home, portal.profile.
+portal.views (the registrants' link pages), portal.signin, portal.home, portal.profile (with
+portal.details, the contact's own details), portal.activities (events and shared tasks on the
+home), portal.company (a primary contact's company), portal.payments (the places kept for billing).
 """
 from importlib import import_module
 
@@ -29,7 +31,7 @@ from portal import accounts, models  # noqa: F401  (the table, audit actions and
 bp = Blueprint("portal", __name__)
 
 # Each module registers its routes on `bp` when imported.
-VIEW_MODULES = ("views", "signin", "home", "profile")
+VIEW_MODULES = ("views", "signin", "home", "profile", "activities", "company", "payments")
 
 
 bp.before_request(require_tenant_host)

@@ -36,21 +36,25 @@ class HomePanel:
 HOME_PANELS: dict[str, HomePanel] = {}
 
 
-def home_panel(name: str, order: int = 100, template: str | None = None):
+def home_panel(name: str, order: int = 100, template: str | None = None, *, registry: dict | None = None):
     """Register `provider(account) -> dict | None` as the home panel `name` (lower `order`
-    first), rendered with `template` (default templates/portal/panels/<name>.html)."""
+    first), rendered with `template` (default templates/portal/panels/<name>.html). Another
+    page's panels (portal.profile's) live in their own `registry`, by the same rules."""
 
     def register(provider: Callable) -> Callable:
-        HOME_PANELS[name] = HomePanel(name, order, provider, template or f"portal/panels/{name}.html")
+        panels = HOME_PANELS if registry is None else registry
+        panels[name] = HomePanel(name, order, provider, template or f"portal/panels/{name}.html")
         return provider
 
     return register
 
 
-def panels_for(account) -> list[tuple[HomePanel, dict]]:
-    """Each panel with something for `account`, in order, with what it shows."""
+def panels_for(account, registry: dict | None = None) -> list[tuple[HomePanel, dict]]:
+    """Each panel (of the home, or of `registry`) with something for `account`, in order,
+    with what it shows."""
     shown = []
-    for panel in sorted(HOME_PANELS.values(), key=lambda p: (p.order, p.name)):
+    panels = HOME_PANELS if registry is None else registry
+    for panel in sorted(panels.values(), key=lambda p: (p.order, p.name)):
         context = panel.provider(account)
         if context is not None:
             shown.append((panel, context))

@@ -1,5 +1,6 @@
-"""/portal/profile: the signed-in contact's own page: change the password, see and end the
-devices signed in. (The contact's editable details are added beside these.)"""
+"""/portal/profile: the signed-in contact's own page: their details (portal.details), panels
+other areas add (profile_panel, as the home's), change the password, see and end the
+devices signed in."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
@@ -9,21 +10,39 @@ from core.identity import open_sessions
 from core.web import service_call
 from portal import bp
 from portal.auth import change_password, current_account, end_other_sessions, end_session_of, portal_login_required
+from portal.details import FORM_NAME as DETAILS, details_form, save_details
+from portal.home import HomePanel, home_panel, panels_for
+
+# The profile's panels, drawn between the contact's details and their password: each a
+# provider(account) -> dict | None with its template (templates/portal/profile/panels/<name>.html).
+PROFILE_PANELS: dict[str, HomePanel] = {}
+
+
+def profile_panel(name: str, order: int = 100):
+    return home_panel(name, order, f"portal/profile/panels/{name}.html", registry=PROFILE_PANELS)
 
 
 @bp.route("/portal/profile", methods=["GET", "POST"])
 @portal_login_required
 def profile():
     account = current_account()
+    sent = request.form.get("form") if request.method == "POST" else None
+    details = details_form(account, submitted=sent == DETAILS)
+    if sent == DETAILS and details.validate():
+        with service_call(details) as outcome:
+            changed = save_details(details, account)
+        if outcome:
+            flash("Your details are saved." if changed else "Nothing to save: your details were already so.", "success")
+            return redirect(url_for("portal.profile", _anchor="details"))
     password = ChangePasswordForm(prefix="password")
-    if request.method == "POST" and request.form.get("form") == "password" and password.validate():
+    if sent == "password" and password.validate():
         with service_call(password) as outcome:
             change_password(account, password.current_password.data, password.password.data)
         if outcome:
             flash("Your password is changed. Your other devices have been signed out.", "success")
             return redirect(url_for("portal.profile"))
-    return render_template("portal/profile.html", account=account, password=password,
-                           sessions=open_sessions(account))
+    return render_template("portal/profile.html", account=account, details=details, password=password,
+                           panels=panels_for(account, PROFILE_PANELS), sessions=open_sessions(account))
 
 
 @bp.post("/portal/profile/sessions/end")

@@ -45,9 +45,9 @@ from portal.auth import RESET as PORTAL_RESET
 from portal.auth import make_reset_token
 from portal.models import PortalAccount
 from tests.billing.factories import seed_billing
-from tests.factories import seed_crm
+from tests.factories import make_contact, make_portal_login, seed_crm
 from tests.forms.factories import seed_forms
-from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_staff
+from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_portal, login_staff
 
 ROLES = ("owner", "admin", "staff")
 
@@ -118,6 +118,8 @@ CONSOLE_PREFIX = "/admin"
 # Endpoints that end the signed-in session on purpose; they run last so every other probe
 # runs signed in.
 SIGNS_OUT = {"staff.logout"}  # (portal.logout must not: it ends only a portal session)
+# Run last as well: the probes of portal pages run signed in to the attacker's own portal.
+RUNS_LAST = SIGNS_OUT | {"portal.logout"}
 
 # Form fields for one endpoint, over form_data()'s, where the generic form would stop a view
 # short of the logic worth exercising.
@@ -142,6 +144,7 @@ class Victim:
     tokens: dict[str, str]
     markers: tuple[str, ...]
     crm_ids: dict[str, list[int]]
+    portal_email: str  # a contact of the tenant whose portal login may sign in
 
     @property
     def host(self) -> str:
@@ -184,12 +187,16 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         tokens[PORTAL_VERIFY] = make_verify_token(account)
         tokens[PORTAL_SET_PASSWORD] = make_set_password_token(account)
         tokens[PORTAL_RESET] = make_reset_token(account)
+        # A client of the tenant who signs in to its portal: the attacker's portal pages are
+        # probed signed in (as its staff pages are), so B's ids there must be a 404 too.
+        portal_email = f"portal-client@{side.slug}.example"
+        make_portal_login(make_contact(f"{crm_marker}Paula", "Portal", role="client", email=portal_email))
     people = [*side.members.values(), Member(pending.id, pending.email, pending.name, "staff")]
     # Long, specific strings only: a short one (the bare slug) could turn up by chance inside
     # a random CSRF token and make the suite flaky.
     markers = (side.name, side.host, domain, *extra_markers,
                *(p.email for p in people), *(p.name for p in people))
-    return Victim(side, people[-1], tokens, markers, crm_ids)
+    return Victim(side, people[-1], tokens, markers, crm_ids, portal_email)
 
 
 @pytest.fixture
@@ -265,8 +272,8 @@ def planned_probes(app) -> list[Probe]:
         probes.extend(Probe(rule, method, expect) for method in _methods(rule))
     if gaps:
         pytest.fail("the cross-tenant harness cannot aim these routes at another tenant:\n  " + "\n  ".join(gaps))
-    # Sign-out last, so every other probe runs signed in.
-    return sorted(probes, key=lambda p: (p.endpoint in SIGNS_OUT, p.rule.rule, p.method))
+    # Sign-out last, so every other probe runs signed in (to the staff area and the portal).
+    return sorted(probes, key=lambda p: (p.endpoint in RUNS_LAST, p.rule.rule, p.method))
 
 
 def form_data(attacker: TenantWorld, victim_id: int, n: int) -> dict:
@@ -464,6 +471,14 @@ def control(client, probe: Probe, own: Victim, who: str) -> list[str]:
     return problems
 
 
+def sign_into_portal(client, own: Victim) -> None:
+    """The same browser signs in to its own tenant's portal too (a separate cookie), so portal
+    routes taking an id answer for the signed-in contact rather than with the sign-in page."""
+    response = login_portal(client, own.portal_email)
+    assert response.status_code == 302, f"{own.portal_email} could not sign in to the portal (control)"
+    assert client.get("/portal/").status_code == 200, "the portal home does not take the portal session (control)"
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 def test_every_route_is_covered(app):
@@ -496,6 +511,7 @@ def test_tenant_a_cannot_reach_tenant_b(role, app, world, tenants, staff_client,
             f"{endpoint}: B's token does not work on B's host ({response.status_code}); the probe would prove nothing")
 
     client = staff_client(role)
+    sign_into_portal(client, own)
     attack = Attack(app, deliver, client, world.a, world.a.members[role], victim, snapshot(app, victim.world.id))
 
     for probe in probes:
@@ -515,6 +531,7 @@ def test_tenant_b_cannot_reach_tenant_a(app, world, tenants, staff_client, deliv
     unchanged, nothing of A's shown or e-mailed."""
     victim = tenants["a"]
     client = staff_client("owner", tenant="b")
+    sign_into_portal(client, tenants["b"])
     attack = Attack(app, deliver, client, world.b, world.b.members["owner"], victim, snapshot(app, victim.world.id))
     aimed = [p for p in planned_probes(app) if p.expect in (NOT_FOUND, TOKEN_REFUSED)]
     assert {p.expect for p in aimed} == {NOT_FOUND, TOKEN_REFUSED}, "no id or token rule left to aim at A"
