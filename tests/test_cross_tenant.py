@@ -619,6 +619,8 @@ def test_a_portal_login_of_a_reaches_nothing_of_b(app, world, tenants, portal_cl
             body = response.get_data().decode("utf-8", "replace") + response.headers.get("Location", "")
             if response.status_code >= 500:
                 problems.append(f"{label}: server error {response.status_code}")
+            if probe.expect == NOT_FOUND and response.status_code != 404:
+                problems.append(f"{label}: B's id answered {response.status_code}, expected 404")
             if probe.expect == TOKEN_REFUSED and not (response.status_code == 400 and TOKEN_REFUSED_PAGE in body):
                 problems.append(f"{label}: B's token answered {response.status_code}, not refused")
             if found(body, victim.markers):
