@@ -91,7 +91,9 @@ def portal_login_required(view):
         if current_account() is None:
             if g.get("portal_signed_out"):
                 flash(SIGNED_OUT_NOTICE, "info")
-            return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+            # Back to a page after signing in, never to a form's POST-only address.
+            back = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("portal.login", next=back))
         return view(*args, **kwargs)
 
     return wrapper
@@ -116,6 +118,10 @@ def _forget_cookie() -> None:
 
 
 def _apply_cookie(response):
+    if g.get(_ACCOUNT) is not None:
+        # A signed-in contact's page: never kept by a cache, nor shown again by the Back
+        # button of a shared computer after signing out.
+        response.headers["Cache-Control"] = "no-store"
     if _COOKIE_CHANGE not in g:
         return response
     change = g.portal_cookie_change

@@ -3,8 +3,9 @@ other areas add (profile_panel, as the home's), change the password, see and end
 devices signed in."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 
+from core.extensions import limiter
 from core.forms import ChangePasswordForm
 from core.identity import open_sessions
 from core.web import service_call
@@ -22,7 +23,12 @@ def profile_panel(name: str, order: int = 100):
     return home_panel(name, order, f"portal/profile/panels/{name}.html", registry=PROFILE_PANELS)
 
 
+def _password_limit():
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
 @bp.route("/portal/profile", methods=["GET", "POST"])
+@limiter.limit(_password_limit, methods=["POST"])  # the current password is asked: no guessing it here
 @portal_login_required
 def profile():
     account = current_account()

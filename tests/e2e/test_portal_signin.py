@@ -107,7 +107,7 @@ def test_a_lead_with_the_right_password_is_told_why(new_context, live_server, wo
     screenshot(page, "lead-refused")
     _no_sideways_scroll(page)
 
-    for path in ("/portal/forgot", "/portal/new-link"):
+    for path in ("/portal/forgot", "/portal/new-link", "/portal/reset/not-a-real-token"):
         page.goto(live_server.url(world.a.slug, path))
         _no_sideways_scroll(page)
     screenshot(page, "new-link", sizes=("phone",))

@@ -102,8 +102,14 @@ def test_anonymous_visitors_go_to_sign_in_with_a_safe_next(app, world, client_fo
     assert bare.status_code in (301, 308) and bare.headers["Location"].endswith("/portal/")
     assert client.get("/portal/").headers["Location"] == "/portal/login?next=/portal/"
 
+    # A form sent after the session ended brings them back to the home, not to a POST-only address.
+    ended = post_form(client, "/portal/profile/sessions/end")
+    assert ended.status_code == 302 and ended.headers["Location"] == "/portal/login"
+
     _, _, email = _ready(app, world)
     assert login_portal(client, email, next="/portal/profile").headers["Location"] == "/portal/profile"
+    signed_in = client.get("/portal/profile")
+    assert signed_in.headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/portal/", "//evil.example/portal/", "/\\evil.example",
