@@ -43,9 +43,10 @@ from portal.accounts import VERIFY as PORTAL_VERIFY
 from portal.accounts import make_set_password_token, make_verify_token
 from portal.auth import RESET as PORTAL_RESET
 from portal.auth import make_reset_token
+from crm.models import Circle
 from portal.models import PortalAccount
 from tests.billing.factories import seed_billing
-from tests.factories import make_contact, make_portal_login, seed_crm
+from tests.factories import add_to_circle, make_contact, make_portal_login, seed_crm
 from tests.forms.factories import seed_forms
 from tests.support import PASSWORD, Member, TenantWorld, csrf_token, host_of, login_portal, login_staff
 
@@ -190,7 +191,11 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         # A client of the tenant who signs in to its portal: the attacker's portal pages are
         # probed signed in (as its staff pages are), so B's ids there must be a 404 too.
         portal_email = f"portal-client@{side.slug}.example"
-        make_portal_login(make_contact(f"{crm_marker}Paula", "Portal", role="client", email=portal_email))
+        portal_person = make_contact(f"{crm_marker}Paula", "Portal", role="client", email=portal_email)
+        make_portal_login(portal_person)
+        # A member of the seeded Circle: the portal's Circle pages answer the tenant's own ids
+        # (the controls), so their 404 for another tenant's means something.
+        add_to_circle(db.session.get(Circle, crm_ids["Circle"][0]), contact=portal_person)
     people = [*side.members.values(), Member(pending.id, pending.email, pending.name, "staff")]
     # Long, specific strings only: a short one (the bare slug) could turn up by chance inside
     # a random CSRF token and make the suite flaky.
