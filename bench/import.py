@@ -14,7 +14,7 @@ first import meets it (no statistics yet; only the import's own ANALYZE, core.st
 help), once after ANALYZE, as on a long-lived database. The benchmark runs no ANALYZE on the
 app's behalf in the first case.
 
-    python bench/import.py [--size N | --quick] [--database-url URL]
+    python bench/import.py [--rows N | --quick] [--database-url URL]
 
 The database defaults to BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL), else a
 temporary SQLite (no COPY baseline, no statistics pair then). Targets (issue 12): at least
@@ -283,7 +283,8 @@ def _child(size: int, database_url: str | None, *args: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=None, help="rows of the headline import (100,000; --quick 20,000)")
+    parser.add_argument("--size", "--rows", type=int, default=None, dest="size",
+                        help="rows of the headline import (100,000; --quick 20,000)")
     parser.add_argument("--quick", action="store_true", help="the headline import at 20,000 rows (make bench)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL")
                         or os.environ.get("TEST_DATABASE_URL"))
@@ -348,19 +349,27 @@ def main() -> None:
         print(f"  worker processes on the queue: one {one['rows_per_s']:,} rows/s, two {two['rows_per_s']:,} rows/s "
               f"({speedup}x); CPU per row with one: workers {one['worker_cpu_s'] / size * 1e6:.0f} µs, database "
               f"{one['database_cpu_s'] / size * 1e6:.0f} µs ({share:.0%} of it in the database); lost "
-              f"{two['lost']}, duplicated {two['duplicated']} with two")
+              f"{one['lost']}, duplicated {one['duplicated']} with one, lost {two['lost']}, duplicated "
+              f"{two['duplicated']} with two")
+        if (one["created"], one["updated"], one["merged"]) != (two["created"], two["updated"], two["merged"]):
+            print(f"  the counts differ: one worker {one['created']:,} created, {one['updated']:,} updated, "
+                  f"{one['merged']:,} merged; two {two['created']:,}, {two['updated']:,}, {two['merged']:,}")
         few, many = (_child(COMPANIES_SIZE, args.database_url, "--companies", str(n)) for n in (100, COMPANIES_MANY))
         slower = round(few["rows_per_s"] / many["rows_per_s"], 2)
         print(f"  {COMPANIES_SIZE:,} rows with 100 companies already in the tenant: {few['rows_per_s']:,} rows/s; "
               f"with {COMPANIES_MANY:,}: {many['rows_per_s']:,} rows/s ({slower}x)")
         out |= {"one_worker_rows_per_s": one["rows_per_s"], "two_workers_rows_per_s": two["rows_per_s"],
-                "two_workers_speedup": speedup, "worker_cpu_us_per_row": round(one["worker_cpu_s"] / size * 1e6),
+                "two_workers_speedup": speedup, "one_worker_lost": one["lost"], "one_worker_duplicated": one["duplicated"],
+                "two_workers_lost": two["lost"], "two_workers_duplicated": two["duplicated"], "worker_cpu_us_per_row": round(one["worker_cpu_s"] / size * 1e6),
                 "database_cpu_us_per_row": round(one["database_cpu_s"] / size * 1e6),
                 "database_cpu_share": round(share, 2), "rows_per_s_100_companies": few["rows_per_s"],
                 f"rows_per_s_{COMPANIES_MANY}_companies": many["rows_per_s"], "many_companies_ratio": slower}
         targets += [
             target(f"two worker processes vs one, {size:,} rows", speedup, at_least=1.6, unit="x"),
+            target("rows lost or duplicated with one worker process", one["lost"] + one["duplicated"], at_most=0),
             target("rows lost or duplicated with two workers", two["lost"] + two["duplicated"], at_most=0),
+            target("counts with two workers unlike one's (created, updated, merged)",
+                   sum(one[k] != two[k] for k in ("created", "updated", "merged")), at_most=0),
             target(f"{COMPANIES_MANY:,} companies in the tenant vs 100", slower, at_most=1.2, unit="x"),
         ]
     out["targets"] = targets
