@@ -106,6 +106,17 @@ def load_config(instance_path: Path) -> dict:
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         # A contact import's upload has its own, larger limit (staff/imports.py).
         "IMPORT_MAX_BYTES": _int("IMPORT_MAX_BYTES", 50 * 1024 * 1024),
+        # Files staff upload for the portal (core.storage): local disk by default, an
+        # S3-compatible bucket when S3_BUCKET is set. CIRCLE_FILE_MAX_BYTES caps what a
+        # tenant's own limit (CRM settings) may allow.
+        "FILE_STORAGE_PATH": os.environ.get("FILE_STORAGE_PATH", str(instance_path / "files")),
+        "S3_BUCKET": os.environ.get("S3_BUCKET") or None,
+        "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL") or None,
+        "S3_REGION": os.environ.get("S3_REGION") or None,
+        "S3_ACCESS_KEY_ID": os.environ.get("S3_ACCESS_KEY_ID") or None,
+        "S3_SECRET_ACCESS_KEY": os.environ.get("S3_SECRET_ACCESS_KEY") or None,
+        "S3_PREFIX": os.environ.get("S3_PREFIX", ""),
+        "CIRCLE_FILE_MAX_BYTES": _int("CIRCLE_FILE_MAX_BYTES", 100 * 1024 * 1024),
         # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
         # Payments (billing/): Stripe's API address (unset: Stripe itself), the platform-wide

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, g, request
+from flask import abort, current_app, flash, g, request, send_file
 from werkzeug.routing import IntegerConverter
 
+from core import rich_text
 from core.db import db
 from core.errors import ServiceError
 from core.identity import current_principal, real_principal
@@ -84,6 +85,8 @@ def init_app(app) -> None:
 
     app.jinja_env.filters["datetime"] = time_element
     app.jinja_env.filters["device"] = describe_device
+    app.jinja_env.filters["rich_text"] = rich_text.render
+    app.jinja_env.filters["file_size"] = file_size
 
 
 # (what the User-Agent says, what people call it), the first match wins: Edge and Opera also
@@ -103,6 +106,16 @@ def describe_device(user_agent: str | None) -> str:
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or "An unknown browser"
+
+
+def file_size(n: int | None) -> str:
+    """1,234 bytes as "1.2 KB"; the templates' `|file_size`."""
+    if n is None:
+        return "—"
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
 
 
 def time_element(value) -> Markup:
@@ -177,6 +190,19 @@ def service_call(form=None, *, show_error: bool = True) -> Iterator[ServiceOutco
         raise
     else:
         outcome.committed = True
+
+
+def send_stored_file(stream, *, name: str, content_type: str, size: int | None, inline: bool):
+    """A stored upload as a download: its own type (told by its content when it was stored),
+    an attachment unless `inline`, never sniffed by the browser, never kept by a shared cache."""
+    response = send_file(stream, mimetype=content_type, as_attachment=not inline, download_name=name,
+                         conditional=False, max_age=0)
+    if size is not None:
+        response.content_length = size
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.cache_control.private = True
+    response.cache_control.no_store = True
+    return response
 
 
 def safe_next_url(target: str | None, default: str) -> str:

@@ -11,6 +11,7 @@ tests, and background jobs running in their own transactions.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -69,6 +70,8 @@ def app(database_url, mailbox, tmp_path_factory):
         "PLATFORM_DOMAIN": PLATFORM,
         "SECRET_KEY": "test-secret-key",
         "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("jobs") / "jobs.sqlite"),
+        "FILE_STORAGE_PATH": str(tmp_path_factory.mktemp("files")),
+        "S3_BUCKET": None,
         "REDIS_URL": None,
         "RATELIMIT_STORAGE_URI": "memory://",
         "MAIL_SERVER": "127.0.0.1",
@@ -103,6 +106,7 @@ def _clean_slate(app, mailbox):
     with app.app_context():
         db.session.remove()
         _empty_all_tables()
+    shutil.rmtree(app.config["FILE_STORAGE_PATH"], ignore_errors=True)  # stored uploads go with their rows
     huey.flush()
     limiter.reset()
     mailbox.messages.clear()
