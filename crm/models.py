@@ -16,6 +16,8 @@ class ContactRole:
 
 
 _ROLE_CHECK = "role in ('lead', 'prospect', 'client')"
+DEFAULT_FILE_KINDS = ("pdf", "png", "jpeg", "gif", "webp", "docx", "xlsx", "pptx", "txt", "csv")
+DEFAULT_FILE_KINDS_JSON = '["pdf", "png", "jpeg", "gif", "webp", "docx", "xlsx", "pptx", "txt", "csv"]'
 DEFAULT_STATUSES = ("New", "Contacted", "Qualified", "Converted", "Unqualified")
 
 
@@ -38,6 +40,11 @@ class CrmSettings(TenantScoped, db.Model):
     company_match_threshold: Mapped[int] = mapped_column(default=90, server_default="90")
     # Origins (scheme://host[:port]) allowed to frame the tenant's kickoff forms.
     form_embed_origins: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
+    # Files staff put in Circles for the portal: the largest one, and the kinds allowed
+    # (crm.circle_content.FILE_KINDS), told by their content.
+    circle_file_max_mb: Mapped[int] = mapped_column(default=20, server_default="20")
+    circle_file_kinds: Mapped[list] = mapped_column(sa.JSON, default=lambda: list(DEFAULT_FILE_KINDS),
+                                                    server_default=DEFAULT_FILE_KINDS_JSON)
 
 
 class PipelineStatus(TenantScoped, db.Model):
@@ -286,6 +293,59 @@ class CircleStaff(TenantScoped, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     circle_id: Mapped[int]
     staff_id: Mapped[int]
+
+
+class CircleItem(TenantScoped, db.Model):
+    """What staff publish to a Circle's members in the portal, in the Circle's order: a page
+    (title and sanitised rich text), a link (an http(s) address) or a file (kept in
+    core.storage under `storage_key`; its type told by its content). Unpublished while
+    `published_at` is NULL."""
+
+    __tablename__ = "circle_item"
+    audit_type = "circle_item"
+    PAGE, LINK, FILE = "page", "link", "file"
+    KINDS = {PAGE: "Page", LINK: "Link", FILE: "File"}
+    __tenant_table_args__ = (
+        tenant_fk("circle_id", "circle", ondelete="CASCADE"),
+        tenant_fk("created_by_id", "staff_user"),
+        tenant_fk("updated_by_id", "staff_user"),
+        sa.CheckConstraint("kind in ('page', 'link', 'file')", name="kind"),
+        sa.CheckConstraint("kind <> 'link' OR url IS NOT NULL", name="link_has_url"),
+        sa.CheckConstraint("kind <> 'file' OR (storage_key IS NOT NULL AND file_name IS NOT NULL "
+                           "AND file_size IS NOT NULL AND content_type IS NOT NULL)", name="file_is_stored"),
+        # A Circle's items in order; and the newest published ones of a few Circles (the
+        # portal's "latest" panel) from the same index.
+        sa.Index("ix_circle_item_tenant_id_circle_id_position", "tenant_id", "circle_id", "position"),
+        sa.Index("ix_circle_item_tenant_id_circle_id_published_at", "tenant_id", "circle_id", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circle_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str | None] = mapped_column(sa.Text)  # page: sanitised HTML
+    url: Mapped[str | None] = mapped_column(sa.String(2000))  # link
+    storage_key: Mapped[str | None] = mapped_column(sa.String(200))  # file
+    file_name: Mapped[str | None] = mapped_column(sa.String(255))
+    file_size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    content_type: Mapped[str | None] = mapped_column(sa.String(100))
+    position: Mapped[int] = mapped_column(default=0)
+    published_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None]
+    updated_by_id: Mapped[int | None]
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def kind_label(self) -> str:
+        return self.KINDS[self.kind]
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class Tag(TenantScoped, db.Model):

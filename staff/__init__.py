@@ -9,7 +9,7 @@ from core.tenancy import require_tenant_host
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 # Each module registers its routes on `bp` when imported.
-VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "tags", "tasks", "events", "crm_settings",
+VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "circle_items", "tags", "tasks", "events", "crm_settings",
                 "duplicates", "segments", "bulk", "operations", "portal_accounts", "imports")
 
 

@@ -14,6 +14,7 @@ from core.identity import StaffUser, current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import int_arg, service_call
+from crm import circle_content
 from crm import circles as service
 from crm.access import contact_visible_to, get_visible_contact_or_404
 from crm.models import Circle, Company, Contact
@@ -136,7 +137,7 @@ def circle(circle_id):
         "staff/circles/detail.html", circle=circle, contacts=contacts, companies=companies, history=history,
         find=find, found=found, find_company=find_company, found_companies=found_companies, editable=editable,
         assigned=assigned, assignable=assignable, contact_page_url=contact_page_url,
-        contact_list_url=_contact_list_url(circle))
+        contact_list_url=_contact_list_url(circle), items=circle_content.items_of(circle))
 
 
 def _contact_list_url(circle: Circle) -> str | None:

@@ -5,7 +5,7 @@ crm.pipeline, crm.custom_fields and crm.settings_service."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
@@ -14,6 +14,8 @@ from core.identity import StaffRole, StaffUser, current_principal
 from core.permissions import require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import service_call
+from core.forms import MultiCheckboxField
+from crm import circle_content
 from crm import custom_fields as fields_service
 from crm import pipeline
 from crm import settings_service
@@ -22,7 +24,7 @@ from crm.setup import settings
 from staff import bp
 
 ANCHORS = {"pipeline": "pipeline", "fields": "custom-fields", "visibility": "visibility", "phone": "phone-numbers",
-           "forms": "kickoff-forms"}
+           "forms": "kickoff-forms", "circle_files": "circle-files"}
 
 
 # --- forms -------------------------------------------------------------------------------------------
@@ -88,6 +90,16 @@ class KickoffFormsSettingsForm(FlaskForm):
                     "taken as that company. 100: only the same name; lower matches more spellings.")
 
 
+class CircleFilesForm(FlaskForm):
+    # The service checks both (with plain-words messages), so the form does not refuse first.
+    circle_file_max_mb = StringField("Largest file (MB)", render_kw={"inputmode": "numeric", "maxlength": 4},
+                                     description="Staff cannot upload a larger file to a Circle.")
+    circle_file_kinds = MultiCheckboxField(
+        "Kinds of file allowed", validate_choice=False,
+        choices=[SelectChoice(k, kind.label) for k, kind in circle_content.FILE_KINDS.items()],
+        description="Told by the file's content, not its name: a file whose name says another kind is refused.")
+
+
 # --- helpers -----------------------------------------------------------------------------------------
 
 def _back(section: str):
@@ -110,7 +122,8 @@ def _rename_forms(statuses, failed: StatusForm | None = None, failed_id: int | N
 
 def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: StatusForm | None = None,
           rename_id: int | None = None, visibility: VisibilityForm | None = None,
-          region: RegionForm | None = None, kickoff: KickoffFormsSettingsForm | None = None):
+          region: RegionForm | None = None, kickoff: KickoffFormsSettingsForm | None = None,
+          circle_files: CircleFilesForm | None = None):
     """The settings page; a form that failed is passed in so it shows its errors and keeps what
     was typed."""
     current = settings()
@@ -126,6 +139,9 @@ def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: St
         kickoff = KickoffFormsSettingsForm(formdata=None, data={
             "form_embed_origins": "\n".join(current.form_embed_origins or []),
             "company_match_threshold": str(current.company_match_threshold)})
+    if circle_files is None:
+        circle_files = CircleFilesForm(formdata=None, data={
+            "circle_file_max_mb": str(current.circle_file_max_mb), "circle_file_kinds": current.circle_file_kinds})
     move_forms = {}
     for s in archived:
         form = MoveContactsForm(prefix=f"move-{s.id}", formdata=None)
@@ -142,7 +158,8 @@ def _page(status: int = 200, *, new_status: StatusForm | None = None, rename: St
         rename_open=rename_id, move_forms=move_forms,
         fields={entity: fields_service.definitions(entity, include_archived=True) for entity in CustomField.ENTITIES},
         entity_labels=fields_service.ENTITY_LABELS, types=CustomField.TYPES,
-        visibility=visibility, region=region, kickoff=kickoff, current=current, staff_count=staff_count,
+        visibility=visibility, region=region, kickoff=kickoff, circle_files=circle_files, current=current,
+        staff_count=staff_count,
         region_name=settings_service.region_name(current.default_region),
         example=settings_service.local_example(shown_region),
     ), status
@@ -467,3 +484,19 @@ def crm_kickoff_forms():
             flash("Kickoff form settings saved." if changed else "Nothing to change.", "success")
             return _back("forms")
     return _page(422, kickoff=form)
+
+
+@bp.post("/settings/crm/circle-files", endpoint="crm_settings_circle_files")
+@staff_login_required
+def crm_circle_files():
+    require("crm.configure")
+    form = CircleFilesForm()
+    if form.validate_on_submit():
+        with service_call(form) as outcome:
+            changed = circle_content.set_file_limits(
+                form.circle_file_max_mb.data, form.circle_file_kinds.data or [], current_principal(),
+                platform_max_bytes=current_app.config["CIRCLE_FILE_MAX_BYTES"])
+        if outcome:
+            flash("Circle file limits saved." if changed else "Nothing to change.", "success")
+            return _back("circle_files")
+    return _page(422, circle_files=form)

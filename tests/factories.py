@@ -7,7 +7,7 @@ import itertools
 import sqlalchemy as sa
 
 from core.db import db, utcnow
-from crm.models import (Circle, CircleMember, Company, Contact, CustomField, Event, EventAttendee, Note,
+from crm.models import (Circle, CircleItem, CircleMember, Company, Contact, CustomField, Event, EventAttendee, Note,
                         PipelineStatus, Segment, Tag, Task, TimelineEntry)
 from crm.normalize import company_name_key
 from crm.search import index_contact
@@ -45,6 +45,28 @@ def make_circle(name: str | None = None, **fields) -> Circle:
 def add_to_circle(circle: Circle, *, contact: Contact | None = None, company: Company | None = None) -> CircleMember:
     return _add(CircleMember(circle_id=circle.id, contact_id=contact.id if contact else None,
                              company_id=company.id if company else None))
+
+
+def make_circle_item(circle: Circle, kind: str = "page", title: str | None = None, *, published: bool = True,
+                     data: bytes | None = None, **fields) -> CircleItem:
+    """A page, link or file of the circle, published unless told otherwise; a file's bytes are
+    really stored (core.storage), as an upload would leave them."""
+    from core.storage import new_key, storage
+    fields.setdefault("position", next(_seq))
+    if kind == "page":
+        fields.setdefault("body", "<p>Welcome to the circle.</p>")
+    elif kind == "link":
+        fields.setdefault("url", "https://example.com/guide")
+    elif kind == "file":
+        import io
+        data = data if data is not None else b"%PDF-1.4\n% a small PDF\n%%EOF\n"
+        key = new_key(f"circle-files/{circle.tenant_id}/{circle.id}")
+        storage().put(key, io.BytesIO(data))
+        fields.setdefault("file_name", "guide.pdf")
+        fields.setdefault("content_type", "application/pdf")
+        fields.update(storage_key=key, file_size=len(data))
+    return _add(CircleItem(circle_id=circle.id, kind=kind, title=title or f"{kind.title()} {next(_seq)}",
+                           published_at=utcnow() if published else None, **fields))
 
 
 def make_tag(name: str | None = None) -> Tag:
@@ -140,6 +162,8 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
     circle = make_circle(f"{marker}VIP circle")
     add_to_circle(circle, contact=contact)
     add_to_circle(circle, company=company)
+    page = make_circle_item(circle, "page", f"{marker}Members' page", body=f"<p>{marker}members only</p>")
+    document = make_circle_item(circle, "file", f"{marker}Price list", file_name=f"{marker}prices.pdf")
     tag = make_tag(f"{marker}hot")
     tag_record(tag, contact=contact)
     tag_record(tag, company=company)
@@ -160,7 +184,8 @@ def seed_crm(marker: str = "") -> dict[str, list[int]]:
                          created_by_id=starter)
     # A registrant waiting in the approval queue (and whose links the harness aims at).
     account = make_portal_account(contact, source=f"{marker}Kickoff form")
-    return {"PortalAccount": [account.id], "Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id], "Tag": [tag.id],
+    return {"PortalAccount": [account.id], "Company": [company.id], "Contact": [contact.id, lead.id], "Circle": [circle.id],
+            "CircleItem": [page.id, document.id], "Tag": [tag.id],
             "Note": [note.id], "Task": [task.id], "Event": [event.id], "CustomField": [field.id],
             "Segment": [segment.id], "PipelineStatus": statuses, "Operation": [operation.id],
             "ContactImport": [upload.id]}

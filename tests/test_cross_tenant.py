@@ -81,7 +81,8 @@ PATH_PARAMS: dict[str, PathParam] = {
     # The CRM's records: every one of the victim's (tests/factories.py seed_crm makes them).
     **{param: PathParam(OBJECT_ID, lambda victim, endpoint, model=model: victim.crm_ids[model])
        for param, model in {
-           "contact_id": "Contact", "company_id": "Company", "circle_id": "Circle", "tag_id": "Tag",
+           "contact_id": "Contact", "company_id": "Company", "circle_id": "Circle", "item_id": "CircleItem",
+           "tag_id": "Tag",
            "note_id": "Note", "task_id": "Task", "event_id": "Event", "field_id": "CustomField",
            "segment_id": "Segment", "status_id": "PipelineStatus", "operation_id": "Operation",
            "import_id": "ContactImport",
