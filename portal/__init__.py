@@ -31,7 +31,7 @@ from portal import accounts, models  # noqa: F401  (the table, audit actions and
 bp = Blueprint("portal", __name__)
 
 # Each module registers its routes on `bp` when imported.
-VIEW_MODULES = ("views", "signin", "home", "profile", "activities", "company", "payments")
+VIEW_MODULES = ("views", "signin", "home", "profile", "activities", "company", "payments", "circles")
 
 
 bp.before_request(require_tenant_host)
