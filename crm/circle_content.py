@@ -398,15 +398,22 @@ def set_file_limits(max_mb, kinds, actor, *, platform_max_bytes: int) -> bool:
 
 # --- what a portal contact sees ------------------------------------------------------------------------------
 
-def member_circle_ids(contact: Contact):
-    """SELECT of the ids of the (unarchived) Circles the contact is a current member of: in
-    the Circle themselves, or their company is. The one rule the portal asks."""
-    who = CircleMember.contact_id == contact.id
-    if contact.company_id is not None:
-        who = sa.or_(who, CircleMember.company_id == contact.company_id)
+def _member_circle_ids(with_company: bool):
+    who = CircleMember.contact_id == sa.bindparam("contact_id")
+    if with_company:
+        who = sa.or_(who, CircleMember.company_id == sa.bindparam("company_id"))
     return (sa.select(CircleMember.circle_id)
             .join(Circle, sa.and_(Circle.id == CircleMember.circle_id, Circle.tenant_id == CircleMember.tenant_id))
             .where(who, CircleMember.removed_at.is_(None), Circle.archived_at.is_(None)))
+
+
+def member_circle_ids(contact: Contact):
+    """SELECT of the ids of the (unarchived) Circles the contact is a current member of: in
+    the Circle themselves, or their company is. The one rule the portal asks."""
+    with_company = contact.company_id is not None
+    query = _member_circle_ids(with_company)
+    values = {"contact_id": contact.id, **({"company_id": contact.company_id} if with_company else {})}
+    return query.params(values)
 
 
 def member_circles(contact: Contact) -> list[Circle]:
@@ -433,23 +440,41 @@ def published_item(circle: Circle, item_id: int | None) -> CircleItem | None:
 
 @dataclass(frozen=True)
 class LatestItem:
-    item: CircleItem
+    """What the "latest" panel shows of an item (not its body), with its Circle's name."""
+
+    id: int
+    kind: str
+    title: str
+    url: str | None
+    file_name: str | None
+    file_size: int | None
+    published_at: object
     circle_id: int
     circle_name: str
-    circle_color: str
+
+
+def _latest_query(with_company: bool):
+    return (sa.select(CircleItem.id, CircleItem.kind, CircleItem.title, CircleItem.url, CircleItem.file_name,
+                      CircleItem.file_size, CircleItem.published_at, Circle.id, Circle.name)
+            .join(Circle, sa.and_(Circle.id == CircleItem.circle_id, Circle.tenant_id == CircleItem.tenant_id))
+            .where(CircleItem.circle_id.in_(_member_circle_ids(with_company)), CircleItem.published_at.is_not(None))
+            .order_by(CircleItem.published_at.desc(), CircleItem.id.desc())
+            .limit(sa.bindparam("limit")))
+
+
+# Built once: every visit to the portal home runs it, and building the statement cost more
+# than running it. The tenant's filter is added when it runs (core.tenancy), as for any query.
+_LATEST = {with_company: _latest_query(with_company) for with_company in (False, True)}
 
 
 def latest_items(contact: Contact, limit: int = LATEST) -> list[LatestItem]:
     """The newest published items of all the contact's Circles, newest first: one query
     (the membership rule as a subquery, each Circle's items from
-    ix_circle_item_tenant_id_circle_id_published_at)."""
-    rows = db.session.execute(
-        sa.select(CircleItem, Circle.id, Circle.name, Circle.color)
-        .join(Circle, sa.and_(Circle.id == CircleItem.circle_id, Circle.tenant_id == CircleItem.tenant_id))
-        .where(CircleItem.circle_id.in_(member_circle_ids(contact)), CircleItem.published_at.is_not(None))
-        .order_by(CircleItem.published_at.desc(), CircleItem.id.desc())
-        .limit(limit))
-    return [LatestItem(item, circle_id, name, color) for item, circle_id, name, color in rows]
+    ix_circle_item_tenant_id_circle_id_published_at), of the columns the panel shows."""
+    with_company = contact.company_id is not None
+    values = {"contact_id": contact.id, "limit": limit,
+              **({"company_id": contact.company_id} if with_company else {})}
+    return [LatestItem(*row) for row in db.session.execute(_LATEST[with_company], values)]
 
 
 def published_counts(circle_ids: list[int]) -> dict[int, int]:

@@ -60,7 +60,7 @@ def circles_page():
     return render_template("portal/circles/list.html", circles=circles, counts=counts)
 
 
-@bp.get("/portal/circles/<int:circle_id>", endpoint="circle")
+@bp.get("/portal/circles/<int:circle_id>", endpoint="circles_circle")
 @_ids_first
 @portal_login_required
 def circle_page(circle_id):
@@ -69,17 +69,17 @@ def circle_page(circle_id):
                            items=content.items_of(circle, published_only=True))
 
 
-@bp.get("/portal/circles/<int:circle_id>/items/<int:item_id>", endpoint="circle_item")
+@bp.get("/portal/circles/<int:circle_id>/items/<int:item_id>", endpoint="circles_item")
 @_ids_first
 @portal_login_required
 def item_page(circle_id, item_id):
     circle, item = _readable_item(circle_id, item_id)
     if item.kind == CircleItem.FILE:
-        return redirect(url_for("portal.circle_file", circle_id=circle.id, item_id=item.id))
+        return redirect(url_for("portal.circles_file", circle_id=circle.id, item_id=item.id))
     return render_template("portal/circles/item.html", circle=circle, item=item)
 
 
-@bp.get("/portal/circles/<int:circle_id>/items/<int:item_id>/file", endpoint="circle_file")
+@bp.get("/portal/circles/<int:circle_id>/items/<int:item_id>/file", endpoint="circles_file")
 @_ids_first
 @portal_login_required
 def file_download(circle_id, item_id):

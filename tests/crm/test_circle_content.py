@@ -352,8 +352,8 @@ def test_members_read_their_circles_and_nobody_else_does(app, world):
             "outsider": content.member_circles(outsider),
             "leaver": content.member_circle(leaver, own.id),
             "person_other": content.member_circle(person, other.id),
-            "person_latest": [row.item.title for row in content.latest_items(person)],
-            "colleague_latest": [row.item.title for row in content.latest_items(colleague)],
+            "person_latest": [row.title for row in content.latest_items(person)],
+            "colleague_latest": [row.title for row in content.latest_items(colleague)],
             "draft": content.published_item(own, content.items_of(own)[1].id),
         }
     seen = in_tenant(app, world.a, build)
@@ -376,7 +376,7 @@ def test_latest_content_is_one_query_for_many_circles(app, world):
         with counted_queries(app) as statements:
             latest = content.latest_items(person)
         assert len(latest) == content.LATEST and len(statements) == 1
-        assert latest[0].item.title == "C19 item 9"
+        assert latest[0].title == "C19 item 9"
         member = db.session.scalar(sa.select(CircleMember).where(CircleMember.contact_id == person.id))
         member.removed_at = member.added_at
         db.session.flush()
