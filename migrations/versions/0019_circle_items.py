@@ -1,7 +1,7 @@
 """Circle content: pages, links and files staff publish to a Circle's members (circle_item), and the CRM settings that limit the files (largest size, allowed kinds)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 15:20:00.000000
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from core.rls import disable_rls, enable_rls
 
 # revision identifiers, used by Alembic.
-revision = '0018'
-down_revision = '0017'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
