@@ -7,6 +7,7 @@ items), and beside it bench/pages.py's bare page (Flask + psycopg, 50 contacts f
 query, gunicorn 2 workers). Then `wrk -t2 -c20` in alternating rounds, bare page first:
 
   /portal/          signed in as that client (the cookie of a real portal sign-in POST)
+  /portal/          signed in as a client in no Circle: the same page without the panel, for scale
 
 The page is checked to answer 200 with its latest-content panel before it is timed.
 
@@ -34,6 +35,7 @@ import sqlalchemy as sa  # noqa: E402
 RATIO_TARGET = 0.50
 CIRCLES, ITEMS_PER_CIRCLE = 20, 10
 EMAIL = "member@portal-bench.example"
+LONER = "loner@portal-bench.example"  # a client in no circle: the same home without the panel
 
 
 def seed_member(url: str, seed_url: str, slug: str, stack: ExitStack) -> None:
@@ -50,11 +52,12 @@ def seed_member(url: str, seed_url: str, slug: str, stack: ExitStack) -> None:
         tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
         with tenant_context(tenant):
             status = db.session.scalar(sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True)))
-            contact = Contact(first_name="Mia", last_name="Member", email=EMAIL, role="client", status_id=status)
-            db.session.add(contact)
-            db.session.flush()
-            db.session.add(PortalAccount(contact_id=contact.id, email=EMAIL, approval="approved",
-                                         email_verified_at=utcnow(), password_hash=hash_password(PASSWORD)))
+            for email in (LONER, EMAIL):
+                contact = Contact(first_name="Mia", last_name="Member", email=email, role="client", status_id=status)
+                db.session.add(contact)
+                db.session.flush()
+                db.session.add(PortalAccount(contact_id=contact.id, email=email, approval="approved",
+                                             email_verified_at=utcnow(), password_hash=hash_password(PASSWORD)))
             for n in range(CIRCLES):
                 circle = Circle(name=f"Bench circle {n:02d}", description="Members' news and files.")
                 db.session.add(circle)
@@ -128,9 +131,12 @@ def main() -> None:
         _wait_for(bare_port, "/bare", "localhost", bare)
 
         cookie = portal_sign_in(app_port, host, EMAIL, PASSWORD)
+        loner = portal_sign_in(app_port, host, LONER, PASSWORD)
         check(bare_port, "localhost", "/bare", None, "</table>")
         check(app_port, host, "/portal/", cookie, "Latest from your circles")
-        pages = {"bare": (bare_port, "localhost", "/bare", None), "portal_home": (app_port, host, "/portal/", cookie)}
+        check(app_port, host, "/portal/", loner, "Nothing here yet")
+        pages = {"bare": (bare_port, "localhost", "/bare", None), "portal_home": (app_port, host, "/portal/", cookie),
+                 "portal_home_no_circles": (app_port, host, "/portal/", loner)}
         for port, page_host, path, page_cookie in pages.values():  # warm-up
             wrk(port, page_host, path, page_cookie, 2)
 
@@ -146,18 +152,24 @@ def main() -> None:
     bare_rps = [r["rps"] for r in runs["bare"]]
     home_rps = [r["rps"] for r in runs["portal_home"]]
     ratio = statistics.median(a / b for a, b in zip(home_rps, bare_rps))
+    loner_rps = [r["rps"] for r in runs["portal_home_no_circles"]]
+    loner_ratio = statistics.median(a / b for a, b in zip(loner_rps, bare_rps))
     figures = {"rounds": args.rounds, "seconds": args.seconds, "circles": CIRCLES,
                "published_items": CIRCLES * ITEMS_PER_CIRCLE, "load_before": load_before, "load_after": load(),
                "bare_rps": round(statistics.median(bare_rps), 1),
                "portal_home_rps": round(statistics.median(home_rps), 1),
                "portal_home_p50_ms": round(statistics.median(r["p50_ms"] for r in runs["portal_home"]), 2),
-               "portal_home_of_bare": round(ratio, 3)}
+               "portal_home_of_bare": round(ratio, 3),
+               "portal_home_no_circles_rps": round(statistics.median(loner_rps), 1),
+               "portal_home_no_circles_of_bare": round(loner_ratio, 3)}
     print(f"wrk -t2 -c20 -d{args.seconds}s, {args.rounds} alternating rounds; gunicorn 2 workers each; "
           f"load {load_before} before, {figures['load_after']} after")
     print(f"bare page   {' / '.join(f'{x:,.0f}' for x in bare_rps)} req/s")
     print(f"portal home {' / '.join(f'{x:,.0f}' for x in home_rps)} req/s "
           f"({CIRCLES} circles, {CIRCLES * ITEMS_PER_CIRCLE} published items): {ratio:.0%} of bare, "
           f"target >= {RATIO_TARGET:.0%} {'holds' if ratio >= RATIO_TARGET else 'MISSES'}")
+    print(f"portal home of a contact in no circle {' / '.join(f'{x:,.0f}' for x in loner_rps)} req/s: "
+          f"{loner_ratio:.0%} of bare (what the page costs without the circles panel)")
     figures["targets"] = [target("portal home of bare", round(ratio * 100, 1), at_least=RATIO_TARGET * 100,
                                  unit="% of bare")]
     figures["holds"] = ratio >= RATIO_TARGET
