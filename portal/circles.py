@@ -84,8 +84,8 @@ def item_page(circle_id, item_id):
 @portal_login_required
 def file_download(circle_id, item_id):
     circle, item = _readable_item(circle_id, item_id)
-    if item.kind != CircleItem.FILE:
-        abort(404)
+    if item.kind != CircleItem.FILE:  # a page or link has no file: show the item itself
+        return redirect(url_for("portal.circles_item", circle_id=circle.id, item_id=item.id))
     try:
         stream = content.open_file(item)
     except StoredFileMissing:

@@ -85,7 +85,7 @@ def test_what_the_contact_may_not_read_is_not_found(member_world, what):
         "other_file": [f"/portal/circles/{ids['other']}/items/{ids['other_file']}/file",
                        f"/portal/circles/{ids['members']}/items/{ids['other_file']}/file"],
         "page_via_other_circle": [f"/portal/circles/{ids['other']}/items/{ids['page']}",
-                                  f"/portal/circles/{ids['members']}/items/{ids['page']}/file"],
+                                  f"/portal/circles/{ids['other']}/items/{ids['page']}/file"],
     }[what]
     for path in paths:
         response = client.get(path)
