@@ -99,8 +99,10 @@ def demo_command():
     click.echo(f"  Staff sign-in:    {tenant_url(tenant, '/staff')}")
     for email, _, role in demo_data.DEMO_STAFF:
         click.echo(f"    {role:<6} {email} / {demo_data.DEMO_PASSWORD}")
-    for label, path in demo_data.links():
+    for label, path, login in demo_data.links():
         click.echo(f"  {label + ':':<17} {tenant_url(tenant, path)}")
+        if login:
+            click.echo(f"    {login}")
     click.echo(f"  Operator console: {platform_url('/admin')}")
     click.echo(f"    super admin {demo_data.DEMO_OPERATOR[0]} / {demo_data.DEMO_OPERATOR[1]}")
 

@@ -15,7 +15,7 @@ DEMO_STAFF = [
 DEMO_OPERATOR = ("operator@portico.example", "harbour-lantern-42")
 
 _seeders: list[Callable] = []
-_links: list[tuple[str, str]] = []
+_links: list[tuple[str, str, str | None]] = []
 
 
 def demo_seeder(fn: Callable) -> Callable:
@@ -28,11 +28,11 @@ def seeders() -> list[Callable]:
     return list(_seeders)
 
 
-def demo_link(label: str, path: str) -> None:
+def demo_link(label: str, path: str, *, login: str | None = None) -> None:
     """Print `label` and the demo tenant's address of `path` with the logins (a public page a
-    feature wants people to try)."""
-    _links.append((label, path))
+    feature wants people to try), and under it `login` (who to sign in as there) if given."""
+    _links.append((label, path, login))
 
 
-def links() -> list[tuple[str, str]]:
+def links() -> list[tuple[str, str, str | None]]:
     return list(_links)

@@ -7,7 +7,7 @@ from core.db import db
 from core.identity import PlatformAdmin, StaffUser
 from core.tenancy import Tenant, cross_tenant
 from forms.models import Form
-from tests.support import login_staff
+from tests.support import login_portal, login_staff
 
 
 def _run(app, *args):
@@ -76,6 +76,14 @@ def test_demo_is_idempotent_and_prints_logins(app, client_for):
     assert "Start your project" in public and "What do you need?" in public
     with app.app_context(), cross_tenant("count", audit=False):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Form)) == 1
+    # a client to sign into the portal as, printed with the logins, with a Circle page to read
+    assert "Client portal:    http://demo.localhost/portal/login" in second.output
+    assert "client jasmine.patel@kettleandco.example / harbour-lantern-42" in second.output
+    portal = client_for("demo")
+    assert login_portal(portal, "jasmine.patel@kettleandco.example", "harbour-lantern-42").status_code == 302
+    home = portal.get("/portal/").get_data(as_text=True)
+    assert "Jasmine" in home and "Welcome, VIP clients" in home
+    assert "Kettle &amp; Co Design" in portal.get("/portal/company").get_data(as_text=True)
 
 
 def test_tenant_list(app, world):

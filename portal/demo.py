@@ -1,0 +1,41 @@
+"""A client of the demo tenant with a portal login, and something for them to find there, so
+`make run` shows the portal as a client meets it (the login is printed with the others)."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core.db import db
+from core.demo import DEMO_PASSWORD, demo_link, demo_seeder
+from core.identity import StaffRole, StaffUser, hash_password
+from crm.models import Circle, Contact
+
+DEMO_CLIENT_EMAIL = "jasmine.patel@kettleandco.example"
+demo_link("Client portal", "/portal/login", login=f"client {DEMO_CLIENT_EMAIL} / {DEMO_PASSWORD}")
+
+WELCOME = """<p>Welcome to the VIP corner of Northwind Studio. This is where we share what we
+are working on for you before anyone else sees it.</p>
+<h3>This month</h3>
+<ul><li>Your brand review is booked for the second week.</li>
+<li>The new website templates are in the files below.</li></ul>
+<p>Questions? Reply to any of our e-mails, or call us on <strong>020 7946 0000</strong>.</p>"""
+
+
+@demo_seeder
+def seed_portal_client(tenant) -> None:
+    from crm import circle_content
+    from crm.companies import set_primary_contact
+    from portal.accounts import account_for, register_portal_account, verify_email
+
+    contact = db.session.scalar(sa.select(Contact).where(Contact.email == DEMO_CLIENT_EMAIL))
+    if contact is None or account_for(contact) is not None:
+        return  # no demo CRM to stand on, or the client was seeded already: keep what people changed
+    owner = db.session.scalar(sa.select(StaffUser).where(StaffUser.role == StaffRole.OWNER).order_by(StaffUser.id))
+    account = register_portal_account(contact, password=None, password_hash=hash_password(DEMO_PASSWORD),
+                                      needs_approval=False, actor=owner, source="the demo")
+    verify_email(account)
+    if contact.company is not None:
+        set_primary_contact(contact.company, contact, actor=owner)  # so the portal shows the Company page
+    vip = db.session.scalar(sa.select(Circle).where(Circle.name == "VIP clients"))
+    if vip is not None:
+        circle_content.create_page(vip, "Welcome, VIP clients", WELCOME, owner, publish=True)
+        circle_content.create_link(vip, "Our pricing for 2027", "https://example.com/pricing", owner, publish=True)
