@@ -1,10 +1,13 @@
-"""A client of the demo tenant with a portal login, and something for them to find there, so
+"""A client of the demo tenant with a portal login, and something for them to find there (a
+Circle's page and link, an event to answer, a task to tick off), so
 `make run` shows the portal as a client meets it (the login is printed with the others)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
-from core.db import db
+from core.db import db, utcnow
 from core.demo import DEMO_PASSWORD, demo_link, demo_seeder
 from core.identity import StaffRole, StaffUser, hash_password
 from crm.models import Circle, Contact
@@ -39,3 +42,17 @@ def seed_portal_client(tenant) -> None:
     if vip is not None:
         circle_content.create_page(vip, "Welcome, VIP clients", WELCOME, owner, publish=True)
         circle_content.create_link(vip, "Our pricing for 2027", "https://example.com/pricing", owner, publish=True)
+    _seed_home(contact, owner)
+
+
+def _seed_home(contact, owner) -> None:
+    """An event to answer and a task to tick off on her portal home."""
+    from crm.activities import add_attendee, create_event, create_task
+
+    soon = (utcnow() + timedelta(days=10)).replace(hour=14, minute=0, second=0, microsecond=0)
+    workshop = create_event("Brand review workshop", soon, ends_at=soon + timedelta(hours=2),
+                            location="Northwind Studio, 2nd floor", actor=owner,
+                            description="Two hours on your new brand, with coffee.")
+    add_attendee(workshop, contact, owner)
+    create_task("Send us your logo files", contact=contact, shared_with_contact=True, due_at=soon - timedelta(days=3),
+                description="The originals, if you have them (SVG or EPS); a large PNG will do.", actor=owner)
