@@ -358,3 +358,18 @@ def test_the_cookie_is_secure_when_the_app_is(app, world, client_for, monkeypatc
     set_cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(PORTAL_COOKIE)][0]
     assert "Secure" in set_cookie and "Path=/portal" in set_cookie
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_pending_registrant_is_refused_then_approved_and_signs_in_from_the_email(app, world, client_for,
+                                                                                    staff_client, deliver):
+    _, account_id, email = _ready(app, world, role="prospect", approval="pending")
+    client = client_for("acme")
+    refused = login_portal(client, email)
+    assert refused.status_code == 403 and "Your registration is waiting for approval" in _text(refused)
+
+    post_form(staff_client("owner"), f"/staff/portal/approvals/{account_id}/approve")
+    box = deliver()
+    (message,) = box.to(email)
+    assert "Your portal login is" in box.body(message)
+    assert "http://acme.localhost/portal/login" in box.links(message)
+    assert login_portal(client, email).status_code == 302 and client.get("/portal/").status_code == 200
