@@ -119,6 +119,21 @@ def on_commit(task, *args, **kwargs) -> None:
     session.info.setdefault(_PENDING, {}).setdefault(level, []).append((task, args, kwargs))
 
 
+def on_commit_batched(task, item, **kwargs) -> None:
+    """on_commit(task, [item], **kwargs), except that the items queued for the same task and
+    keywords in the same transaction (or savepoint) go in one job, `task([item, …], **kwargs)`:
+    one enqueue and one dequeue for the e-mails a change sends, however many."""
+    session = db.session()
+    if session.get_transaction() is None:
+        session.begin()
+    level = session.get_nested_transaction() or session.get_transaction()
+    for queued, args, queued_kwargs in session.info.get(_PENDING, {}).get(level, ()):
+        if queued is task and queued_kwargs == kwargs and len(args) == 1 and isinstance(args[0], list):
+            args[0].append(item)  # serialised when the commit enqueues it
+            return
+    on_commit(task, [item], **kwargs)
+
+
 def _level_above(transaction):
     """The savepoint or root transaction enclosing `transaction` (skipping the ORM's internal
     subtransactions, which are no level of their own)."""

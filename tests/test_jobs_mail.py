@@ -44,6 +44,37 @@ def test_smtp_outage_retries_later_and_loses_nothing(app, mailbox):
     assert mailbox.body(mailbox.messages[0]).strip() == "Body"
 
 
+def _two_messages():
+    for to in ("first@example.com", "second@example.com"):
+        send_mail(to, "Both", "staff_password_reset", user=_User(), tenant=_Tenant(), link="http://x/", minutes=60)
+    db.session.commit()
+
+
+def test_the_messages_of_one_transaction_travel_as_one_job(app, mailbox):
+    with app.test_request_context():
+        _two_messages()
+        assert pending_count() == 1
+        assert run_pending_jobs() == 1
+    assert sorted(m["To"] for m in mailbox.messages) == ["first@example.com", "second@example.com"]
+
+
+def test_an_smtp_outage_queues_each_unsent_message_again_once(app, mailbox):
+    with app.app_context():
+        real_port = app.config["MAIL_PORT"]
+        app.config["MAIL_PORT"] = 1  # the SMTP server is "down"
+        try:
+            with app.test_request_context():
+                _two_messages()
+            assert run_pending_jobs() == 1
+            assert mailbox.messages == []
+            assert huey.scheduled_count() == 2, "each unsent message is scheduled again on its own"
+        finally:
+            app.config["MAIL_PORT"] = real_port
+        later = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=31)
+        assert run_pending_jobs(now=later) == 2
+    assert sorted(m["To"] for m in mailbox.messages) == ["first@example.com", "second@example.com"]
+
+
 class _User:
     display_name = "Test User"
     email = "kept@example.com"
