@@ -11,7 +11,8 @@ the change commits.
 
 A request that changed configuration itself reads afresh for the rest of it and files nothing:
 what it saw is not committed, and could still be rolled back. Outside requests (jobs, the CLI)
-nothing is cached: a long job's tenant row would hold an old version.
+nothing is cached, unless a short job says it may (`read_at`, with the tenant row it read as
+its transaction began): a long job's tenant row would hold an old version.
 
 What is cached must be plain data (tuples, frozen dataclasses, classes built from them), never
 ORM objects: those belong to one session.
@@ -48,9 +49,16 @@ def _remember_version(sender, tenant=None) -> None:
         g.setdefault(_VERSION, (tenant.id, (tenant.config_version, tenant.created_at)))
 
 
+def read_at(tenant: Tenant) -> None:
+    """Let a short job (one app context, e.g. processing one form submission) use the caches
+    at the version of `tenant`'s row, read at the start of its transaction, as a request does.
+    Only for jobs that finish in moments: what changes meanwhile waits for the next one."""
+    g.setdefault(_VERSION, (tenant.id, (tenant.config_version, tenant.created_at)))
+
+
 def cached(name: str, load: Callable[[], T]) -> T:
     """`load()` for the current tenant, computed once per process and configuration version."""
-    known = g.get(_VERSION) if has_request_context() else None
+    known = g.get(_VERSION) if has_app_context() else None
     tenant_id = current_tenant_id()
     if known is None or known[0] != tenant_id or g.get(_CHANGED):
         return load()
@@ -85,7 +93,7 @@ def _config_tables() -> dict:
 def _bump(session: Session, tenant_ids: set) -> None:
     bumped = session.info.setdefault(_BUMPED, set())
     todo = {t for t in tenant_ids if t is not None} - bumped
-    if has_request_context() and tenant_ids:
+    if tenant_ids and (has_request_context() or (has_app_context() and _VERSION in g)):
         g.setdefault(_CHANGED, True)
     if not todo:
         return

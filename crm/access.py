@@ -34,6 +34,11 @@ def _restricted(staff: StaffUser) -> bool:
     return cache[staff.tenant_id] == CrmSettings.OWN_OR_CIRCLES
 
 
+def sees_every_contact(staff: StaffUser) -> bool:
+    """Whether no contact is hidden from this staff member (their role, the tenant's setting)."""
+    return not _restricted(staff)
+
+
 def visible_contacts_clause(staff: StaffUser):
     """A WHERE clause on Contact: the contacts this staff member may see."""
     if not _restricted(staff):

@@ -18,7 +18,7 @@ from crm.models import Company, CompanyTag, Contact, ContactRole
 from crm.access import contact_visible_to, visible_contacts_clause
 from crm.normalize import company_name_key, normalize_phone
 from crm.search import contains_every_word, index_contacts
-from crm.setup import settings
+from crm.setup import config
 from crm.timeline import record_activity
 
 register_actions({
@@ -55,7 +55,7 @@ def _clean(data: dict, company: Company | None, *, name_required: bool = True) -
     if "phone" in data:
         raw = (data["phone"] or "").strip()
         try:
-            out["phone"] = normalize_phone(raw, settings().default_region) if raw else None
+            out["phone"] = normalize_phone(raw, config().default_region) if raw else None
         except ValueError as exc:
             raise ServiceError(str(exc), field="phone") from None
     if "country" in data:
@@ -75,7 +75,7 @@ def _clean(data: dict, company: Company | None, *, name_required: bool = True) -
                 raise ServiceError("Choose an active member of the team as owner.", field="owner_id")
         out["owner_id"] = int(owner_id) if owner_id else None
     if "custom_fields" in data:
-        values = custom_fields.clean_values("company", data["custom_fields"] or {}, region=settings().default_region)
+        values = custom_fields.clean_values("company", data["custom_fields"] or {}, region=config().default_region)
         out["custom_fields"] = {**(company.custom_fields if company else {}), **values}
     return out
 

@@ -8,6 +8,7 @@ import re
 import phonenumbers
 import sqlalchemy as sa
 
+from core import tenant_cache
 from core.audit import record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
@@ -19,7 +20,7 @@ from crm.access import acts_as_contact
 from crm.models import Company, Contact, ContactRole, PipelineStatus
 from crm.normalize import normalize_email, normalize_phone
 from crm.search import index_contact
-from crm.setup import settings
+from crm.setup import config
 from crm.timeline import record_activity
 
 register_actions({
@@ -125,10 +126,13 @@ def clean_fields(data: dict, *, region: str, primary_email: str | None = None) -
     return out
 
 
-def _clean(data: dict, contact: Contact | None, *, custom_field_keys: set[str] | None = None) -> dict:
+def _clean(data: dict, contact: Contact | None, *, custom_field_keys: set[str] | None = None,
+           email_checked: bool = False) -> dict:
     """Check and normalise submitted fields (only those present; of the custom fields, only
-    `custom_field_keys` when given); ServiceError beside the first field in trouble."""
-    region = settings().default_region
+    `custom_field_keys` when given); ServiceError beside the first field in trouble.
+    `email_checked`: the caller has just found, holding the e-mail's lock, that no contact
+    answers to it (the unique index still stands behind)."""
+    region = config().default_region
     out = clean_fields(data, region=region, primary_email=contact.email if contact else None)
     if "company_id" in data:
         company_id = data["company_id"] or None
@@ -161,7 +165,7 @@ def _clean(data: dict, contact: Contact | None, *, custom_field_keys: set[str] |
         raise ServiceError("Enter at least a name, an e-mail address or a phone number.", field="first_name")
     email = out.get("email")
     still_live = out.get("is_active", contact.is_active if contact else True)
-    if email and still_live and (contact is None or contact.archived_at is None):
+    if email and still_live and not email_checked and (contact is None or contact.archived_at is None):
         holder = live_contact_with_email(email, except_id=contact.id if contact else None)
         if holder is not None:
             raise ServiceError(f"{holder.full_name} already has this e-mail address.", field="email")
@@ -169,8 +173,10 @@ def _clean(data: dict, contact: Contact | None, *, custom_field_keys: set[str] |
 
 
 def default_status_id() -> int | None:
-    return db.session.scalar(sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True),
-                                                                PipelineStatus.archived_at.is_(None)))
+    """The status new contacts get (from the process's cache at the tenant's configuration
+    version: the pipeline is configuration)."""
+    return tenant_cache.cached("default_status_id", lambda: db.session.scalar(
+        sa.select(PipelineStatus.id).where(PipelineStatus.is_default.is_(True), PipelineStatus.archived_at.is_(None))))
 
 
 def _resolve_company_name(data: dict, actor) -> dict:
@@ -190,12 +196,14 @@ def _resolve_company_name(data: dict, actor) -> dict:
     return data
 
 
-def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, activity: str | None = None) -> Contact:
-    """A new contact. `activity` is the timeline line ("Added by Sam", "Imported from …")."""
+def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, activity: str | None = None,
+                   email_checked: bool = False) -> Contact:
+    """A new contact. `activity` is the timeline line ("Added by Sam", "Imported from …");
+    `email_checked` as for _clean (crm.identity found nobody with the e-mail, under its lock)."""
     if role not in ContactRole.ALL:
         raise ServiceError("Choose Lead, Prospect or Client.", field="role")
     data = _resolve_company_name(data, actor)
-    values = _clean(data, None)
+    values = _clean(data, None, email_checked=email_checked)
     values.setdefault("status_id", default_status_id())
     if "owner_id" not in data and isinstance(actor, StaffUser):
         values["owner_id"] = actor.id
@@ -203,7 +211,9 @@ def create_contact(data: dict, *, actor=None, role: str = ContactRole.LEAD, acti
     # Inserted with the time of its "created" entry as its latest activity: no UPDATE after.
     contact = Contact(role=role, last_activity_at=now, **values)
     db.session.add(contact)
-    db.session.flush()
+    # Only the contact, for its id: the timeline entries and audit events waiting in the
+    # session go out together with the ones that follow (one statement per table).
+    db.session.flush([contact])
     index_contact(contact, fresh=True)
     who = getattr(actor, "display_name", None)
     record_activity("created", activity or (f"Added by {who}" if who else "Added"), contact=contact, actor=actor,

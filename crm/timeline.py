@@ -29,7 +29,8 @@ def actor_columns(actor) -> dict:
 
 
 def record_activity(kind: str, summary: str, *, contact=None, company=None, details: dict | None = None,
-                    subject=None, actor=None, occurred_at=None) -> TimelineEntry:
+                    subject=None, actor=None, occurred_at=None, touch: bool = True) -> TimelineEntry:
+    """One entry on the timeline; with `touch`, it is the contact's latest activity."""
     actor = actor if actor is not None else current_principal()
     when = occurred_at or utcnow()
     entry = TimelineEntry(
@@ -43,7 +44,7 @@ def record_activity(kind: str, summary: str, *, contact=None, company=None, deta
         occurred_at=when,
     )
     db.session.add(entry)
-    if contact is not None:
+    if contact is not None and touch:
         contact.last_activity_at = when
     return entry
 

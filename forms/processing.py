@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core import tenant_cache
 from core.audit import record
 from core.db import db, utcnow
 from core.errors import ServiceError
@@ -47,14 +48,14 @@ from core.identity import StaffUser
 from core.mail import send_mail
 from core.tenancy import current_tenant, current_tenant_id, tenant_link
 from crm import custom_fields
-from crm.access import contact_visible_to
+from crm.access import contact_visible_to, sees_every_contact
 from crm.circles import add_contact_to_circle
 from crm.companies import create_company, match_company, primary_contact_of, set_primary_contact, update_company
 from crm.contacts import FIELD_LABELS, assign_owner, change_role, create_contact, update_contact
 from crm.identity import contact_for
 from crm.models import Circle, Company, Contact, ContactRole, CustomField, PipelineStatus
 from crm.normalize import company_name_key, normalize_email, normalize_phone
-from crm.setup import settings
+from crm.setup import config
 from crm.tags import tag_contact
 from crm.timeline import record_activity
 from forms.models import FieldKind, Form, FormSubmission, OwnerMode, PortalLogin, SubmissionState
@@ -226,7 +227,8 @@ def _empty(value) -> bool:
 
 def _create(form: Form, data: dict, actor, problems: list[str]) -> Contact | None:
     """A new contact, or None when the same person's contact was created meanwhile (the
-    caller matches again)."""
+    caller matches again). Called when crm.identity found nobody answering to the e-mail,
+    under its advisory lock: the CRM need not look for a live contact holding it again."""
     data = dict(data)
     if form.status_id:
         status = db.session.get(PipelineStatus, form.status_id)
@@ -239,7 +241,7 @@ def _create(form: Form, data: dict, actor, problems: list[str]) -> Contact | Non
     # written). Only an insert committed between that check and ours could break the unique
     # index: the job then fails whole and its retry finds the contact.
     try:
-        return _tolerant(lambda d: create_contact(d, actor=actor, role=form.role,
+        return _tolerant(lambda d: create_contact(d, actor=actor, role=form.role, email_checked=True,
                                                   activity=f"Added from the form “{form.title}”"),
                          data, problems, keep=("email",))
     except ServiceError as exc:
@@ -298,13 +300,15 @@ def _company(answers: Answers, actor, region: str, *, problems: list[str]) -> Co
         if data or any(d.entity == "company" for d, _, _ in answers.custom):
             problems.append("Company details without a company name are kept on the submission only.")
         return None
-    company = match_company(name, threshold=settings().company_match_threshold)
+    company = match_company(name, threshold=config().company_match_threshold)
     company_labels = lambda n: COMPANY_TARGETS.get(n, n)  # noqa: E731
     if company is None:
+        # No savepoint: the CRM refuses a company's details (ServiceError) before it writes
+        # anything, and what it writes then is the company, its timeline entry and its audit
+        # event, sent with the rest at the commit.
         try:
-            with db.session.begin_nested():
-                company = _tolerant(lambda d: create_company(d, actor=actor), data, problems,
-                                    labels=company_labels, keep=("name",))
+            company = _tolerant(lambda d: create_company(d, actor=actor), data, problems,
+                                labels=company_labels, keep=("name",))
         except ServiceError as exc:
             problems.append(f"Company name: {exc.message} It is kept on the submission only.")
             return None
@@ -392,17 +396,47 @@ def _portal_login(form: Form, submission: FormSubmission, contact: Contact, acto
         problems.append(f"Portal login: {exc.message}")
 
 
+@dataclass(frozen=True)
+class Notified:
+    """A staff member a form notifies, as plain data (kept by core.tenant_cache: staff and
+    their roles are configuration)."""
+
+    id: int
+    email: str
+    display_name: str
+    sees_every_contact: bool
+
+
+def notified_staff(form: Form) -> tuple[Notified, ...]:
+    """The active staff members the form notifies."""
+    staff_ids = sorted({int(i) for i in form.notify_staff_ids or []})
+    if not staff_ids:
+        return ()
+
+    def load():
+        with db.session.no_autoflush:  # what processing wrote goes out once, at the commit
+            staff = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_(staff_ids),
+                                                                  StaffUser.active.is_(True))).all()
+        return tuple(Notified(m.id, m.email, m.display_name, sees_every_contact(m)) for m in staff)
+    return tenant_cache.cached(f"form_notified_staff:{form.id}:{staff_ids}", load)
+
+
+def _may_see(member: Notified, contact: Contact) -> bool:
+    if member.sees_every_contact:
+        return True
+    # Flushed first (the query autoflushes): the Circles processing just added the contact to count.
+    return contact_visible_to(db.session.get(StaffUser, member.id), contact)
+
+
 def _emails(form: Form, submission: FormSubmission, contact: Contact, created: bool) -> None:
     tenant = current_tenant()
     answers = submission.answers or {}
-    staff_ids = [int(i) for i in form.notify_staff_ids or []]
-    if staff_ids:
+    staff = notified_staff(form)
+    if staff:
         link = tenant_link(tenant, "staff.contact", contact_id=contact.id)
         rows = answer_rows(form, answers)
-        staff = db.session.scalars(sa.select(StaffUser).where(StaffUser.id.in_(staff_ids),
-                                                              StaffUser.active.is_(True))).all()
         # Only those who may see the contact: the note carries its name and answers.
-        for member in [m for m in staff if contact_visible_to(m, contact)]:
+        for member in [m for m in staff if _may_see(m, contact)]:
             send_mail(member.email, f"New submission of {form.title}: {contact.full_name}", "form_submission_staff",
                       tenant_id=tenant.id, tenant=tenant, form=form, contact=contact, member=member,
                       submission=submission, rows=rows, link=link, created=created)
@@ -437,7 +471,7 @@ def process(submission: FormSubmission) -> None:
     docstring). Raises ServiceError when there is nothing to make a contact from."""
     form = submission.form
     actor = FormActor(form)
-    region = settings().default_region
+    region = config().default_region
     problems: list[str] = []
     answers = _sort_answers(form, submission.answers or {}, problems)
     data = dict(answers.contact)
@@ -503,11 +537,14 @@ def process(submission: FormSubmission) -> None:
     _portal_login(form, submission, contact, actor, problems, created=created)
     # Dated when it was sent, so it sits before what processing it caused on the timeline.
     record_activity(TIMELINE_KIND, f"Submitted {form.title}", contact=contact, subject=submission, actor=actor,
-                    occurred_at=submission.submitted_at,
+                    occurred_at=submission.submitted_at, touch=False,
                     details={"form_id": form.id, "submission_id": submission.id, "created": created,
                              "answers": [[label, text] for label, text, _ in answers.rows if text],
                              "filled": filled, "problems": list(problems)})
-    contact.last_activity_at = utcnow()  # what processing did is the latest activity, not the sending
+    if not created:
+        # What processing did is the latest activity, not the sending. (A new contact's latest
+        # is already its creation or what followed it: no second write of the row.)
+        contact.last_activity_at = utcnow()
 
     submission.state = SubmissionState.PROCESSED
     submission.contact_id = contact.id

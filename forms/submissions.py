@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from huey import crontab
 from sqlalchemy.exc import IntegrityError
 
+from core import tenant_cache
 from core.audit import record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
 from core.identity import hash_password
 from core.jobs import job, on_commit, periodic_job
-from core.tenancy import cross_tenant
+from core.tenancy import cross_tenant, current_tenant
 from crm.merge import MERGE_HOOKS
 from crm.models import Contact
 from forms import processing
@@ -122,6 +123,9 @@ def process_submission(submission_id: int) -> None:
     harmlessly: a processed submission is left as it is. A refusal of the CRM's rules
     (ServiceError) is recorded as the failure and not retried (it would fail the same way);
     anything else is recorded and retried."""
+    # A job of moments: the tenant's configuration comes from the process's caches at the
+    # version its row had as this transaction began (core.tenant_cache).
+    tenant_cache.read_at(current_tenant())
     submission = _lock(submission_id)
     if submission is None or submission.state == SubmissionState.PROCESSED:
         return
