@@ -114,9 +114,9 @@ def _live_form(slug: str) -> Form:
 
 @dataclass(frozen=True)
 class ShownForm:
-    """What showing a form reads of it, as plain data: kept across requests by tenant_cache
-    (a change to the form or its fields bumps the tenant's configuration version). Receiving
-    a submission reads the form itself."""
+    """What showing a form and receiving its submissions read of it, as plain data: kept
+    across requests by tenant_cache (a change to the form or its fields bumps the tenant's
+    configuration version, archiving it too), so a submission costs no read of the form."""
     id: int
     tenant_id: int
     slug: str
@@ -168,13 +168,13 @@ def _rate_limited(view):
 @bp.route("/f/<slug>", methods=["GET", "POST"])
 @_rate_limited
 def page(slug: str):
-    return _serve(_shown_form(slug) if request.method == "GET" else _live_form(slug), embed=False)
+    return _serve(_shown_form(slug), embed=False)
 
 
 @bp.route("/f/<slug>/embed", methods=["GET", "POST"])
 @_rate_limited
 def embed(slug: str):
-    return _serve(_shown_form(slug) if request.method == "GET" else _live_form(slug), embed=True)
+    return _serve(_shown_form(slug), embed=True)
 
 
 @bp.errorhandler(429)
@@ -182,7 +182,7 @@ def _too_many(exc):
     """Over a rate limit: the form again, answers kept, in plain words; inside the embed too
     (the app's error page may not be framed)."""
     slug = (request.view_args or {}).get("slug", "")
-    form = _live_form(slug)
+    form = _shown_form(slug)
     wtform = _form_class(form)()
     embed = request.endpoint == "forms_public.embed"
     return _refuse(form, wtform, TOO_MANY, embed=embed, status=429)
@@ -216,7 +216,7 @@ def _embed_origins() -> tuple[str, ...]:
         o for o in (settings().form_embed_origins or []) if _ORIGIN.match(o)))
 
 
-def _serve(form: Form, *, embed: bool):
+def _serve(form: ShownForm, *, embed: bool):
     Kickoff = _form_class(form)
     if request.method == "GET":
         wtform = Kickoff(formdata=None, data=rendering.url_prefill(Kickoff._specs, request.args))
@@ -238,8 +238,8 @@ def _serve(form: Form, *, embed: bool):
         return _page(form, wtform, embed=embed, status=422)
 
     source_url = (wtform.kf_source_url.data or request.referrer or request.url)[:2000]
-    # The form and the tenant are only read after the commit (the thank-you page): kept as
-    # loaded instead of read again in a transaction of their own.
+    # The tenant is only read after the commit (the thank-you page): kept as loaded instead of
+    # read again in a transaction of their own.
     session = db.session()
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
@@ -256,7 +256,7 @@ def _serve(form: Form, *, embed: bool):
     return _thanks(form, embed=embed)
 
 
-def _refuse(form: Form, wtform, message: str, *, embed: bool, status: int = 400):
+def _refuse(form: ShownForm, wtform, message: str, *, embed: bool, status: int = 400):
     """Re-render with the answers kept (never the password), a fresh token, and the reason in
     plain words. The honeypot is cleared: a person's browser may have autofilled it."""
     wtform.kf_token.data = issue_token(form)
@@ -278,7 +278,7 @@ def _web_url(url: str | None) -> str:
     return url if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc else ""
 
 
-def _thanks(form: Form, *, embed: bool):
+def _thanks(form: ShownForm, *, embed: bool):
     target = _web_url(form.redirect_url)
     if target and not embed:
         _allow_posting_to(target)
@@ -289,7 +289,7 @@ def _thanks(form: Form, *, embed: bool):
                     form, embed=embed)
 
 
-def _page(form: Form, wtform, *, embed: bool, status: int = 200):
+def _page(form: ShownForm, wtform, *, embed: bool, status: int = 200):
     target = _web_url(form.redirect_url)
     if target and not embed:
         _allow_posting_to(target)
@@ -303,7 +303,7 @@ def _allow_posting_to(target: str) -> None:
     set_csp(form_action=f"'self' {parts.scheme}://{parts.netloc}")
 
 
-def _respond(html: str, form: Form, *, embed: bool, status: int = 200):
+def _respond(html: str, form: ShownForm, *, embed: bool, status: int = 200):
     response = make_response(html, status)
     # Every rendering carries its own token (and idempotency key): never cache or share one.
     response.headers["Cache-Control"] = "no-store"
@@ -312,7 +312,7 @@ def _respond(html: str, form: Form, *, embed: bool, status: int = 200):
     return response
 
 
-def _branding(form: Form, embed: bool) -> dict:
+def _branding(form: ShownForm, embed: bool) -> dict:
     tenant = g.tenant
     colour = form.primary_colour if form.primary_colour and _COLOUR.match(form.primary_colour) else None
     if form.logo_mimetype:

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from huey import crontab
-from sqlalchemy.exc import IntegrityError
 
 from core import tenant_cache
 from core.audit import record, register_actions
@@ -50,6 +49,46 @@ MAX_BACKOFF_DOUBLINGS = 12
 
 # --- receipt ---------------------------------------------------------------------------------------
 
+_IDEMPOTENCY_KEY = ("tenant_id", "form_id", "idempotency_key")
+
+
+def _cacheable_insert(dml):
+    """`dml`'s INSERT … ON CONFLICT (the submission's idempotency key) DO NOTHING, in forms
+    SQLAlchemy can cache compiled: 2.0's dialect INSERTs opt out of its statement cache and
+    would compile on every submission. The conflict target is fixed in the class, so the
+    class alone is the clause's cache key."""
+
+    class RepeatIgnored(dml.OnConflictDoNothing):
+        _traverse_internals = []
+
+        def __init__(self):
+            super().__init__(index_elements=list(_IDEMPOTENCY_KEY))
+
+    class Insert(dml.Insert):
+        inherit_cache = True
+
+    def insert(model, values: dict):
+        statement = Insert(model).values(**values)
+        statement._post_values_clause = RepeatIgnored()
+        return statement
+    return insert
+
+
+_INSERTS = {}
+
+
+def _insert_ignoring_repeats(values: dict):
+    """INSERT … ON CONFLICT DO NOTHING of a submission, as the database speaks it (PostgreSQL
+    and SQLite both do), returning it unless it was a repeat."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        from sqlalchemy.dialects.postgresql import dml as postgresql_dml
+        from sqlalchemy.dialects.sqlite import dml as sqlite_dml
+
+        _INSERTS[dialect] = _cacheable_insert(postgresql_dml if dialect == "postgresql" else sqlite_dml)
+    return _INSERTS[dialect](FormSubmission, values).returning(FormSubmission)
+
+
 def _existing(form: Form, idempotency_key: str) -> FormSubmission | None:
     return db.session.scalar(sa.select(FormSubmission).where(
         FormSubmission.form_id == form.id, FormSubmission.idempotency_key == idempotency_key))
@@ -58,39 +97,37 @@ def _existing(form: Form, idempotency_key: str) -> FormSubmission | None:
 def receive_submission(form: Form, answers: dict, *, idempotency_key: str, source_url: str = "",
                        utm: dict | None = None, ip_address: str = "", user_agent: str = "",
                        password: str | None = None) -> tuple[FormSubmission, bool]:
-    """Store a submission of `form` and commit it; returns (submission, created).
+    """Store a submission of `form` (a Form, or what the public page keeps of one: its id,
+    tenant and portal login are all this reads) and commit it; returns (submission, created).
 
     `answers` maps field keys to the text sent (a list of texts for multiple choice); they are
     stored as given: checking them is the public form's job, done before this is called.
     `password` (a portal login chosen on the form) is kept only as its hash, and only when
     the form's portal login is the password chosen on the form. The same
     (form, idempotency_key) again returns the submission stored the first time and False,
-    also when two requests race (the database's unique key decides; the loser reads the
-    winner's row). Processing is queued once the submission is committed.
+    also when two requests race (the database's unique key decides, by INSERT … ON CONFLICT DO
+    NOTHING; the loser reads the winner's row). Processing is queued once the submission is
+    committed.
     """
     if not idempotency_key:
         raise ServiceError("This form has expired. Reload the page and send it again.", field="idempotency_key")
     key = idempotency_key[:64]
-    existing = _existing(form, key)
-    if existing is not None:
-        return existing, False
-    submission = FormSubmission(
+    values = dict(
         form_id=form.id, idempotency_key=key, answers=dict(answers), source_url=(source_url or "")[:2000],
         utm=dict(utm or {}), ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:500],
         state=SubmissionState.RECEIVED, attempts=1,  # how often processing was queued
+        submitted_at=utcnow(),
         # Only a form that lets the registrant choose their password keeps one, as a hash.
         portal_password_hash=hash_password(password) if password and form.portal_login == PortalLogin.PASSWORD
         else None,
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(submission)
-            db.session.flush()
-    except IntegrityError:
-        # The same page sent twice at once: the other request stored it first.
+    # One statement: stored, or (the same page sent again, or twice at once) refused by the
+    # unique key, and then the first one is read.
+    submission = db.session.scalars(_insert_ignoring_repeats(values)).first()
+    if submission is None:
         existing = _existing(form, key)
         if existing is None:
-            raise
+            raise RuntimeError("a submission refused as a repeat could not be read")
         db.session.commit()
         return existing, False
     on_commit(process_submission, submission.id, tenant_id=submission.tenant_id)

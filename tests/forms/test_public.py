@@ -182,6 +182,24 @@ def test_double_click_and_retry_store_one_submission_and_thank_the_same(app, wor
     assert len(submissions(app, world)) == 2
 
 
+def test_a_warm_post_stores_its_submission_in_one_statement(app, world, acme, public):
+    """Past the tenant (with its set_config), a submission is one INSERT … ON CONFLICT DO
+    NOTHING: no read of the form (cached with the tenant's configuration) and no pre-read or
+    savepoint for the idempotency key. A repeat of the page reads the first one instead."""
+    from tests.test_query_counts import counted_queries
+
+    slug = new_form(acme, thank_you_message="See you soon.")
+    submit(public, f"/f/{slug}", PERSON)  # warm: the form's cached shape, compiled statements
+    token = token_of(public.get(f"/f/{slug}"))
+    with counted_queries(app) as statements:
+        assert "See you soon." in text(submit(public, f"/f/{slug}", PERSON, token=token))
+    assert len(statements) == 2 and "ON CONFLICT" in statements[1], statements
+    with counted_queries(app) as again:
+        assert "See you soon." in text(submit(public, f"/f/{slug}", PERSON, token=token))
+    assert len(again) == 3, again
+    assert len(submissions(app, world)) == 2
+
+
 def test_success_redirects_when_the_form_says_so(app, world, acme, public):
     slug = new_form(acme, redirect_url="https://www.acme.example/welcome")
     page = public.get(f"/f/{slug}")

@@ -71,6 +71,17 @@ def test_the_same_rendered_form_sent_twice_is_one_submission(app, world, deliver
         assert len(timeline(contact, "form_submission")) == 2
 
 
+def test_the_receipts_insert_is_compiled_once(app, world):
+    """SQLAlchemy caches the compiled INSERT … ON CONFLICT of a submission: two submissions'
+    statements share one cache key (its dialect INSERT alone would compile every time)."""
+    from forms.submissions import _insert_ignoring_repeats
+
+    with as_tenant(app, world.a.id):
+        first, second = (_insert_ignoring_repeats({"form_id": n, "idempotency_key": f"k{n}", "answers": {"n": n}})
+                         ._generate_cache_key() for n in (1, 2))
+    assert first is not None and first == second
+
+
 def test_a_submission_needs_its_key(app, world):
     with as_tenant(app, world.a.id):
         form = make_form("Kickoff")
