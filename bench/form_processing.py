@@ -15,8 +15,10 @@ in three rounds in which the small and the large tenant take turns.
 
 Targets (issue 12): >= 100 submissions/s, and the rate at the large size within 1.5x of the
 rate at the small one, for both shapes. Also reported: SQL statements per submission (every
-statement the worker sends, counted at the driver), and the machine's load (uptime), since the
-machine is shared. `--quick` (make bench): 1,000 and 20,000 contacts, 150 submissions each.
+statement the worker sends, counted at the driver), the CPU a submission costs the worker and
+its PostgreSQL backends (read from /proc: the server runs on this machine; compare these, not
+the rate, across runs on a busy machine), and the machine's load (uptime), since the machine is
+shared. `--quick` (make bench): 1,000 and 20,000 contacts, 150 submissions each.
 The seeding runs ANALYZE on the tables it loaded by COPY (a tenant grown by imports has fresh
 statistics: the import analyses what it grows); the drain runs nothing on the app's behalf.
 
@@ -161,19 +163,42 @@ def enqueue(app, tenant_id: int, form_id: int, shape: str, size: int, count: int
         db.session.remove()
 
 
-def drain(app, *, profile: bool) -> tuple[float, int, int, float]:
+def _backend_cpu(pids: set[int]) -> float:
+    """CPU seconds the PostgreSQL backends with these process ids have spent (same machine)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def drain(app, *, profile: bool) -> tuple[float, int, int, float, float]:
     """Run every queued job in this process (one worker): (seconds, jobs run, statements sent,
-    CPU seconds this process spent)."""
+    CPU seconds this process spent, CPU seconds its PostgreSQL backends spent)."""
     from core.db import db
     from core.jobs import run_pending_jobs
 
     statements = [0]
+    backends: set[int] = set()
 
     def count(*_args):
         statements[0] += 1
 
+    def note_backend(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.add(cursor.fetchone()[0])
+
     with app.app_context():
         engine = db.engine
+        engine.dispose()  # the drain's connections are new ones, whose backends are known
+        sa.event.listen(engine, "connect", note_backend)
+        with engine.connect() as connection:  # one open before the clock starts
+            connection.exec_driver_sql("SELECT 1")
+        backend_cpu = _backend_cpu(backends)
         sa.event.listen(engine, "before_cursor_execute", count)
         profiler = None
         if profile:
@@ -187,16 +212,18 @@ def drain(app, *, profile: bool) -> tuple[float, int, int, float]:
         finally:
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu
+            backend_cpu = _backend_cpu(backends) - backend_cpu
             if profiler is not None:
                 profiler.disable()
             sa.event.remove(engine, "before_cursor_execute", count)
+            sa.event.remove(engine, "connect", note_backend)
         if profiler is not None:
             import pstats
 
             stats = pstats.Stats(profiler)
             stats.sort_stats("cumulative").print_stats(40)
             stats.sort_stats("tottime").print_stats(25)
-    return seconds, ran, statements[0], cpu
+    return seconds, ran, statements[0], cpu, backend_cpu
 
 
 def outcome(seed_url: str, tenant_id: int) -> dict:
@@ -286,7 +313,7 @@ def main() -> None:
                 tenants[size] = (tenant_id, form_id, round(time.perf_counter() - started, 1))
             # In rounds, the sizes taking turns (and swapping who goes first): on a shared
             # machine whatever else runs slows both alike.
-            totals = {size: [0.0, 0, 0, 0.0] for size in tenants}
+            totals = {size: [0.0, 0, 0, 0.0, 0.0] for size in tenants}
             done_so_far = 0
             for round_ in range(ROUNDS):
                 chunk = count // ROUNDS + (1 if round_ < count % ROUNDS else 0)
@@ -298,7 +325,7 @@ def main() -> None:
                     totals[size] = [a + b for a, b in zip(totals[size], figures)]
                 done_so_far += chunk
             rates = {}
-            for size, (seconds, ran, statements, cpu) in totals.items():
+            for size, (seconds, ran, statements, cpu, backend_cpu) in totals.items():
                 tenant_id, _, seeded = tenants[size]
                 done = outcome(seed_url, tenant_id)
                 rate = count / seconds
@@ -308,13 +335,15 @@ def main() -> None:
                        "per_second": round(rate, 1), "jobs": ran, "statements": statements,
                        "statements_per_submission": round(statements / count, 1),
                        "worker_cpu_ms_per_submission": round(cpu * 1000 / count, 1),
+                       "postgres_cpu_ms_per_submission": round(backend_cpu * 1000 / count, 1),
                        "states": done["states"], "errors": done["errors"], "seeded_seconds": seeded, "load": load(),
                        "round_trip_ms": round(trip, 3),
                        "round_trips_share": round(statements * trip / 1000 / seconds, 2)}
                 results.append(row)
                 print(f"{shape:7} {size:>8,} contacts: {rate:6.1f} submissions/s ({count} in {seconds:.2f} s, "
-                      f"{ran} jobs, {statements / count:.1f} statements and {row['worker_cpu_ms_per_submission']} ms "
-                      f"of the worker's CPU a submission; a bare round trip {trip:.2f} ms) {done['states']} "
+                      f"{ran} jobs, {statements / count:.1f} statements, {row['worker_cpu_ms_per_submission']} ms "
+                      f"of the worker's CPU and {row['postgres_cpu_ms_per_submission']} ms of PostgreSQL's a "
+                      f"submission; a bare round trip {trip:.2f} ms) {done['states']} "
                       f"[{row['load']}]", flush=True)
                 if args.explain:
                     explain(app, tenant_id, shape)
