@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
-from billing import events, plans as plan_service, settings as billing_settings
+from billing import account_view, events, plans as plan_service, settings as billing_settings
 from billing.forms import AccessRulesForm, KeysForm, PlanForm, minor_units
 from billing.keys import tenant_keys
 from billing.models import AccessPlan, PlanKind
@@ -159,6 +159,21 @@ def edit_plan(plan_id: int):
             flash(f"Plan “{plan.name}” saved." if changed else "Nothing to change.", "success")
             return redirect(url_for("billing.plans"))
     return render_template("billing/plan_form.html", form=form, plan=plan)
+
+
+PAYMENT_FILTERS = [(None, "All"), ("open", "Access open"), ("closed", "Access closed"),
+                   ("failed", "Failed payments"), ("refunded", "Refunded or disputed")]
+
+
+@bp.get("/payments")
+@staff_login_required
+def payments():
+    require("payments.view")
+    status = request.args.get("status")
+    if status not in {key for key, _ in PAYMENT_FILTERS}:
+        status = None
+    return render_template("billing/payments.html", rows=account_view.payments_overview(status), status=status,
+                           filters=PAYMENT_FILTERS)
 
 
 def init_app(app) -> None:

@@ -38,6 +38,7 @@ PERMISSIONS = {
     "forms.submissions.view": "See kickoff form submissions and export them",
     "billing.plans": "Define access plans and who must pay for portal access",
     "billing.keys": "Enter the tenant's Stripe keys",
+    "payments.view": "See contacts' subscriptions and payments",
 }
 
 _EVERYONE = frozenset({"dashboard.view", "contacts.view", "contacts.create", "contacts.edit",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
+from billing.entitlements import portal_access_open
 from core.audit import ANONYMOUS, record, register_actions
 from core.db import db, utcnow
 from core.errors import ServiceError
@@ -136,6 +137,9 @@ def sign_in_blockers(account: PortalAccount) -> list[tuple[str, str]]:
         blockers.append(("contact_inactive", "The contact is inactive"))
     elif contact.role not in SIGN_IN_ROLES:
         blockers.append(("role", f"Only Prospects and Clients may sign in; this contact is a {contact.role_label}"))
+    elif not portal_access_open(contact.id):
+        # billing's one rule, over the tenant's cached payment rule and one indexed row
+        blockers.append(("payment", "No paid plan: portal access needs one"))
     return blockers
 
 
@@ -149,8 +153,9 @@ def may_sign_in(account: PortalAccount | None) -> bool:
 
     The contact's role is read live, not copied onto the account: a Lead who registers keeps
     their login, unusable, and it starts working the moment staff make the contact a Prospect
-    or Client (and stops again if they are moved back to Lead or made Inactive). Paid
-    entitlements, when the tenant requires them, are billing's to add here.
+    or Client (and stops again if they are moved back to Lead or made Inactive). When the
+    tenant requires a paid plan, the contact must hold it (billing.entitlements.portal_access_open:
+    closing takes effect on the next request, paying again reopens without staff).
     """
     return account is not None and not sign_in_blockers(account)
 

@@ -216,6 +216,8 @@ _REFUSALS = {
     "contact_inactive": "Your account with {name} is inactive. Ask {name} to reactivate your account.",
     "role": "The portal is open to {name}'s prospects and clients, and your account does not have access yet. "
             "If you think it should, please ask {name}.",
+    "payment": "The portal of {name} is open to members with a paid plan, and yours is not active (or not paid "
+               "yet). Pay below to open it.",
 }
 
 

@@ -1,12 +1,128 @@
-"""The portal's places for payments, kept for the billing issue: a panel of the home and one
-of the profile, by name ("payments"). Billing replaces these providers (registering the same
-name) with ones that return what to show, and adds the templates
-(templates/portal/panels/payments.html, templates/portal/profile/panels/payments.html).
-Until then they have nothing to show, so no panel is drawn: no placeholder content."""
+"""The portal's payments, over billing's services: /portal/billing (plans, status, next
+renewal, invoices, Stripe's Billing Portal), paying (Stripe Checkout), and the return page that
+says "confirming your payment" and asks Stripe until it is confirmed.
+
+Someone the tenant's payment rule keeps out of the portal cannot sign in, so the sign-in
+refusal page offers to pay with a short-lived signed token for that account (made only after
+its right password): POST /portal/billing/checkout takes it, or the signed-in account."""
 from __future__ import annotations
 
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+
+from billing import account_view
+from billing.checkout import confirm_return, start_checkout
+from billing.models import AccessPlan
+from billing.plans import plans as offered_plans
+from billing.settings import cached_rules
+from billing.stripe_api import PaymentsUnavailable
+from core.errors import ServiceError
+from core.identity import load_token, make_token
+from core.tenancy import get_or_404
+from core.web import service_call
+from portal import bp
+from portal.accounts import sign_in_blockers
+from portal.auth import current_account, portal_login_required
 from portal.home import home_panel
+from portal.models import PortalAccount
+from portal.navigation import nav_item
 from portal.profile import profile_panel
+
+PAY = "portal-pay"
+PAY_TOKEN_MAX_AGE = 3600
+
+nav_item("Payments", "portal.billing", order=80)
+
+
+@bp.app_template_global("portal_payment_token")
+def payment_token(account: PortalAccount) -> str:
+    return make_token(account, PAY)
+
+
+def _paying_account() -> PortalAccount | None:
+    """The signed-in account, or the one named by a pay token from the refusal page, when the
+    payment rule is all that keeps it out."""
+    account = current_account()
+    if account is not None:
+        return account
+    token = request.form.get("token") or ""
+    account = load_token(PortalAccount, token, PAY, PAY_TOKEN_MAX_AGE) if len(token) < 500 else None
+    if account is None or [key for key, _ in sign_in_blockers(account) if key != "payment"]:
+        return None
+    return account
+
+
+@bp.get("/portal/billing")
+@portal_login_required
+def billing():
+    account = current_account()
+    contact = account.contact
+    holdings = account_view.holdings(contact)
+    try:
+        invoices, invoices_error = account_view.invoices(contact), None
+    except ServiceError as exc:
+        invoices, invoices_error = [], exc.message
+    held = {h.entitlement.plan_id for h in holdings if h.is_open}
+    return render_template("portal/billing.html", holdings=holdings, invoices=invoices,
+                           invoices_error=invoices_error,
+                           offers=[p for p in offered_plans(include_archived=False) if p.id not in held])
+
+
+@bp.post("/portal/billing/checkout")
+def billing_checkout():
+    account = _paying_account()
+    if account is None:
+        return render_template("portal/link_invalid.html", what="payment link", retry=url_for("portal.login")), 400
+    plan_id = request.form.get("plan_id", type=int) or cached_rules()[0]
+    if not plan_id:
+        abort(404)
+    plan = get_or_404(AccessPlan, plan_id)
+    success = url_for("portal.billing_return", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    cancel = url_for("portal.billing" if current_account() else "portal.login", _external=True)
+    with service_call(show_error=False) as outcome:
+        url = start_checkout(account.contact, plan, success_url=success, cancel_url=cancel)
+    if outcome:
+        return redirect(url, 303)
+    if isinstance(outcome.error, PaymentsUnavailable):
+        return render_template("portal/payments_unavailable.html"), 503
+    flash(outcome.error.message, "error")
+    return redirect(url_for("portal.billing" if current_account() else "portal.login"))
+
+
+@bp.get("/portal/billing/return")
+def billing_return():
+    """Stripe sends the buyer back here. Nothing opens because they came back: the page asks
+    Stripe (through /status) until Stripe's own record of the payment says it is paid."""
+    session_id = (request.args.get("session_id") or "")[:255]
+    with service_call(show_error=False) as outcome:
+        confirmed = confirm_return(session_id)
+    return render_template("portal/payment_return.html", session_id=session_id, confirmed=bool(outcome and confirmed))
+
+
+@bp.get("/portal/billing/return/status")
+def billing_return_status():
+    with service_call(show_error=False) as outcome:
+        confirmed = confirm_return((request.args.get("session_id") or "")[:255])
+    if not outcome:
+        return jsonify(confirmed=False, unavailable=True)
+    return jsonify(confirmed=confirmed)
+
+
+@bp.post("/portal/billing/manage")
+@portal_login_required
+def billing_manage():
+    account = current_account()
+    with service_call(show_error=False) as outcome:
+        url = account_view.billing_portal_url(account.contact, url_for("portal.billing", _external=True))
+    if outcome:
+        return redirect(url, 303)
+    if isinstance(outcome.error, PaymentsUnavailable):
+        return render_template("portal/payments_unavailable.html"), 503
+    flash(outcome.error.message, "error")
+    return redirect(url_for("portal.billing"))
+
+
+# --- the places kept for payments on the home and the profile (portal.home, portal.profile) --------
+# Nothing is drawn there yet: the payment page (/portal/billing, in the navigation) shows it all.
 
 PANEL = "payments"
 
