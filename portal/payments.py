@@ -81,7 +81,7 @@ def billing_checkout():
     with service_call(show_error=False) as outcome:
         url = start_checkout(account.contact, plan, success_url=success, cancel_url=cancel)
     if outcome:
-        return redirect(url, 303)
+        return render_template("portal/to_stripe.html", url=url, heading="To secure payment")
     if isinstance(outcome.error, PaymentsUnavailable):
         return render_template("portal/payments_unavailable.html"), 503
     flash(outcome.error.message, "error")
@@ -114,7 +114,7 @@ def billing_manage():
     with service_call(show_error=False) as outcome:
         url = account_view.billing_portal_url(account.contact, url_for("portal.billing", _external=True))
     if outcome:
-        return redirect(url, 303)
+        return render_template("portal/to_stripe.html", url=url, heading="To your billing settings")
     if isinstance(outcome.error, PaymentsUnavailable):
         return render_template("portal/payments_unavailable.html"), 503
     flash(outcome.error.message, "error")
