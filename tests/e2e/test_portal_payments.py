@@ -32,8 +32,8 @@ def _sign_in(page: Page) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_a_prospect_pays_lands_in_the_portal_and_cancelling_closes_it(app, new_context, live_server, world, pay,
-                                                                       client_for, deliver, screenshot):
+def test_a_prospect_pays_lands_in_the_portal_and_cancelling_closes_it(
+        app, new_context, live_server, world, pay, client_for, deliver, screenshot):  # noqa: F811  (the fixture)
     from billing.models import Entitlement
 
     require_plan(app, pay)
