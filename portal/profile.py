@@ -39,7 +39,9 @@ def profile():
             changed = save_details(details, account)
         if outcome:
             flash("Your details are saved." if changed else "Nothing to save: your details were already so.", "success")
-            return redirect(url_for("portal.profile", _anchor="details"))
+            # To #main, not #details: the flash saying so is above the form. (Without a fragment the
+            # browser would keep the form's #details across the redirect.)
+            return redirect(url_for("portal.profile", _anchor="main"))
     password = ChangePasswordForm(prefix="password")
     if sent == "password" and password.validate():
         with service_call(password) as outcome:

@@ -151,7 +151,10 @@ def test_the_contact_edits_their_details_and_the_timeline_names_them(world, app,
     page = client.get("/portal/profile").get_data(as_text=True)
     assert "Your details" in page and 'value="+14155550123"' in page
     assert "Shoe size" in page and "Credit score" not in page
-    page = _flash_and_page(client, _profile_post(client, {**DETAILS, "details-cf_shoe_size": "38"}))
+    saved = _profile_post(client, {**DETAILS, "details-cf_shoe_size": "38"})
+    # The page opens at the flash (main's top), not scrolled past it to the form.
+    assert saved.headers["Location"].endswith("/portal/profile#main")
+    page = _flash_and_page(client, saved)
     assert "Your details are saved." in page and 'value="Janet"' in page
     with tenant_session(app, world.a):
         contact = db.session.get(Contact, client.contact_id)
