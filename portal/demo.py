@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from io import BytesIO
+
 import sqlalchemy as sa
 
 from core.db import db, utcnow
@@ -19,8 +21,16 @@ WELCOME = """<p>Welcome to the VIP corner of Northwind Studio. This is where we 
 are working on for you before anyone else sees it.</p>
 <h3>This month</h3>
 <ul><li>Your brand review is booked for the second week.</li>
-<li>The new website templates are in the files below.</li></ul>
+<li>The checklist for the review is in the file below: have a look before we meet.</li></ul>
 <p>Questions? Reply to any of our e-mails, or call us on <strong>020 7946 0000</strong>.</p>"""
+
+CHECKLIST = """Brand review checklist
+
+1. Your current logo files (any format you have).
+2. Three brands you admire, and why.
+3. Who your customers are, in a sentence or two.
+4. What you want people to feel when they meet your brand.
+"""
 
 
 @demo_seeder
@@ -42,6 +52,8 @@ def seed_portal_client(tenant) -> None:
     if vip is not None:
         circle_content.create_page(vip, "Welcome, VIP clients", WELCOME, owner, publish=True)
         circle_content.create_link(vip, "Our pricing for 2027", "https://example.com/pricing", owner, publish=True)
+        circle_content.create_file(vip, "Brand review checklist", BytesIO(CHECKLIST.encode()),
+                                   "brand-review-checklist.txt", owner, publish=True)
     _seed_home(contact, owner)
 
 

@@ -82,7 +82,7 @@ def test_demo_is_idempotent_and_prints_logins(app, client_for):
     portal = client_for("demo")
     assert login_portal(portal, "jasmine.patel@kettleandco.example", "harbour-lantern-42").status_code == 302
     home = portal.get("/portal/").get_data(as_text=True)
-    assert "Jasmine" in home and "Welcome, VIP clients" in home
+    assert "Jasmine" in home and "Welcome, VIP clients" in home and "Brand review checklist" in home
     assert "Brand review workshop" in home and "Send us your logo files" in home  # an event, a shared task
     assert "Kettle &amp; Co Design" in portal.get("/portal/company").get_data(as_text=True)
 
