@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sqlalchemy as sa
 
-from core import audit, cli, jobs, rls, statistics, tenancy, tenant_cache, web
+from core import audit, cli, impersonation, jobs, rls, statistics, tenancy, tenant_cache, web
 from core.config import ROOT, load_config
 from core.db import db, make_sqlite_folder
 from core.errors import register_error_handlers
@@ -49,6 +49,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     jobs.init_app(app)
     web.init_app(app)
+    impersonation.init_app(app)
     register_error_handlers(app)
     cli.init_app(app)
 

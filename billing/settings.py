@@ -12,6 +12,7 @@ from core.audit import record, register_actions
 from core.db import db
 from core.errors import ServiceError
 from core.identity import StaffUser
+from core.impersonation import refuse_while_impersonating
 
 register_actions({
     "billing.keys_saved": "Stripe keys saved",
@@ -56,6 +57,7 @@ def check_secret_key(secret_key: str, field: str = "secret_key") -> None:
 def save_keys(secret_key: str | None, webhook_secret: str | None, actor) -> BillingSettings:
     """Store the tenant's keys, encrypted. A blank value keeps the stored one (the page never
     shows them again); a new secret key is checked against Stripe first."""
+    refuse_while_impersonating()
     secret_key = (secret_key or "").strip()
     webhook_secret = (webhook_secret or "").strip()
     settings = settings_for_update()

@@ -8,6 +8,7 @@ from flask import current_app
 from core.audit import ANONYMOUS, record
 from core.db import db, utcnow
 from core.errors import ServiceError
+from core.impersonation import refuse_while_impersonating
 from core.identity import (StaffRole, StaffUser, end_sessions, hash_password, load_token, make_token,
                            normalize_email, password_problem, verify_password)
 from core.jobs import job, on_commit
@@ -144,6 +145,7 @@ def request_password_reset(email: str, ip_address: str | None = None) -> None:
     """Queue the reset: the job looks the address up and e-mails a link when it belongs to an
     active member. The request does the same work whatever the address, so neither its answer
     nor its timing tells whether an account exists."""
+    refuse_while_impersonating()
     on_commit(send_password_reset, (email or "")[:320], ip_address, tenant_id=current_tenant().id)
 
 
@@ -170,11 +172,13 @@ def user_for_reset_token(token: str) -> StaffUser | None:
 
 
 def reset_password(user: StaffUser, password: str) -> None:
+    refuse_while_impersonating()
     _set_password(user, password)
     record("staff.password_reset", user, actor=user)
 
 
 def change_own_password(user: StaffUser, current_password: str, new_password: str) -> None:
+    refuse_while_impersonating()
     if not verify_password(user, current_password):
         raise ServiceError("That is not your current password.", field="current_password")
     _set_password(user, new_password, keep_session=user.current_session_token)

@@ -111,14 +111,14 @@ def record(action: str, target=None, *, details: dict | None = None, actor=None,
     `actor` defaults to the signed-in principal, `real_actor` to the person behind it
     (core.identity knows about impersonation); `target` is any model with an `id`.
     """
-    from core.identity import current_principal, real_principal
+    from core.identity import current_principal, impersonator_of, real_principal
 
     if action not in _ACTIONS:
         raise KeyError(f"unknown audit action {action!r}: add it with core.audit.register_actions()")
     if actor is None:
         actor = current_principal()
     if real_actor is None:
-        real_actor = real_principal() if actor is current_principal() else actor
+        real_actor = real_principal() if actor is current_principal() else (impersonator_of(actor) or actor)
     actor_type, actor_id, actor_label = _describe(actor)
     real_type, real_id, real_label = _describe(real_actor)
 

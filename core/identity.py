@@ -212,8 +212,11 @@ def sign_in(principal, *, remember: bool = False) -> None:
 
 
 def sign_out() -> None:
-    """End this device's session, on the server too."""
-    principal = current_principal()
+    """End this device's session, on the server too (and an impersonation held by it)."""
+    principal = real_principal()
+    if isinstance(principal, StaffUser):
+        from core.impersonation import end_with_session
+        end_with_session(principal)
     if principal is not None and principal.current_session_token:
         end_sessions(principal, only=principal.current_session_token)
     logout_user()
@@ -245,6 +248,16 @@ def real_principal():
     return g.get("real_principal") or current_principal()
 
 
+def impersonator_of(actor):
+    """The admin really acting while `actor` is the person being impersonated; else None."""
+    seen_as = g.get("impersonated") if has_request_context() else None
+    if seen_as is None or actor is None:
+        return None
+    same = (getattr(actor, "principal_type", None), getattr(actor, "id", None)) == \
+        (seen_as.principal_type, seen_as.id)
+    return g.get("real_principal") if same else None
+
+
 @login_manager.user_loader
 def _load_principal(session_id: str):
     """The principal of a live session row, on its own kind of host only."""
@@ -253,10 +266,27 @@ def _load_principal(session_id: str):
         return None
     host_kind = g.get("host_kind")
     if kind == StaffUser.id_prefix and host_kind == "tenant" and current_tenant_id() is not None:
-        return _principal_of_session(StaffSession, StaffUser, token)  # tenant-filtered
+        user = _principal_of_session(StaffSession, StaffUser, token)  # tenant-filtered
+        return _seen_as(user) if user is not None else None
     if kind == PlatformAdmin.id_prefix and host_kind == "platform":
         return _principal_of_session(PlatformSession, PlatformAdmin, token)
     return None
+
+
+def _seen_as(admin: StaffUser):
+    """Whom a staff session acts as: its own member, or the staff member they impersonate
+    (then g.real_principal is the admin). Impersonating a portal login leaves /staff as it was."""
+    from core.impersonation import load_for
+
+    row = load_for(admin)
+    if row is None:
+        return admin
+    g.real_principal = admin
+    target = g.impersonated
+    if isinstance(target, StaffUser):
+        target.current_session_token = None  # the target's own sessions are never the request's
+        return target
+    return admin
 
 
 def _principal_of_session(session_model, principal_model, token: str):

@@ -70,6 +70,10 @@ class Tenant(db.Model):
     # Bumped by every change to what the tenant configures (core.tenant_cache): the key of each
     # process's caches of it.
     config_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Impersonation (core.impersonation): how long one lasts at most, and whether the person
+    # impersonated is told by e-mail.
+    impersonation_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
+    impersonation_notify: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
 
     domains: Mapped[list["TenantDomain"]] = relationship(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from core.db import db, utcnow
-from core.identity import current_principal
+from core.identity import current_principal, impersonator_of
 from crm.access import visible_contacts_clause
 from crm.models import Contact, TimelineEntry
 
@@ -33,12 +33,17 @@ def record_activity(kind: str, summary: str, *, contact=None, company=None, deta
     """One entry on the timeline; with `touch`, it is the contact's latest activity."""
     actor = actor if actor is not None else current_principal()
     when = occurred_at or utcnow()
+    label = getattr(actor, "display_name", None) or (None if actor is None else str(actor))
+    impersonator = impersonator_of(actor)
+    if impersonator is not None:
+        # "by Ana as Bob": the admin really did it, seen as the person they impersonated.
+        label = f"{impersonator.display_name} as {label}"
     entry = TimelineEntry(
         contact_id=contact.id if contact is not None else None,
         company_id=company.id if company is not None else None,
         kind=kind, summary=summary[:500], details=details or {},
         **actor_columns(actor),
-        actor_label=getattr(actor, "display_name", None) or (None if actor is None else str(actor)),
+        actor_label=label[:320] if label else None,
         subject_type=type(subject).__name__.lower() if subject is not None else None,
         subject_id=getattr(subject, "id", None),
         occurred_at=when,

@@ -26,7 +26,7 @@ from importlib import import_module
 from flask import Blueprint, Response, abort, g, render_template
 
 from core.tenancy import require_tenant_host
-from portal import accounts, demo, models  # noqa: F401  (the table, audit actions and merge hook; the demo client)
+from portal import accounts, demo, impersonation, models  # noqa: F401  (the table, audit actions, merge and impersonation hooks; the demo client)
 
 bp = Blueprint("portal", __name__)
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from core.audit import ANONYMOUS, record
 from core.db import db, utcnow
 from core.errors import ServiceError
+from core.impersonation import refuse_while_impersonating
 from core.identity import end_sessions, live_session, load_token, make_token, normalize_email, start_session, \
     verify_password
 from core.jobs import job, on_commit
@@ -61,6 +62,11 @@ _WITH_CONTACT = ((Contact, _CONTACT_ON),)
 
 
 def _load_account() -> PortalAccount | None:
+    from portal.impersonation import impersonated_account
+
+    seen_as = impersonated_account()  # an admin seeing the portal as this login
+    if seen_as is not None:
+        return seen_as
     token = request.cookies.get(COOKIE_NAME)
     if not token or g.get("tenant") is None:
         return None
@@ -176,6 +182,14 @@ def sign_in_account(account: PortalAccount, *, remember: bool = False) -> None:
 
 def sign_out_account() -> None:
     """End this device's portal session, on the server too. The staff session, if any, stays."""
+    from core import impersonation
+    from core.identity import real_principal
+
+    if impersonation.current() is not None:
+        # The admin leaves the login they were seeing as; its own sessions are not theirs to end.
+        impersonation.stop(real_principal())
+        g.portal_account = None
+        return
     account = current_account()
     if account is not None:
         end_sessions(account, only=account.current_session_token)
@@ -186,6 +200,7 @@ def sign_out_account() -> None:
 
 def end_session_of(account: PortalAccount, session_id: int) -> bool:
     """The account ends one of its own devices (the profile page); another's id does nothing."""
+    refuse_while_impersonating()
     done = db.session.execute(
         sa.update(PortalSession).where(PortalSession.id == session_id, PortalSession.account_id == account.id,
                                        PortalSession.revoked_at.is_(None))
@@ -196,6 +211,7 @@ def end_session_of(account: PortalAccount, session_id: int) -> bool:
 
 
 def end_other_sessions(account: PortalAccount) -> int:
+    refuse_while_impersonating()
     ended = end_sessions(account, keep=account.current_session_token)
     if ended:
         record("portal.session_ended", account, actor=account, details={"others": ended})
@@ -232,6 +248,7 @@ def refusal_reasons(account: PortalAccount) -> list[tuple[str, str]]:
 
 def change_password(account: PortalAccount, current_password: str, new_password: str) -> None:
     """The account's owner, signed in, changes their password; their other devices are signed out."""
+    refuse_while_impersonating()
     if not verify_password(account, current_password):
         raise ServiceError("That is not your current password.", field="current_password")
     _set_password(account, new_password, keep=account.current_session_token)
@@ -250,6 +267,7 @@ def _set_password(account: PortalAccount, password: str, *, keep: str | None = N
 def request_password_reset(email: str, ip_address: str | None = None) -> None:
     """Queue the reset: the job looks the address up. The same work whatever the address, so
     neither the answer nor its timing tells whether a login exists."""
+    refuse_while_impersonating()
     on_commit(send_password_reset, (email or "")[:320], ip_address, tenant_id=current_tenant().id)
 
 
@@ -271,6 +289,7 @@ def account_for_reset_token(token: str) -> PortalAccount | None:
 def reset_password(account: PortalAccount, password: str) -> None:
     """A new password through the e-mailed link: every device is signed out, and the address
     counts as confirmed (the link reached it)."""
+    refuse_while_impersonating()
     _set_password(account, password)
     if account.email_verified_at is None:
         account.email_verified_at = utcnow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 
+from core import impersonation
 from core.extensions import limiter
 from core.forms import ChangePasswordForm
 from core.identity import open_sessions
@@ -43,6 +44,8 @@ def profile():
             # browser would keep the form's #details across the redirect.)
             return redirect(url_for("portal.profile", _anchor="main"))
     password = ChangePasswordForm(prefix="password")
+    if sent == "password":
+        impersonation.refuse_while_impersonating()  # the 422 page says so; the form is not shown
     if sent == "password" and password.validate():
         with service_call(password) as outcome:
             change_password(account, password.current_password.data, password.password.data)
@@ -50,7 +53,8 @@ def profile():
             flash("Your password is changed. Your other devices have been signed out.", "success")
             return redirect(url_for("portal.profile"))
     return render_template("portal/profile.html", account=account, details=details, password=password,
-                           panels=panels_for(account, PROFILE_PANELS), sessions=open_sessions(account))
+                           panels=panels_for(account, PROFILE_PANELS), sessions=open_sessions(account),
+                           impersonations=impersonation.history_of(account))
 
 
 @bp.post("/portal/profile/sessions/end")

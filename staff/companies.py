@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from core.db import db
 from core.identity import StaffUser, current_principal
-from core.permissions import require, staff_login_required
+from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404
 from core.web import int_arg, service_call
 from crm.access import contact_visible_to
@@ -18,6 +18,7 @@ from crm.custom_fields import definitions
 from crm.models import Company, Contact, Tag
 from crm.tags import tags_of_company
 from crm.timeline import company_timeline
+from portal.accounts import account_for, may_sign_in
 from staff import bp
 from core.forms import custom_values_of, fill_custom, with_custom_fields
 from staff.crm_forms import CompanyForm
@@ -80,7 +81,10 @@ def company(company_id):
     me = current_principal()
     people = people_of(record, me)
     primary = primary_contact_of(record)
-    return render_template("staff/companies/detail.html", company=record, people=people,
+    shown = primary if primary is None or contact_visible_to(me, primary) else None
+    # Seen as on the portal: only a primary contact whose login may sign in (the portal's rule).
+    on_portal = shown is not None and can(me, "people.impersonate") and may_sign_in(account_for(shown))
+    return render_template("staff/companies/detail.html", company=record, people=people, primary_on_portal=on_portal,
                            timeline=company_timeline(record, me),
                            primary=primary if primary is None or contact_visible_to(me, primary) else None,
                            primary_hidden=primary is not None and not contact_visible_to(me, primary),

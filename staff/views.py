@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, request, url_for
 
+from core import impersonation
 from core.accounts import (accept_invitation, change_own_password, complete_invitation,
                            invite_staff, request_password_reset, reset_password, send_invitation,
                            update_profile, update_staff_member, user_for_reset_token)
@@ -136,7 +137,10 @@ def team():
     require("staff.manage")
     members = db.session.scalars(
         sa.select(StaffUser).order_by(StaffUser.active.desc(), sa.func.lower(StaffUser.name))).all()
-    return render_template("staff/team.html", members=members)
+    me = current_principal()
+    impersonable = set() if impersonation.current() else {
+        m.id for m in members if impersonation.impersonation_problem(me, m) is None}
+    return render_template("staff/team.html", members=members, impersonable=impersonable)
 
 
 @bp.route("/team/invite", methods=["GET", "POST"])
@@ -236,10 +240,13 @@ def account():
         if outcome:
             flash("Your name is saved.", "success")
             return redirect(url_for("staff.account"))
+    if request.method == "POST" and request.form.get("form") == "password":
+        impersonation.refuse_while_impersonating()  # the 422 page says so; the form is not shown
     if request.method == "POST" and request.form.get("form") == "password" and password.validate():
         with service_call(password) as outcome:
             change_own_password(user, password.current_password.data, password.password.data)
         if outcome:
             flash("Your password is changed. Other devices have been signed out.", "success")
             return redirect(url_for("staff.account"))
-    return render_template("staff/account.html", profile=profile, password=password)
+    return render_template("staff/account.html", profile=profile, password=password,
+                           impersonations=impersonation.history_of(user))
