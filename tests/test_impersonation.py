@@ -412,3 +412,32 @@ def test_the_tenant_sets_the_time_limit(app, world, staff_client):
         assert db.session.get(Tenant, world.a.id).impersonation_minutes == 15
     page = _text(post_form(owner, "/staff/settings/impersonation", {"minutes": "0"}))
     assert "Number must be between" in page
+
+
+def test_a_portal_write_while_impersonating_names_both(app, world, staff_client, client_contact):
+    from tests.portal.test_home import DETAILS
+
+    contact_id, _ = client_contact
+    admin = staff_client("admin")
+    _impersonate_contact(admin, contact_id)
+    response = admin.post("/portal/profile", data={"form": "details",
+                                                   "details-csrf_token": csrf_token(admin, "/portal/profile"),
+                                                   **DETAILS, "details-first_name": "Bobby"})
+    assert response.status_code == 302
+    with app.app_context(), tenant_context(world.a.id):
+        entry = db.session.scalars(sa.select(TimelineEntry).where(TimelineEntry.contact_id == contact_id)
+                                   .order_by(TimelineEntry.id.desc())).first()
+        assert entry.actor_label.startswith("Adam Admin as ")
+    page = _text(admin.get(f"/staff/contacts/{contact_id}"))
+    assert "Adam Admin as " in page and "on the portal" in page
+
+
+def test_a_staff_password_reset_request_is_refused(app, world, staff_client, client_contact, deliver):
+    contact_id, _ = client_contact
+    admin = staff_client("admin")
+    _impersonate_contact(admin, contact_id)
+    response = admin.post("/staff/password/forgot", data={"csrf_token": csrf_token(admin, "/staff/password/forgot"),
+                                                          "email": world.a.members["admin"].email},
+                          follow_redirects=True)
+    assert REFUSED.split(":")[0] in _text(response)
+    assert deliver().to(world.a.members["admin"].email) == []
