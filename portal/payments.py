@@ -17,6 +17,7 @@ from billing.settings import cached_rules
 from billing.stripe_api import PaymentsUnavailable
 from core.errors import ServiceError
 from core.identity import load_token, make_token
+from core.impersonation import refused_while_impersonating
 from core.tenancy import get_or_404
 from core.web import service_call
 from portal import bp
@@ -68,6 +69,7 @@ def billing():
 
 
 @bp.post("/portal/billing/checkout")
+@refused_while_impersonating  # an admin seeing the portal as someone never pays for them
 def billing_checkout():
     account = _paying_account()
     if account is None:
@@ -109,6 +111,7 @@ def billing_return_status():
 
 @bp.post("/portal/billing/manage")
 @portal_login_required
+@refused_while_impersonating  # Stripe's Billing Portal changes payment methods
 def billing_manage():
     account = current_account()
     with service_call(show_error=False) as outcome:

@@ -441,3 +441,12 @@ def test_a_staff_password_reset_request_is_refused(app, world, staff_client, cli
                           follow_redirects=True)
     assert REFUSED.split(":")[0] in _text(response)
     assert deliver().to(world.a.members["admin"].email) == []
+
+
+@pytest.mark.parametrize("path", ["/portal/billing/checkout", "/portal/billing/manage"])
+def test_checkout_and_payment_methods_are_refused(app, world, staff_client, client_contact, path):
+    contact_id, _ = client_contact
+    admin = staff_client("admin")
+    _impersonate_contact(admin, contact_id)
+    response = post_form(admin, path, {"plan_id": "1"})
+    assert response.status_code == 422 and REFUSED.split(":")[0] in _text(response)
