@@ -22,8 +22,8 @@ from dataclasses import fields as dataclass_fields
 from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, current_app, g, make_response, redirect, render_template,
-                   request, url_for)
+from flask import (Blueprint, Response, abort, current_app, g, get_template_attribute, make_response, redirect,
+                   render_template, request, url_for)
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 
@@ -219,10 +219,15 @@ def _embed_origins() -> tuple[str, ...]:
 def _serve(form: ShownForm, *, embed: bool):
     Kickoff = _form_class(form)
     if request.method == "GET":
-        wtform = Kickoff(formdata=None, data=rendering.url_prefill(Kickoff._specs, request.args))
-        wtform.kf_token.data = issue_token(form)
+        prefill = rendering.url_prefill(Kickoff._specs, request.args)
+        token = issue_token(form)
         # Where the visitor came from; the embed's script replaces it with the host page.
-        wtform.kf_source_url.data = (request.referrer or "")[:2000]
+        source_url = (request.referrer or "")[:2000]
+        if not prefill:
+            return _page(form, None, embed=embed, form_html=_blank_form_html(form, Kickoff, token, source_url))
+        wtform = Kickoff(formdata=None, data=prefill)
+        wtform.kf_token.data = token
+        wtform.kf_source_url.data = source_url
         return _page(form, wtform, embed=embed)
 
     wtform = Kickoff()
@@ -289,12 +294,32 @@ def _thanks(form: ShownForm, *, embed: bool):
                     form, embed=embed)
 
 
-def _page(form: ShownForm, wtform, *, embed: bool, status: int = 200):
+def _page(form: ShownForm, wtform, *, embed: bool, status: int = 200, form_html: Markup | None = None):
     target = _web_url(form.redirect_url)
     if target and not embed:
         _allow_posting_to(target)
-    html = render_template("forms/page.html", form=form, wtform=wtform, **_branding(form, embed))
+    html = render_template("forms/page.html", form=form, wtform=wtform, form_html=form_html, **_branding(form, embed))
     return _respond(html, form, embed=embed, status=status)
+
+
+# Stand-ins for the two values a fresh form differs in from one showing to the next: no label,
+# choice or text of a tenant's holds them (they are new in every process).
+_TOKEN_MARK, _SOURCE_MARK = f"kf-token-{secrets.token_hex(12)}", f"kf-source-{secrets.token_hex(12)}"
+
+
+def _blank_form_html(form: ShownForm, Kickoff, token: str, source_url: str) -> Markup:
+    """The form's inputs as a fresh visit shows them (nothing filled in from the address, no
+    errors): rendered once per process and configuration version of the tenant, with stand-ins
+    for its token and where the visitor came from, which each showing fills in (escaped as
+    WTForms escapes them). Rendering a form's widgets costs more than the rest of its page."""
+    def render() -> str:
+        wtform = Kickoff(formdata=None)
+        wtform.kf_token.data, wtform.kf_source_url.data = _TOKEN_MARK, _SOURCE_MARK
+        return str(get_template_attribute("forms/_form.html", "render_kickoff_form")(
+            wtform, submit_label=form.submit_label or "Send"))
+
+    html = tenant_cache.cached(f"kickoff_form_html:{form.id}", render)
+    return Markup(html.replace(_TOKEN_MARK, str(escape(token))).replace(_SOURCE_MARK, str(escape(source_url))))
 
 
 def _allow_posting_to(target: str) -> None:

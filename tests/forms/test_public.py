@@ -137,6 +137,80 @@ def test_another_tenants_form_is_404(app, world, client_for):
     assert client_for(world.b.slug).get("/f/globex-only").status_code == 200
 
 
+# --- a fresh visit's inputs, rendered once per form version ------------------------------------
+
+def _without_token(body: str) -> str:
+    return TOKEN_RE.sub('name="kf_token" type="hidden" value=""', body)
+
+
+@pytest.mark.parametrize("suffix", ["", "/embed"])
+def test_a_fresh_visit_gets_the_same_page_as_a_rendered_one(app, world, acme, public, suffix):
+    """A plain visit's inputs come from the process's copy (forms.public._blank_form_html); a
+    visit that fills a hidden input from its address renders them. The two pages are the same
+    but for the token, the filled value, and each visit's own referrer, escaped."""
+    slug = new_form(acme, fields=[*STANDARD_FIELDS_FOR_HIDDEN,
+                                  dict(key="campaign", kind=FieldKind.HIDDEN, url_parameter="utm_campaign"),
+                                  dict(key="budget", kind=FieldKind.SINGLE_CHOICE, label="Budget",
+                                       choices=["Small", "Large"], required=True)])
+    referrer = 'https://blog.example/post?q="quoted"&tag=<b>'
+    escaped = "https://blog.example/post?q=&#34;quoted&#34;&amp;tag=&lt;b&gt;"
+    for _ in range(2):  # the second plain visit is served from the copy the first one made
+        plain = public.get(f"/f/{slug}{suffix}", headers={"Referer": referrer}).get_data(as_text=True)
+        filled = public.get(f"/f/{slug}{suffix}?utm_campaign=spring",
+                            headers={"Referer": referrer}).get_data(as_text=True)
+        assert f'name="kf_source_url" type="hidden" value="{escaped}"' in plain
+        assert 'name="campaign" type="hidden" value="spring"' in filled
+        assert _without_token(plain) == _without_token(filled).replace(
+            'name="campaign" type="hidden" value="spring"', 'name="campaign" type="hidden" value=""')
+    other = public.get(f"/f/{slug}{suffix}").get_data(as_text=True)
+    assert 'name="kf_source_url" type="hidden" value=""' in other and "blog.example" not in other
+    # Each visit's token is its own, and works.
+    tokens = {token_of(public.get(f"/f/{slug}{suffix}")) for _ in range(3)}
+    assert len(tokens) == 3
+    response = submit(public, f"/f/{slug}{suffix}", {**PERSON, "budget": "Large"}, token=tokens.pop())
+    assert response.status_code == 200 and len(submissions(app, world)) == 1
+
+
+def test_an_edited_form_shows_the_change_on_the_next_visit(app, world, acme, public):
+    from forms.models import Form, FormField
+
+    slug = new_form(acme)
+    assert ">First name" in text(public.get(f"/f/{slug}"))
+    with acme():
+        form = db.session.scalar(sa.select(Form).where(Form.slug == slug))
+        field = db.session.scalar(sa.select(FormField).where(FormField.form_id == form.id,
+                                                             FormField.key == "first_name"))
+        field.label, form.submit_label = "Given name", "Count me in"
+    body = text(public.get(f"/f/{slug}"))
+    assert ">Given name" in body and ">First name" not in body
+    assert ">Count me in</button>" in body
+    with acme():
+        form = db.session.scalar(sa.select(Form).where(Form.slug == slug))
+        add_field(form, key="budget", kind=FieldKind.NUMBER, label="Budget")
+    assert '<label for="f-budget">Budget' in text(public.get(f"/f/{slug}"))
+    # A CRM setting the inputs depend on (the phone region) is configuration too.
+    with acme():
+        settings().default_region = "GB"
+    assert public.get(f"/f/{slug}").status_code == 200
+
+
+def test_two_tenants_forms_at_the_same_address_show_their_own_inputs(app, world, acme, client_for):
+    with acme():
+        make_form("Acme's form", slug="join", fields=[dict(key="email", kind=FieldKind.EMAIL, label="Acme e-mail")])
+    with app.app_context(), tenant_context(world.b.id):
+        make_form("CANARY-B form", slug="join", fields=[dict(key="email", kind=FieldKind.EMAIL,
+                                                             label="CANARY-B e-mail")])
+        db.session.commit()
+    a, b = client_for(world.a.slug), client_for(world.b.slug)
+    for _ in range(3):  # each served again from its own tenant's copy
+        page_a, page_b = text(a.get("/f/join")), text(b.get("/f/join"))
+        assert "Acme e-mail" in page_a and "CANARY-B" not in page_a
+        assert "CANARY-B e-mail" in page_b and "Acme e-mail" not in page_b
+    # A token of one tenant's form is worthless on the other's.
+    response = submit(b, "/f/join", {"email": "ada@example.com"}, token=token_of(a.get("/f/join")))
+    assert response.status_code == 400
+
+
 # --- sending it ---------------------------------------------------------------------------------
 
 def test_a_submission_is_stored_and_thanked_for(app, world, acme, public, deliver):
