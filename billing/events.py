@@ -10,7 +10,6 @@ import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
-import stripe as stripe_library
 from flask import current_app
 from huey import crontab
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +43,8 @@ class BadWebhook(Exception):
 def receive(payload: bytes, signature: str | None) -> StripeEvent | None:
     """Verify one delivery with the tenant's signing secret and its tolerance, and store its
     event; returns the new row, or None for an event already stored."""
+    import stripe as stripe_library  # not with the app: see billing.stripe_api
+
     secret = keys.tenant_keys(current_settings()).webhook_secret
     if not secret or not signature:
         raise BadWebhook("unsigned, or no signing secret configured")

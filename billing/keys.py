@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 from core.errors import ServiceError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 
 class KeysUnreadable(ServiceError):
@@ -22,6 +25,10 @@ class KeysUnreadable(ServiceError):
 
 
 def _fernet() -> MultiFernet:
+    # Imported here, not with the app (~7 MB in every web worker): only payment settings and
+    # billing jobs read the stored keys.
+    from cryptography.fernet import Fernet, MultiFernet
+
     configured = current_app.config.get("BILLING_ENCRYPTION_KEYS")
     if configured:
         keys = [k.strip() for k in configured.split(",") if k.strip()]
@@ -41,6 +48,8 @@ def encrypt(value: str) -> str:
 
 
 def decrypt(token: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:

@@ -1,13 +1,19 @@
 """Every call to Stripe goes through here: the official library, pointed at STRIPE_API_BASE
-when it is set (unset in production: Stripe itself), with the tenant's keys."""
+when it is set (unset in production: Stripe itself), with the tenant's keys.
+
+The library is imported where it is called, not with the app: it brings requests and aiohttp
+(~14 MB in every web worker), and only payment pages and billing jobs talk to Stripe."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import stripe
 from flask import current_app
 
 from core.errors import ServiceError
+
+if TYPE_CHECKING:
+    import stripe
 
 UNAVAILABLE = "Payments are unavailable right now. Nothing was changed; please try again in a few minutes."
 
@@ -26,6 +32,8 @@ class NotConfigured(ServiceError):
 def client(secret_key: str | None) -> stripe.StripeClient:
     if not secret_key:
         raise NotConfigured("Payments are not set up yet: an Owner enters the Stripe keys in the payment settings.")
+    import stripe
+
     base = current_app.config.get("STRIPE_API_BASE")
     return stripe.StripeClient(secret_key, base_addresses={"api": base} if base else None, max_network_retries=1)
 
@@ -34,6 +42,8 @@ def client(secret_key: str | None) -> stripe.StripeClient:
 def calling_stripe(field: str | None = None):
     """Stripe's failures as service errors the page can show: a connection failure or an
     outage is "unavailable"; anything else Stripe refused says why in Stripe's words."""
+    import stripe
+
     try:
         yield
     except stripe.AuthenticationError as exc:

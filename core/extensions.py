@@ -1,13 +1,58 @@
 """Flask extensions that are not the database (core.db) or the login manager (core.identity)."""
 import ipaddress
+from functools import cached_property
 
+import click
 from flask import g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-migrate = Migrate(compare_type=True, render_as_batch=True)
+
+class _MigrateConfig:
+    """What Flask-Migrate keeps in app.extensions["migrate"] (its commands and migrations/env.py
+    read it), with its Migrate made the first time a migration asks for it."""
+
+    def __init__(self, db, directory: str, configure_args: dict):
+        self.db, self.directory, self.configure_args = db, directory, configure_args
+
+    @property
+    def metadata(self):
+        return self.db.metadata
+
+    @cached_property
+    def migrate(self):
+        from flask_migrate import Migrate
+
+        return Migrate(db=self.db, directory=self.directory, **self.configure_args)
+
+
+class LazyMigrate:
+    """Flask-Migrate set up as its Migrate.init_app does, without importing it: it imports
+    Alembic, Mako and Pygments (~12 MB in every web worker, which never migrates). `flask db …`
+    loads it when run; flask_migrate's functions (upgrade(), …) find their configuration as usual."""
+
+    def __init__(self, **configure_args):
+        self.configure_args = configure_args
+
+    def init_app(self, app, db, directory: str) -> None:
+        app.extensions["migrate"] = _MigrateConfig(db, directory, self.configure_args)
+        app.cli.add_command(_db_command)
+
+
+class _DbGroup(click.Group):
+    """`flask db`, which is Flask-Migrate's own group once it is run."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        from flask_migrate.cli import db
+
+        return db.make_context(info_name, args, parent=parent, **extra)
+
+
+_db_command = _DbGroup("db", help="Perform database migrations.")
+
+
+migrate = LazyMigrate(compare_type=True, render_as_batch=True)
 csrf = CSRFProtect()
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import phonenumbers
 import sqlalchemy as sa
-from rapidfuzz import fuzz, process
 
 from core.audit import record, register_actions
 from core.db import db, utcnow
@@ -160,6 +159,8 @@ def match_company(name: str, *, threshold: int = 90) -> Company | None:
     exact = db.session.scalar(sa.select(Company).where(Company.name_key == key).order_by(Company.id).limit(1))
     if exact is not None:
         return exact
+    from rapidfuzz import fuzz, process  # here: only form jobs and imports match companies (~3 MB a worker)
+
     best = process.extractOne(key, _fuzzy_candidates(key), scorer=fuzz.token_sort_ratio, score_cutoff=threshold)
     return db.session.get(Company, best[2]) if best else None
 
