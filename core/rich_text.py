@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 
-import nh3
 from markupsafe import Markup
 
 TAGS = {"p", "br", "strong", "b", "em", "i", "u", "s", "a", "ul", "ol", "li", "h2", "h3", "h4",
@@ -20,6 +19,8 @@ _TAG = re.compile(r"<[^>]*>")
 def clean_html(text: str | None) -> str:
     """Only the allowed tags and attributes; links only to http(s) and mailto, opened without
     the reader's page as opener. Scripts and styles go with their content."""
+    import nh3  # here, not with the app: only pages with rich text clean it
+
     return nh3.clean(text or "", tags=TAGS, attributes=ATTRIBUTES, url_schemes=URL_SCHEMES,
                      link_rel="noopener noreferrer nofollow", strip_comments=True,
                      clean_content_tags={"script", "style"})

@@ -23,7 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import filetype
 import sqlalchemy as sa
 
 from core import storage as stored
@@ -170,6 +169,8 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _sniff(head: bytes, name: str) -> str | None:
     """The FILE_KINDS name the content is, or None for content we do not know."""
+    import filetype  # here, not with the app: only uploads sniff files
+
     guess = filetype.guess(head)
     if guess is not None:
         return _BY_MIME.get(guess.mime, f"?{guess.extension}")
