@@ -11,7 +11,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 # Each module registers its routes on `bp` when imported.
 VIEW_MODULES = ("views", "roles", "contacts", "companies", "circles", "circle_items", "tags", "tasks", "events", "crm_settings",
                 "duplicates", "segments", "bulk", "operations", "portal_accounts", "imports",
-                "impersonation")
+                "impersonation", "nav")
 
 
 bp.before_request(require_tenant_host)
