@@ -64,6 +64,7 @@ def test_staff_publish_a_page_and_a_file_that_a_member_reads_on_a_phone(
     expect(page.locator("main")).to_contain_text("Up to 20 MB.")
     page.get_by_role("button", name="Upload").click()
     expect(page.locator(".flash-success")).to_contain_text("File “Schedule” saved as a draft")
+    page.wait_for_load_state("load")  # an Enter pressed while the upload's answer still loads goes nowhere
     page.get_by_role("button", name="Publish “Schedule”").press("Enter")
     expect(page.locator(".flash-success")).to_contain_text("“Schedule” is published")
     page.get_by_role("button", name="Move “Schedule” up").focus()
