@@ -2,6 +2,8 @@
 Every write goes through the same services the CLI and the staff area use."""
 from __future__ import annotations
 
+import re
+
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.actions import action
@@ -158,17 +160,44 @@ class StaffUserView(ConsoleModelView):
         flash(f"{done} staff user(s) {'reactivated' if active else 'deactivated'}.", "success")
 
 
+_REPR = re.compile(r"^<\w+ [^>]*>$")
+
+
+def _tenant_name(view, context, model, name):
+    """The tenant by its name (one query per page, cached on the request), never its id."""
+    if model.tenant_id is None:
+        return "Platform"
+    names = g.get("_console_tenant_names")
+    if names is None:
+        names = g._console_tenant_names = dict(db.session.execute(sa.select(Tenant.id, Tenant.name)).all())
+    return names.get(model.tenant_id, "A deleted tenant")
+
+
+def _target_words(view, context, model, name):
+    """What was acted on, in words: the label copied in, or the kind of thing when the label
+    is only code (an object without a name of its own, e.g. `<FormSubmission 1>`)."""
+    label = model.target_label or ""
+    kind = (model.target_type or "").replace("_", " ")
+    kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).lower().capitalize()
+    if not label or _REPR.match(label):
+        return kind or ""
+    return f"{kind}: {label}" if kind else label
+
+
 class AuditEventView(ConsoleModelView):
     can_create = False
     can_edit = False
     can_delete = False
     column_default_sort = ("id", True)
-    column_list = ("created_at", "tenant_id", "action", "actor_label", "real_actor_label", "target_type",
-                   "target_label", "ip_address")
-    column_filters = ("action", "tenant_id", "actor_type", "actor_label")
+    column_list = ("created_at", "tenant_id", "action", "actor_label", "real_actor_label", "target_label")
+    column_details_list = ("created_at", "tenant_id", "action", "actor_label", "real_actor_label",
+                           "target_label", "details", "ip_address")
+    column_filters = ("action", "actor_label")
     column_searchable_list = ("action", "actor_label", "target_label")
-    column_labels = {"tenant_id": "Tenant", "actor_label": "Actor", "real_actor_label": "Real actor",
-                     "target_label": "Target"}
+    column_labels = {"tenant_id": "Tenant", "actor_label": "Actor", "real_actor_label": "Really done by",
+                     "target_label": "On", "created_at": "When", "ip_address": "IP address"}
+    column_formatters = {"tenant_id": _tenant_name, "target_label": _target_words}
+    column_formatters_detail = column_formatters
 
 
 def init_console(app) -> Admin:

@@ -121,3 +121,25 @@ def test_operator_sign_out(console):
     response = post_form(console, "/admin/logout", follow_redirects=True)
     assert "You are signed out." in response.get_data(as_text=True)
     assert console.get("/admin/").status_code == 302
+
+
+def test_audit_log_names_tenant_and_target_not_ids_or_code(console, world, app):
+    from core.audit import record
+
+    with app.app_context(), cross_tenant("test writes audit", audit=False):
+        tenant = db.session.get(Tenant, world.a.id)
+
+        class FormSubmission:  # an object whose str() is only code
+            audit_type, id, tenant_id = "FormSubmission", 987654, world.a.id
+
+            def __str__(self):
+                return "<FormSubmission 987654>"
+
+        import forms.models  # noqa: F401  (registers the form actions)
+        record("form.changed", FormSubmission(), tenant_id=tenant.id)
+        db.session.commit()
+    audit = console.get("/admin/auditevent/").get_data(as_text=True)
+    assert "Acme Corp" in audit and "Platform" in audit
+    assert "Form submission" in audit
+    assert "&lt;FormSubmission" not in audit and "<FormSubmission" not in audit
+    assert "987654" not in audit
