@@ -10,6 +10,7 @@ from wtforms import StringField, TelField
 from core.forms import custom_values_of, fill_custom, with_custom_fields
 from crm import custom_fields
 from crm.contacts import OWN_DETAILS, update_own_details
+from crm.normalize import display_phone
 
 FORM_NAME = "details"  # the hidden "form" field that tells the profile page's forms apart
 
@@ -34,7 +35,9 @@ def details_form(account, *, submitted: bool) -> DetailsForm:
     if submitted:
         return form_class(prefix=FORM_NAME)
     contact = account.contact
-    form = form_class(formdata=None, prefix=FORM_NAME, data={name: getattr(contact, name) for name in OWN_DETAILS})
+    data = {name: getattr(contact, name) for name in OWN_DETAILS}
+    data["phone"] = display_phone(data.get("phone"))  # +44 20 7946 0958, as staff see it, not +442079460958
+    form = form_class(formdata=None, prefix=FORM_NAME, data=data)
     fill_custom(form, contact)
     return form
 

@@ -149,13 +149,17 @@ def test_the_contact_edits_their_details_and_the_timeline_names_them(world, app,
     _fields(app, world)
     client = portal_client("client", first_name="Jane", phone="+14155550123", custom_fields={"credit_score": 700})
     page = client.get("/portal/profile").get_data(as_text=True)
-    assert "Your details" in page and 'value="+14155550123"' in page
+    # The phone as people write it (the one display_phone), and the e-mail said once, not twice.
+    assert "Your details" in page and 'value="+1 415-555-0123"' in page and "+14155550123" not in page
+    assert page.count(client.email) == 1
     assert "Shoe size" in page and "Credit score" not in page
     saved = _profile_post(client, {**DETAILS, "details-cf_shoe_size": "38"})
     # The page opens at the flash (main's top), not scrolled past it to the form.
     assert saved.headers["Location"].endswith("/portal/profile#main")
     page = _flash_and_page(client, saved)
-    assert "Your details are saved." in page and 'value="Janet"' in page
+    assert "Your details are saved." in page and 'value="Janet"' in page and 'value="+44 20 7946 0958"' in page
+    unchanged = _flash_and_page(client, _profile_post(client, {**DETAILS, "details-cf_shoe_size": "38"}))
+    assert "Nothing to save: your details were already so." in unchanged  # the formatted phone is no change
     with tenant_session(app, world.a):
         contact = db.session.get(Contact, client.contact_id)
         assert (contact.first_name, contact.phone, contact.city, contact.country) == ("Janet", "+442079460958",
