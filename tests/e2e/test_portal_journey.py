@@ -113,11 +113,11 @@ def test_a_prospect_registers_confirms_signs_in_reads_their_circle_and_edits_the
 
     page.get_by_role("link", name="Profile").click()
     phone = page.get_by_label("Phone")
-    expect(phone).to_have_value("+14155550142")
+    expect(phone).to_have_value("+1 415-555-0142")
     phone.fill("+44 20 7946 0958")
     page.get_by_role("button", name="Save my details").click()
     expect(page.locator(".flash")).to_contain_text("Your details are saved.")
-    expect(page.get_by_label("Phone")).to_have_value("+442079460958")
+    expect(page.get_by_label("Phone")).to_have_value("+44 20 7946 0958")
     screenshot(page, "profile", sizes=("phone",))
     _no_sideways_scroll(page)
 
