@@ -8,18 +8,18 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from billing.entitlements import entitlements_of, open_now
-from billing.models import AccessPlan, BillingCustomer, Entitlement
+from billing.ledger import STATUS_WORDS
+from billing import ledger
+from billing.ledger import money
+from billing.models import AccessPlan, BillingCustomer, Entitlement, EntitlementSource, Payment, PaymentStatus, Refund
 from billing.plans import describe_price, stripe_for_tenant
 from billing.stripe_api import calling_stripe
 from core.db import db
+from core.permissions import can
+from crm.access import visible_contacts_clause
 from crm.models import Contact
+from crm.sections import contact_section
 
-STATUS_WORDS = {
-    "active": "Active", "trialing": "Free trial", "past_due": "Payment failed: Stripe is retrying",
-    "unpaid": "Unpaid", "canceled": "Cancelled", "incomplete": "Waiting for payment",
-    "incomplete_expired": "Expired before payment", "paused": "Paused", "paid": "Paid",
-    "refunded": "Refunded", "new": "Waiting for Stripe",
-}
 
 
 @dataclass
@@ -108,14 +108,15 @@ class PaymentRow:
         return STATUS_WORDS.get(self.entitlement.status, self.entitlement.status)
 
 
-def payments_overview(status: str | None = None, limit: int = 200) -> list[PaymentRow]:
-    """The staff payments list: every contact's subscriptions and payments, latest change
-    first, with the contact and plan named in the same query."""
+def payments_overview(viewer, status: str | None = None, limit: int = 200) -> list[PaymentRow]:
+    """The staff payments list: the subscriptions and payments of every contact the viewer may
+    see (crm.access), latest change first, with the contact and plan named in the same query."""
     query = (sa.select(Entitlement, Contact.id, Contact.first_name, Contact.last_name, Contact.email,
                        AccessPlan.name)
              .join(Contact, sa.and_(Contact.tenant_id == Entitlement.tenant_id, Contact.id == Entitlement.contact_id))
              .outerjoin(AccessPlan, sa.and_(AccessPlan.tenant_id == Entitlement.tenant_id,
                                             AccessPlan.id == Entitlement.plan_id))
+             .where(visible_contacts_clause(viewer))
              .order_by(Entitlement.updated_at.desc(), Entitlement.id.desc()).limit(limit))
     if status == "open":
         query = query.where(Entitlement.is_open.is_(True))
@@ -130,3 +131,74 @@ def payments_overview(status: str | None = None, limit: int = 200) -> list[Payme
         name = " ".join(p for p in (first, last) if p) or email or f"Contact {contact_id}"
         rows.append(PaymentRow(entitlement, contact_id, name, plan_name, open_now(entitlement)))
     return rows
+
+
+# --- the staff's Payments panel on a contact's page -------------------------------------------------
+
+@dataclass
+class PaymentLine:
+    payment: Payment
+    plan_name: str | None
+    refunds: list[Refund]
+
+    @property
+    def amount(self) -> str:
+        return money(self.payment.amount, self.payment.currency)
+
+    @property
+    def status(self) -> str:
+        p = self.payment
+        if p.disputed:
+            return "Disputed"
+        if p.status == PaymentStatus.FAILED:
+            return "Failed" + (f": {p.failure_message}" if p.failure_message else "")
+        if p.status == PaymentStatus.PENDING:
+            return "Pending"
+        if p.amount_refunded >= p.amount:
+            return "Refunded"
+        if p.amount_refunded:
+            return f"Paid, {money(p.amount_refunded, p.currency)} refunded"
+        return "Paid"
+
+
+@dataclass
+class PaymentsPanel:
+    holdings: list[Holding]
+    payments: list[PaymentLine]
+    may_manage: bool
+    grantable_plans: list[AccessPlan]
+    money = staticmethod(money)
+
+    @property
+    def next_renewal(self):
+        dates = [h.entitlement.current_period_end for h in self.holdings
+                 if h.entitlement.source == EntitlementSource.SUBSCRIPTION and h.is_open
+                 and not h.entitlement.cancel_at_period_end and h.entitlement.current_period_end]
+        return min(dates) if dates else None
+
+    @property
+    def refunds(self) -> list[tuple[PaymentLine, Refund]]:
+        return [(line, r) for line in self.payments for r in line.refunds]
+
+    @property
+    def failed(self) -> list[PaymentLine]:
+        return [line for line in self.payments if line.payment.status == PaymentStatus.FAILED]
+
+
+def contact_panel(contact: Contact, viewer) -> PaymentsPanel:
+    """Plans held, their status and next renewal, payments, refunds and failed payments, all
+    from local state (billing.sync keeps it as Stripe says): no call to Stripe."""
+    held = holdings(contact)
+    plan_names = {h.entitlement.id: h.plan.name for h in held if h.plan}
+    payments = ledger.payments_of(contact)
+    refunds = ledger.refunds_of([p.id for p in payments])
+    lines = [PaymentLine(p, plan_names.get(p.entitlement_id), refunds.get(p.id, [])) for p in payments]
+    may_manage = can(viewer, "billing.manage")
+    plans = list(db.session.scalars(sa.select(AccessPlan).where(AccessPlan.active.is_(True))
+                                    .order_by(AccessPlan.name))) if may_manage else []
+    return PaymentsPanel(held, lines, may_manage, plans)
+
+
+@contact_section("payments")
+def _contact_page_payments(contact: Contact, viewer) -> PaymentsPanel | None:
+    return contact_panel(contact, viewer) if can(viewer, "payments.view") else None

@@ -24,13 +24,14 @@ class Verdict:
 
 
 def decide(*, source: str, status: str, past_due_since: datetime | None, disputed: bool,
-           grace_days: int) -> Verdict:
+           grace_days: int, ends_at: datetime | None = None) -> Verdict:
     """THE access rule. A subscription: active or trialing → open; past due → open for the
     tenant's grace period after its renewal failed, then closed; anything else (unpaid,
     canceled, incomplete, incomplete_expired, paused) → closed. A one-time payment: paid →
-    open; refunded, disputed or not paid → closed. Complimentary access → open."""
+    open; refunded, disputed or not paid → closed. Complimentary access (granted by staff) →
+    open until it is revoked, or until its end date (`ends_at`) when it has one."""
     if source == EntitlementSource.COMPLIMENTARY:
-        return Verdict(status == "active")
+        return Verdict(True, ends_at) if status == "active" else Verdict(False)
     if disputed:
         return Verdict(False)
     if source == EntitlementSource.PAYMENT:
@@ -49,7 +50,9 @@ def open_now(entitlement: Entitlement, now: datetime | None = None) -> bool:
 def redecide(entitlement: Entitlement, grace_days: int) -> None:
     verdict = decide(source=entitlement.source, status=entitlement.status,
                      past_due_since=entitlement.past_due_since, disputed=entitlement.disputed,
-                     grace_days=grace_days)
+                     grace_days=grace_days,
+                     ends_at=entitlement.current_period_end if entitlement.source == EntitlementSource.COMPLIMENTARY
+                     else None)
     entitlement.is_open, entitlement.closes_at = verdict.is_open, verdict.closes_at
 
 

@@ -18,7 +18,7 @@ from billing import keys
 from billing.models import EventState, StripeEvent
 from billing.plans import stripe_for_tenant
 from billing.settings import current_settings
-from billing.sync import Changes, sync_checkout_session, sync_payment, sync_subscription
+from billing.sync import Changes, sync_charge, sync_checkout_session, sync_invoice, sync_subscription
 from core.db import db, utcnow
 from core.jobs import job, on_commit, periodic_job
 from core.tenancy import cross_tenant, current_tenant_id
@@ -100,22 +100,15 @@ def apply(row: StripeEvent) -> Changes:
     elif kind.startswith("customer.subscription."):
         sync_subscription(stripe, object_id, changes=changes)
     elif kind.startswith("invoice."):
-        invoice = stripe.v1.invoices.retrieve(object_id).to_dict()
-        subscription = invoice.get("subscription") or (
-            ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription"))
-        if subscription:
-            sync_subscription(stripe, subscription if isinstance(subscription, str) else subscription["id"],
-                              changes=changes)
+        sync_invoice(stripe, object_id, changes)
     elif kind == "charge.refunded":
-        charge = stripe.v1.charges.retrieve(object_id).to_dict()
-        if charge.get("payment_intent"):
-            sync_payment(stripe, charge["payment_intent"], changes=changes)
+        sync_charge(stripe, object_id, changes=changes)
     elif kind == "charge.dispute.created":
         # The event's object is the dispute; it names the charge, re-read with its payment.
         dispute = stripe.v1.disputes.retrieve(object_id).to_dict()
-        charge = stripe.v1.charges.retrieve(dispute["charge"]).to_dict() if dispute.get("charge") else {}
-        if charge.get("payment_intent"):
-            sync_payment(stripe, charge["payment_intent"], disputed=True, changes=changes)
+        if dispute.get("charge"):
+            charge = dispute["charge"]
+            sync_charge(stripe, charge["id"] if isinstance(charge, dict) else charge, disputed=True, changes=changes)
     return changes
 
 

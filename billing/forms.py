@@ -1,9 +1,12 @@
-"""The staff pages' forms for payments: Stripe keys, the portal's payment rule, access plans."""
+"""The staff pages' forms for payments: Stripe keys, the portal's payment rule, access plans, and
+the actions on a contact's payments (complimentary access, cancelling, refunding)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DecimalField, IntegerField, PasswordField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+import secrets
+
+from wtforms import (BooleanField, DateField, DecimalField, HiddenField, IntegerField, PasswordField, RadioField,
+                     SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from billing.models import Interval, PlanKind
@@ -49,6 +52,31 @@ class PlanForm(FlaskForm):
     circle_ids = SelectMultipleField("Circles granted while the plan is paid", coerce=int,
                                      validators=[Optional()])
     active = BooleanField("Offered (untick to archive the plan)", default=True)
+
+
+class ActionForm(FlaskForm):
+    """A confirmed action: `attempt` is drawn when the confirmation page is shown, so sending it
+    twice (a double click, a retry) makes one change in Stripe (its idempotency key)."""
+
+    attempt = HiddenField(default=lambda: secrets.token_hex(12), validators=[Length(8, 40)])
+
+
+class ComplimentaryForm(ActionForm):
+    plan_id = SelectField("Plan", coerce=int, validators=[InputRequired("Choose a plan.")])
+    ends_on = DateField("Until (optional)", validators=[Optional()],
+                        description="Access ends after this day. Leave empty to grant it until revoked.")
+
+
+class CancelForm(ActionForm):
+    when = RadioField("When", choices=[SelectChoice("period_end", "At the end of the current period"),
+                                       SelectChoice("now", "Now: access closes at once")],
+                      default="period_end", validators=[InputRequired("Choose when it ends.")])
+
+
+class RefundForm(ActionForm):
+    amount = DecimalField("Amount to refund", places=2,
+                          validators=[InputRequired("Enter the amount to refund."),
+                                      NumberRange(0.01, 999999.99, "Enter an amount above zero.")])
 
 
 def minor_units(amount) -> int | None:

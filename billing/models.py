@@ -189,3 +189,69 @@ class Entitlement(TenantScoped, db.Model):
     closes_at: Mapped[object | None] = mapped_column(UTCDateTime)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PaymentStatus:
+    SUCCEEDED, FAILED, PENDING = "succeeded", "failed", "pending"
+
+
+class Payment(TenantScoped, db.Model):
+    """One charge of a contact as Stripe last said (a one-time payment, or a subscription's
+    invoice, paid or failed), with how much of it was refunded and whether it is disputed:
+    what the staff see of a contact's payments without calling Stripe (billing.ledger)."""
+
+    __tablename__ = "billing_payment"
+    audit_type = "payment"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "stripe_charge_id"),
+        tenant_fk("contact_id", "contact", ondelete="CASCADE"),
+        tenant_fk("entitlement_id", "entitlement", ondelete="CASCADE"),
+        sa.CheckConstraint("status in ('succeeded', 'failed', 'pending')", name="status"),
+        sa.CheckConstraint("amount >= 0 AND amount_refunded >= 0", name="amounts"),
+        sa.Index("ix_billing_payment_tenant_id_contact_id", "tenant_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int]
+    entitlement_id: Mapped[int | None]
+    stripe_charge_id: Mapped[str] = mapped_column(sa.String(255))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_invoice_id: Mapped[str | None] = mapped_column(sa.String(255))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount_refunded: Mapped[int] = mapped_column(default=0, server_default="0")
+    status: Mapped[str] = mapped_column(sa.String(20))
+    failure_message: Mapped[str | None] = mapped_column(sa.String(500))
+    disputed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    charged_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def refundable(self) -> int:
+        return max(self.amount - self.amount_refunded, 0) if self.status == PaymentStatus.SUCCEEDED else 0
+
+    def __str__(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency.upper()} payment {self.stripe_charge_id}"
+
+
+class Refund(TenantScoped, db.Model):
+    """One refund of a payment, as Stripe made it (by staff here, or in Stripe's dashboard)."""
+
+    __tablename__ = "billing_refund"
+    audit_type = "refund"
+    __tenant_table_args__ = (
+        sa.UniqueConstraint("tenant_id", "stripe_refund_id"),
+        tenant_fk("payment_id", "billing_payment", ondelete="CASCADE"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.Index("ix_billing_refund_tenant_id_payment_id", "tenant_id", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int]
+    stripe_refund_id: Mapped[str] = mapped_column(sa.String(255))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(30))
+    refunded_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from billing import ledger
 from billing.entitlements import follow_circles, open_now, redecide
-from billing.models import AccessPlan, BillingCustomer, Entitlement, EntitlementSource
+from billing.models import AccessPlan, BillingCustomer, Entitlement, EntitlementSource, Payment
 from billing.settings import cached_rules
 from billing.stripe_api import calling_stripe
 from core.db import db, utcnow
@@ -87,6 +88,11 @@ def _settle(entitlement: Entitlement, contact: Contact, before: tuple, changes: 
                     f"{before[0] or 'new'} → {after[0]} (access {'open' if after[1] else 'closed'})")
     if after[1] != before[1]:
         follow_circles(contact)
+    if entitlement.source == EntitlementSource.SUBSCRIPTION and after[0] != before[0]:
+        words = ledger.STATUS_WORDS.get(after[0], after[0])
+        was = f"{ledger.STATUS_WORDS.get(before[0], before[0])} → " if before[0] not in (None, "new") else ""
+        ledger.note(contact, f"Subscription{ledger.plan_words(entitlement)}: {was}{words} "
+                             f"(access {'open' if after[1] else 'closed'})", entitlement)
 
 
 def sync_subscription(stripe, subscription_id: str, *, contact: Contact | None = None, plan_id: int | None = None,
@@ -115,7 +121,13 @@ def sync_subscription(stripe, subscription_id: str, *, contact: Contact | None =
     entitlement.status = sub["status"]
     period_end = sub.get("current_period_end") or (items[0].get("current_period_end") if items else None)
     entitlement.current_period_end = _when(period_end)
-    entitlement.cancel_at_period_end = bool(sub.get("cancel_at_period_end"))
+    ending = bool(sub.get("cancel_at_period_end"))
+    if ending != bool(entitlement.cancel_at_period_end) and sub["status"] not in ("canceled", "incomplete_expired"):
+        ledger.note(contact, f"Subscription{ledger.plan_words(entitlement)}: "
+                             + (f"ends at the end of its period ({entitlement.current_period_end:%Y-%m-%d})"
+                                if ending and entitlement.current_period_end else
+                                "ends at the end of its period" if ending else "renews again"), entitlement)
+    entitlement.cancel_at_period_end = ending
     if sub["status"] == "past_due":
         if entitlement.past_due_since is None:
             entitlement.past_due_since = _past_due_since(stripe, sub)
@@ -150,6 +162,8 @@ def sync_payment(stripe, payment_intent_id: str, *, contact: Contact | None = No
     metadata = intent.get("metadata") or {}
     entitlement = db.session.scalar(sa.select(Entitlement).where(Entitlement.stripe_payment_intent_id == intent["id"]))
     if entitlement is None:
+        if intent.get("invoice") and not _ours(metadata):
+            return None  # a subscription's invoice: its subscription is the entitlement (sync_invoice)
         contact = contact or _contact_for(metadata, intent.get("customer"))
         if contact is None:
             return None
@@ -178,7 +192,63 @@ def sync_payment(stripe, payment_intent_id: str, *, contact: Contact | None = No
     entitlement.disputed = entitlement.disputed or disputed or bool(charge.get("disputed"))
     remember_customer(contact.id, intent.get("customer"))
     _settle(entitlement, contact, before, changes)
+    if charge.get("id"):
+        ledger.record_charge(stripe, charge, contact=contact, entitlement=entitlement, disputed=disputed)
     return entitlement
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def sync_invoice(stripe, invoice_id: str, changes: Changes | None = None) -> Entitlement | None:
+    """A subscription's invoice: the subscription re-read, and the invoice's charge (paid or
+    failed) recorded as one of the contact's payments."""
+    with calling_stripe():
+        invoice = _dict(stripe.v1.invoices.retrieve(invoice_id))
+    subscription = invoice.get("subscription") or (
+        ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription"))
+    entitlement = sync_subscription(stripe, _id(subscription), changes=changes) if subscription else None
+    charge = invoice.get("charge")
+    if not charge and invoice.get("payment_intent"):
+        intent = invoice["payment_intent"]
+        if not isinstance(intent, dict):
+            with calling_stripe():
+                intent = _dict(stripe.v1.payment_intents.retrieve(intent))
+        charge = intent.get("latest_charge")
+    if isinstance(charge, str):
+        with calling_stripe():
+            charge = _dict(stripe.v1.charges.retrieve(charge))
+    contact = db.session.get(Contact, entitlement.contact_id) if entitlement is not None else \
+        _contact_for({}, invoice.get("customer"))
+    if charge and contact is not None:
+        ledger.record_charge(stripe, charge, contact=contact, entitlement=entitlement, invoice_id=invoice["id"])
+    return entitlement
+
+
+def sync_charge(stripe, charge_id: str, *, disputed: bool = False, changes: Changes | None = None) -> Payment | None:
+    """A charge (refunded, disputed): a one-time payment's entitlement follows it (closed when
+    refunded in full or disputed); any charge of a known contact is recorded with its refunds."""
+    with calling_stripe():
+        charge = _dict(stripe.v1.charges.retrieve(charge_id))
+    intent = _id(charge.get("payment_intent"))
+    if intent and sync_payment(stripe, intent, disputed=disputed, changes=changes) is not None:
+        return db.session.scalar(sa.select(Payment).where(Payment.stripe_charge_id == charge["id"]))
+    payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_charge_id == charge["id"]))
+    contact = db.session.get(Contact, payment.contact_id) if payment is not None else \
+        _contact_for({}, _id(charge.get("customer")))
+    if contact is None:
+        return None
+    entitlement = None
+    if payment is None and charge.get("invoice"):
+        with calling_stripe():
+            invoice = _dict(stripe.v1.invoices.retrieve(_id(charge["invoice"])))
+        subscription = invoice.get("subscription") or (
+            ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription"))
+        if subscription:
+            entitlement = db.session.scalar(sa.select(Entitlement).where(
+                Entitlement.stripe_subscription_id == _id(subscription)))
+    return ledger.record_charge(stripe, charge, contact=contact, entitlement=entitlement, disputed=disputed)
 
 
 def sync_checkout_session(stripe, session_id: str, changes: Changes | None = None) -> Entitlement | None:
@@ -226,6 +296,12 @@ def reconcile(stripe) -> Changes:
             if subscription_id not in seen_subscriptions:
                 sync_subscription(stripe, subscription_id, changes=changes)
                 seen_subscriptions.add(subscription_id)
+    for customer_id in list(db.session.scalars(sa.select(BillingCustomer.stripe_customer_id))):
+        with calling_stripe():
+            charge_ids = [c.id for c in stripe.v1.charges.list(
+                params={"customer": customer_id, "limit": 100}).auto_paging_iter()]
+        for charge_id in charge_ids:
+            sync_charge(stripe, charge_id, changes=changes)
     for entitlement in list(db.session.scalars(sa.select(Entitlement))):
         if entitlement.stripe_subscription_id and entitlement.stripe_subscription_id not in seen_subscriptions:
             sync_subscription(stripe, entitlement.stripe_subscription_id, changes=changes)

@@ -7,16 +7,18 @@ import logging
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
-from billing import account_view, events, plans as plan_service, settings as billing_settings
-from billing.forms import AccessRulesForm, KeysForm, PlanForm, minor_units
+from billing import account_view, events, ledger, plans as plan_service, settings as billing_settings, staff_actions
+from billing.forms import AccessRulesForm, ActionForm, CancelForm, ComplimentaryForm, KeysForm, PlanForm, RefundForm, minor_units
 from billing.keys import tenant_keys
-from billing.models import AccessPlan, PlanKind
+from billing.models import AccessPlan, Entitlement, EntitlementSource, Payment, PlanKind
+from billing.stripe_api import PaymentsUnavailable
 from core.db import db
 from core.extensions import csrf
 from core.identity import current_principal
 from core.permissions import can, require, staff_login_required
 from core.tenancy import get_or_404, require_tenant_host
 from core.web import service_call
+from crm.access import get_visible_contact_or_404
 from crm.circles import active_circles
 
 logger = logging.getLogger(__name__)
@@ -172,8 +174,118 @@ def payments():
     status = request.args.get("status")
     if status not in {key for key, _ in PAYMENT_FILTERS}:
         status = None
-    return render_template("billing/payments.html", rows=account_view.payments_overview(status), status=status,
+    return render_template("billing/payments.html", rows=account_view.payments_overview(current_principal(), status), status=status,
                            filters=PAYMENT_FILTERS)
+
+
+# --- staff: actions on a contact's payments ----------------------------------------------------------
+
+def _back_to(contact):
+    return redirect(url_for("staff.contact", contact_id=contact.id, _anchor="payments-heading"))
+
+
+def _action_page(form, outcome, contact, **context):
+    """The confirmation page again, with what refused the action beside its field; 503 when
+    Stripe could not be reached."""
+    status = 503 if outcome is not None and isinstance(outcome.error, PaymentsUnavailable) else 200
+    return render_template("billing/contact_action.html", form=form, contact=contact, **context), status
+
+
+@bp.route("/contacts/<int:contact_id>/complimentary", methods=["GET", "POST"])
+@staff_login_required
+def grant_complimentary(contact_id: int):
+    contact = get_visible_contact_or_404(contact_id)
+    require("billing.manage")
+    form = ComplimentaryForm()
+    form.plan_id.choices = [SelectChoice(p.id, p.name) for p in plan_service.plans(include_archived=False)]
+    outcome = None
+    if form.validate_on_submit():
+        plan = get_or_404(AccessPlan, form.plan_id.data)
+        with service_call(form) as outcome:
+            staff_actions.grant_complimentary(contact, plan, form.ends_on.data, actor=current_principal())
+        if outcome:
+            flash(f"{contact.full_name} has complimentary access to {plan.name}.", "success")
+            return _back_to(contact)
+    return _action_page(form, outcome, contact, title="Grant complimentary access",
+                        lead=f"{contact.full_name} gets access to the plan's portal and Circles without paying, "
+                             "until the date you choose or until you revoke it.",
+                        submit="Grant access")
+
+
+def _entitlement_and_contact(entitlement_id: int):
+    entitlement = get_or_404(Entitlement, entitlement_id)
+    contact = get_visible_contact_or_404(entitlement.contact_id)
+    require("billing.manage")
+    return entitlement, contact
+
+
+@bp.route("/entitlements/<int:entitlement_id>/revoke", methods=["GET", "POST"])
+@staff_login_required
+def revoke_complimentary(entitlement_id: int):
+    entitlement, contact = _entitlement_and_contact(entitlement_id)
+    if entitlement.source != EntitlementSource.COMPLIMENTARY:
+        abort(404)
+    form = ActionForm()
+    outcome = None
+    if form.validate_on_submit():
+        with service_call(form) as outcome:
+            staff_actions.revoke_complimentary(entitlement, actor=current_principal())
+        if outcome:
+            flash(f"Complimentary access{ledger.plan_words(entitlement)} revoked for {contact.full_name}.", "success")
+            return _back_to(contact)
+    return _action_page(form, outcome, contact, title="Revoke complimentary access?",
+                        lead=f"{contact.full_name} loses the complimentary access{ledger.plan_words(entitlement)} "
+                             "at once, and the plan's Circles with it (unless they pay for it).",
+                        submit="Revoke access")
+
+
+@bp.route("/entitlements/<int:entitlement_id>/cancel", methods=["GET", "POST"])
+@staff_login_required
+def cancel_subscription(entitlement_id: int):
+    entitlement, contact = _entitlement_and_contact(entitlement_id)
+    if entitlement.source != EntitlementSource.SUBSCRIPTION:
+        abort(404)
+    form = CancelForm()
+    outcome = None
+    if form.validate_on_submit():
+        now = form.when.data == "now"
+        with service_call(form) as outcome:
+            staff_actions.cancel_subscription(entitlement, now=now, attempt=form.attempt.data,
+                                              actor=current_principal())
+        if outcome:
+            flash(f"The subscription{ledger.plan_words(entitlement)} of {contact.full_name} is cancelled"
+                  + (" now." if now else "; it ends at the end of its period."), "success")
+            return _back_to(contact)
+    period_end = entitlement.current_period_end
+    return _action_page(form, outcome, contact, title="Cancel the subscription?",
+                        lead=f"The subscription{ledger.plan_words(entitlement)} of {contact.full_name} is cancelled "
+                             "in Stripe: no further payments are taken."
+                             + (f" Its current period ends {period_end:%Y-%m-%d}." if period_end else ""),
+                        submit="Cancel the subscription", cancel_label="Keep it")
+
+
+@bp.route("/payments/<int:payment_id>/refund", methods=["GET", "POST"])
+@staff_login_required
+def refund_payment(payment_id: int):
+    payment = get_or_404(Payment, payment_id)
+    contact = get_visible_contact_or_404(payment.contact_id)
+    require("billing.manage")
+    form = RefundForm(data={"amount": payment.refundable / 100} if request.method == "GET" else None)
+    outcome = None
+    if form.validate_on_submit():
+        with service_call(form) as outcome:
+            refund = staff_actions.refund_payment(payment, minor_units(form.amount.data), attempt=form.attempt.data,
+                                                  actor=current_principal())
+        if outcome:
+            flash(f"Refunded {ledger.money(refund.amount, refund.currency)} to {contact.full_name}.", "success")
+            return _back_to(contact)
+    paid = ledger.money(payment.amount, payment.currency)
+    left = ledger.money(payment.refundable, payment.currency)
+    return _action_page(form, outcome, contact, title="Refund a payment",
+                        lead=f"The {paid} payment of {payment.charged_at:%Y-%m-%d} by {contact.full_name}: "
+                             f"{left} can still be refunded. Stripe sends the money back to the card it came from; "
+                             "a one-time payment refunded in full closes the access it paid for.",
+                        submit="Refund")
 
 
 def init_app(app) -> None:

@@ -39,6 +39,7 @@ PERMISSIONS = {
     "billing.plans": "Define access plans and who must pay for portal access",
     "billing.keys": "Enter the tenant's Stripe keys",
     "payments.view": "See contacts' subscriptions and payments",
+    "billing.manage": "Grant complimentary access, cancel subscriptions and refund payments",
     "people.impersonate": "See the portal and the staff area as a contact or a less privileged member sees them",
 }
 

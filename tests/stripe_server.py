@@ -16,7 +16,16 @@ objects:
     webhook sender under a fresh `whsec_` secret, returned once as Stripe does.
 
 Two events localstripe does not send are added where Stripe sends them: `invoice.paid` beside
-its `invoice.payment_succeeded`, and `charge.refunded` when a Refund is created.
+its `invoice.payment_succeeded`, and `charge.refunded` when a Refund is created. A Refund for
+more than is left on its charge is refused as Stripe refuses it (`charge_already_refunded`,
+`amount_too_large`); localstripe would take it.
+
+Idempotency keys, which localstripe ignores: a POST repeated with the same `Idempotency-Key`
+gets the first answer back and changes nothing, as Stripe does.
+
+Disputes (`GET /v1/disputes[/{id}]`), which localstripe lacks too: a card holder's bank opens
+them, never the API, so `dispute()` below opens one on a charge (marking the charge
+`disputed`, as Stripe does) and sends the signed `charge.dispute.created`.
 
 Also here, for the tests only: `renew()`, what Stripe does when a subscription's period ends
 (what its test clocks trigger): a new invoice charged to the customer's default payment method,
@@ -371,9 +380,43 @@ def _invoice_paid_too(self):
 _original_refund_init = Refund.__init__
 
 
-def _refund_announced(self, *args, **kwargs):
-    _original_refund_init(self, *args, **kwargs)
+def _refund_announced(self, charge=None, payment_intent=None, amount=None, **kwargs):
+    if charge or payment_intent:
+        charge_obj = (resources.Charge._api_retrieve(charge) if charge else
+                      PaymentIntent._api_retrieve(payment_intent).latest_charge)
+        left = charge_obj.amount - charge_obj.amount_refunded
+        if left <= 0:
+            raise UserError(400, f"Charge {charge_obj.id} has already been refunded.",
+                            {"code": "charge_already_refunded"})
+        wanted = resources.try_convert_to_int(amount) if amount is not None else left
+        if isinstance(wanted, int) and wanted > left:
+            raise UserError(400, f"Refund amount ({wanted / 100:.2f} {charge_obj.currency.upper()}) is greater than "
+                                 f"unrefunded amount on charge ({left / 100:.2f} {charge_obj.currency.upper()})",
+                            {"code": "amount_too_large", "param": "amount"})
+    _original_refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, **kwargs)
     schedule_webhook(Event("charge.refunded", resources.Charge._api_retrieve(self.charge)))
+
+
+# --- Disputes ----------------------------------------------------------------------------------
+
+class Dispute(StripeObject):
+    object = "dispute"
+    _id_prefix = "dp_"
+
+    def __init__(self, charge=None, reason="fraudulent", **kwargs):
+        if kwargs:
+            raise UserError(400, "Received unknown parameter: " + ", ".join(kwargs))
+        charge_obj = resources.Charge._api_retrieve(charge)
+        super().__init__()
+        self.charge = charge_obj.id
+        self.payment_intent = charge_obj.payment_intent
+        self.amount = charge_obj.amount
+        self.currency = charge_obj.currency
+        self.reason = reason
+        self.status = "needs_response"
+        self.is_charge_refundable = False
+        self.metadata = {}
+        charge_obj.disputed = True
 
 
 # --- the hosted pages (Stripe's checkout.stripe.com and billing.stripe.com) ------------------
@@ -585,6 +628,7 @@ class StripeServer:
         # would land in the next test's inbox.
         self.call(_cancel_pending_sends)
         webhooks._webhooks.clear()
+        _idempotent_answers.clear()
         self.inbox.clear()
 
     def register_inbox(self, secret: str, hook_id: str = "inbox") -> None:
@@ -619,6 +663,16 @@ class StripeServer:
 
         self.call(change)
 
+    def dispute(self, charge_id: str) -> str:
+        """The card holder's bank disputes the charge: returns the Dispute's id."""
+        def open_dispute():
+            dispute = Dispute(charge=charge_id)
+            schedule_webhook(Event("charge.dispute.created", dispute))
+            store.dump_to_disk()
+            return dispute.id
+
+        return self.call(open_dispute)
+
     def pay(self, session_id: str, card: str = GOOD_CARD) -> str:
         """Press "Pay" on the hosted checkout page; returns where it redirects."""
         import urllib.parse
@@ -650,6 +704,23 @@ async def _as_coroutine(fn, *args, **kwargs):
 
 
 _routes_added = False
+_idempotent_answers: dict[tuple[str, str], tuple[int, bytes]] = {}
+
+
+@web.middleware
+async def _idempotent(request, handler):
+    """Stripe's idempotency: the first answer to a key, again, for every repeat of its POST."""
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    seen = _idempotent_answers.get((key, request.path))
+    if seen is not None:
+        return web.Response(status=seen[0], body=seen[1], content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    response = await handler(request)
+    if isinstance(response, web.Response) and response.body is not None and response.status < 500:
+        _idempotent_answers[(key, request.path)] = (response.status, bytes(response.body))
+    return response
 
 
 def _add_routes(app: web.Application) -> None:
@@ -657,10 +728,13 @@ def _add_routes(app: web.Application) -> None:
     if _routes_added:
         return
     _routes_added = True
+    app.middlewares.append(_idempotent)
     for method, url, handler in (
             ("POST", "/v1/checkout/sessions/{id}/expire", api_extra(CheckoutSession._api_expire, None)),
             ("GET", "/v1/checkout/sessions/{id}/line_items", api_extra(CheckoutSession._api_list_line_items, None))):
         app.router.add_route(method, url, handler)
+    app.router.add_route("GET", "/v1/disputes/{id}", api_retrieve(Dispute, "/v1/disputes"))
+    app.router.add_route("GET", "/v1/disputes", api_list_all(Dispute, "/v1/disputes"))
     for cls, url in ((Price, "/v1/prices"), (CheckoutSession, "/v1/checkout/sessions"),
                      (BillingPortalSession, "/v1/billing_portal/sessions"), (WebhookEndpoint, "/v1/webhook_endpoints")):
         app.router.add_route("POST", url, api_create(cls, url))

@@ -90,6 +90,11 @@ PATH_PARAMS: dict[str, PathParam] = {
            "form_id": "Form", "form_field_id": "FormField", "submission_id": "FormSubmission",
            "plan_id": "AccessPlan",
        }.items()},
+    # A contact's payments (billing.views): the refund of a payment; revoking complimentary access
+    # and cancelling a subscription, each the victim's entitlement of that kind.
+    "payment_id": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["Payment"]),
+    "entitlement_id": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids[
+        "ComplimentaryEntitlement" if endpoint == "billing.revoke_complimentary" else "SubscriptionEntitlement"]),
     # The public kickoff forms, /f/<slug>[/embed|/logo]: the victim's form (with a logo).
     "slug": PathParam(OBJECT_ID, lambda victim, endpoint: victim.crm_ids["FormSlug"]),
     # Flask-Admin's /admin/<model>/export/<export_type>/: a format name (console only).
@@ -183,7 +188,7 @@ def _arm(side: TenantWorld, invitee: tuple[str, str], logo_text: bytes, domain: 
         tokens = {RESET: make_token(admin, RESET), INVITE: make_token(pending, INVITE)}
         crm_ids = seed_crm(crm_marker)
         crm_ids.update(seed_forms(crm_marker, crm_ids["Contact"][0]))
-        crm_ids.update(seed_billing(crm_marker))
+        crm_ids.update(seed_billing(crm_marker, crm_ids["Contact"][0]))
         # The seeded registrant's real links (portal.accounts): confirm the e-mail, choose a password.
         account = db.session.get(PortalAccount, crm_ids["PortalAccount"][0])
         tokens[PORTAL_VERIFY] = make_verify_token(account)
