@@ -3,7 +3,7 @@ status, from the local entitlements; their invoices and receipts, from Stripe.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -37,6 +37,14 @@ class Holding:
     @property
     def price(self) -> str:
         return describe_price(self.plan) if self.plan else ""
+
+    @property
+    def last_day(self) -> str | None:
+        """Complimentary access granted "until" a day: that day (it lasts through it)."""
+        end = self.entitlement.current_period_end
+        if self.entitlement.source != EntitlementSource.COMPLIMENTARY or end is None:
+            return None
+        return f"{end - timedelta(seconds=1):%Y-%m-%d}"
 
 
 def holdings(contact: Contact) -> list[Holding]:

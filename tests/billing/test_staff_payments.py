@@ -315,7 +315,7 @@ def test_granting_and_revoking_complimentary_access(app, pay, staff_client):
     assert response.status_code == 302
     page = _text(admin.get(response.location))
     assert "Pat Payer has complimentary access to Membership." in page
-    assert "Complimentary" in panel(page) and "Open until" in panel(page) and "Revoke…" in panel(page)
+    assert "Complimentary" in panel(page) and f"Open through {until:%Y-%m-%d}" in panel(page) and "Revoke…" in panel(page)
     assert "Adam Admin" in entry(page, f"Complimentary access to Membership granted until {until:%Y-%m-%d}")
     assert access(app, pay)
     assert not access(app, pay, now=datetime.now(timezone.utc) + timedelta(days=32))
@@ -389,3 +389,36 @@ def _stripe(pay):
     from tests.billing.conftest import KEYS
 
     return stripe.StripeClient(KEYS["a"][0], base_addresses={"api": pay.server.api_base})
+
+
+def test_the_panel_reads_the_same_number_of_queries_however_many_payments(app, pay, staff_client):
+    from billing.models import Entitlement, Payment, Refund
+    from tests.test_query_counts import counted_queries
+
+    def add(n):
+        def make():
+            for i in range(n):
+                entitlement = Entitlement(contact_id=pay.contact_id, plan_id=pay.plan_id, source="payment",
+                                          status="paid", stripe_payment_intent_id=f"pi_many_{n}_{i}", is_open=True)
+                db.session.add(entitlement)
+                db.session.flush()
+                payment = Payment(contact_id=pay.contact_id, entitlement_id=entitlement.id, amount=1000,
+                                  currency="eur", status="succeeded", stripe_charge_id=f"ch_many_{n}_{i}")
+                db.session.add(payment)
+                db.session.flush()
+                db.session.add(Refund(payment_id=payment.id, stripe_refund_id=f"re_many_{n}_{i}", amount=100,
+                                      currency="eur", status="succeeded"))
+            return []
+        in_tenant(app, pay.tenant, make)
+
+    admin = staff_client("admin")
+    add(1)
+    contact_page(admin, pay)
+    with counted_queries(app) as few:
+        contact_page(admin, pay)
+    add(5)
+    contact_page(admin, pay)
+    with counted_queries(app) as many:
+        page = contact_page(admin, pay)
+    assert panel(page).count("Refund…") == 6
+    assert len(many) == len(few), f"{len(few)} queries with one payment, {len(many)} with six"
