@@ -170,6 +170,36 @@ class PaymentLine:
 
 
 @dataclass
+class ListedPayment(PaymentLine):
+    contact_id: int = 0
+    contact_name: str = ""
+
+
+def recent_payments(viewer, status: str | None = None, limit: int = 100) -> list[ListedPayment]:
+    """The payments list's second table: the latest charges (paid, failed, refunded, disputed)
+    of the contacts the viewer may see, with their refunds, in three queries whatever the rows."""
+    query = (sa.select(Payment, Contact.first_name, Contact.last_name, Contact.email, AccessPlan.name)
+             .join(Contact, sa.and_(Contact.tenant_id == Payment.tenant_id, Contact.id == Payment.contact_id))
+             .outerjoin(Entitlement, sa.and_(Entitlement.tenant_id == Payment.tenant_id,
+                                             Entitlement.id == Payment.entitlement_id))
+             .outerjoin(AccessPlan, sa.and_(AccessPlan.tenant_id == Entitlement.tenant_id,
+                                            AccessPlan.id == Entitlement.plan_id))
+             .where(visible_contacts_clause(viewer))
+             .order_by(Payment.charged_at.desc(), Payment.id.desc()).limit(limit))
+    if status == "failed":
+        query = query.where(Payment.status == PaymentStatus.FAILED)
+    elif status == "refunded":
+        query = query.where(sa.or_(Payment.amount_refunded > 0, Payment.disputed.is_(True)))
+    elif status in ("open", "closed"):
+        return []  # those tabs are about access, the first table's
+    found = db.session.execute(query).all()
+    refunds = ledger.refunds_of([row[0].id for row in found])
+    return [ListedPayment(payment, plan_name, refunds.get(payment.id, []), payment.contact_id,
+                          " ".join(p for p in (first, last) if p) or email or f"Contact {payment.contact_id}")
+            for payment, first, last, email, plan_name in found]
+
+
+@dataclass
 class PaymentsPanel:
     holdings: list[Holding]
     payments: list[PaymentLine]

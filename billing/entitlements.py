@@ -117,6 +117,8 @@ def close_lapsed(now: datetime | None = None) -> list[Entitlement]:
     """Entitlements whose grace ran out: closed for good on the row, their Circles left. (The
     portal's check already treats them as closed from `closes_at` on.)"""
     now = now or utcnow()
+    from billing import ledger
+
     lapsed = list(db.session.scalars(sa.select(Entitlement).where(
         Entitlement.is_open.is_(True), Entitlement.closes_at.is_not(None), Entitlement.closes_at <= now)))
     for entitlement in lapsed:
@@ -124,4 +126,8 @@ def close_lapsed(now: datetime | None = None) -> list[Entitlement]:
         contact = db.session.get(Contact, entitlement.contact_id)
         if contact is not None:
             follow_circles(contact, now)
+            plan = ledger.plan_words(entitlement)
+            ledger.note(contact, f"Complimentary access{plan} ended" if entitlement.source == EntitlementSource.COMPLIMENTARY
+                        else f"Access{plan} closed: the grace period after a failed payment ended", entitlement,
+                        actor=None)
     return lapsed

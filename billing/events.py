@@ -15,7 +15,8 @@ from huey import crontab
 from sqlalchemy.exc import IntegrityError
 
 from billing import keys
-from billing.models import EventState, StripeEvent
+from billing.entitlements import close_lapsed
+from billing.models import Entitlement, EventState, StripeEvent
 from billing.plans import stripe_for_tenant
 from billing.settings import current_settings
 from billing.sync import Changes, sync_charge, sync_checkout_session, sync_invoice, sync_subscription
@@ -129,3 +130,27 @@ def requeue_stalled(now=None) -> list[int]:
 @periodic_job(crontab(minute="*"))
 def requeue_stalled_events() -> None:
     requeue_stalled()
+
+
+@job(retries=3, retry_delay=60)
+def close_lapsed_access() -> None:
+    close_lapsed()
+
+
+def queue_lapsed(now=None) -> list[int]:
+    """Queue, for every tenant that has some, the closing of access whose grace period or
+    complimentary end date ran out (the portal's check already refuses it from `closes_at` on;
+    this takes the Circles away and says so on the timeline)."""
+    now = now or utcnow()
+    with cross_tenant("close access whose grace or complimentary period ran out", audit=False):
+        tenant_ids = list(db.session.scalars(sa.select(Entitlement.tenant_id).distinct().where(
+            Entitlement.is_open.is_(True), Entitlement.closes_at.is_not(None), Entitlement.closes_at <= now)))
+        for tenant_id in tenant_ids:
+            on_commit(close_lapsed_access, tenant_id=tenant_id)
+        db.session.commit()
+    return tenant_ids
+
+
+@periodic_job(crontab(minute="*/5"))
+def close_lapsed_everywhere() -> None:
+    queue_lapsed()

@@ -174,7 +174,9 @@ def payments():
     status = request.args.get("status")
     if status not in {key for key, _ in PAYMENT_FILTERS}:
         status = None
-    return render_template("billing/payments.html", rows=account_view.payments_overview(current_principal(), status), status=status,
+    viewer = current_principal()
+    return render_template("billing/payments.html", rows=account_view.payments_overview(viewer, status),
+                           payments=account_view.recent_payments(viewer, status), status=status,
                            filters=PAYMENT_FILTERS)
 
 

@@ -135,6 +135,8 @@ def test_a_failed_renewal_shows_as_a_failed_payment(app, pay, client_for, delive
     assert "Failed payments" in shown and "Failed: Your card was declined." in shown
     assert "Payment failed: Stripe is retrying" in shown
     assert "Payment failed: 49.00 EUR for Membership: Your card was declined." in timeline(page)
+    listed = _text(staff_client("admin").get("/staff/payments?status=failed"))
+    assert "Payments and refunds" in listed and "Failed: Your card was declined." in listed
 
 
 def test_staff_without_the_permission_see_no_panel_and_are_refused_the_actions(
@@ -194,6 +196,9 @@ def test_refunding_part_then_the_rest_of_a_one_time_payment_closes_its_access(
     page = _text(admin.get(response.location))
     assert "Refunded 50.00 EUR to Pat Payer." in page
     assert "Paid, 50.00 EUR refunded" in panel(page) and "Refunds" in panel(page)
+    listed = _text(admin.get("/staff/payments?status=refunded"))
+    assert "Pat Payer" in listed and "Paid, 50.00 EUR refunded" in listed
+    assert "Pat Payer" not in _text(admin.get("/staff/payments?status=failed"))
     assert "Adam Admin" in entry(page, "Refunded 50.00 EUR of the 150.00 EUR payment for Lifetime")
     with tenant_session(app, pay.tenant):
         assert has_access(pay.contact_id, one_time)  # a partial refund keeps the access
@@ -332,6 +337,29 @@ def test_granting_and_revoking_complimentary_access(app, pay, staff_client):
     assert "Adam Admin" in entry(page, "Complimentary access to Membership revoked")
     assert not access(app, pay) and members() == []
     assert [a for a, _ in audit_actions(app, pay)] == ["billing.complimentary_granted", "billing.complimentary_revoked"]
+
+
+def test_complimentary_access_ends_after_its_last_day(app, pay, staff_client, deliver):
+    from billing.events import queue_lapsed
+    from crm.models import CircleMember
+
+    admin = staff_client("admin")
+    until = date.today() + timedelta(days=3)
+    confirm(admin, f"/staff/contacts/{pay.contact_id}/complimentary", plan_id=str(pay.plan_id),
+            ends_on=until.isoformat())
+    later = datetime.now(timezone.utc) + timedelta(days=5)
+    with app.app_context():
+        assert queue_lapsed(now=datetime.now(timezone.utc)) == []
+    assert not access(app, pay, now=later)  # the portal's check needs no job
+    with app.app_context():
+        assert queue_lapsed(now=later) == [pay.tenant.id]
+    deliver()  # the job, run now: nothing has lapsed yet
+    with tenant_session(app, pay.tenant):
+        from billing.entitlements import close_lapsed
+        assert len(close_lapsed(now=later)) == 1
+    assert [m for m in only(app, pay, CircleMember) if m.removed_at is None] == []
+    page = contact_page(admin, pay)
+    assert "Complimentary access to Membership ended" in timeline(page) and "Closed" in panel(page)
 
 
 # --- disputes -----------------------------------------------------------------------------------------
