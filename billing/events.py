@@ -14,16 +14,15 @@ import sqlalchemy as sa
 from flask import current_app
 from huey import crontab
 
-from billing import keys
 from billing.entitlements import close_lapsed
 from billing.models import Entitlement, EventState, StripeEvent
 from billing.plans import stripe_for_tenant
-from billing.settings import current_settings
+from billing.settings import cached_keys
 from billing.sync import Changes, sync_charge, sync_checkout_session, sync_invoice, sync_subscription
 from core import tenant_cache
 from core.db import db, utcnow
 from core.jobs import job, on_commit, periodic_job
-from core.tenancy import cross_tenant, current_tenant_id
+from core.tenancy import cross_tenant, current_tenant, current_tenant_id
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def receive(payload: bytes, signature: str | None) -> int | None:
     one statement that does nothing when its id is there already."""
     import stripe as stripe_library  # not with the app: see billing.stripe_api
 
-    secret = signing_secret()
+    secret = cached_keys().webhook_secret
     if not secret or not signature:
         raise BadWebhook("unsigned, or no signing secret configured")
     try:
@@ -74,8 +73,8 @@ def receive(payload: bytes, signature: str | None) -> int | None:
     created = event.get("created")
     state = EventState.PENDING if event_type in HANDLED else EventState.IGNORED
     tenant_id = current_tenant_id()
-    row_id = db.session.scalar(_insert_once().values(
-        tenant_id=tenant_id, event_id=event_id, type=event_type[:100],
+    row_id = db.session.scalar(_insert_once(), dict(
+        event_id=event_id, type=event_type[:100],
         object_id=object_id if isinstance(object_id, str) and len(object_id) <= 255 else None,
         stripe_created=created if isinstance(created, int) and not isinstance(created, bool) else None,
         state=state, received_at=utcnow(), attempts=0))
@@ -86,41 +85,38 @@ def receive(payload: bytes, signature: str | None) -> int | None:
     return row_id
 
 
+_INSERTS: dict = {}
+_INSERTED = ("event_id", "type", "object_id", "stripe_created", "state", "received_at", "attempts")
+
+
 def _insert_once():
-    """INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id, in the dialect at hand."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (insert(StripeEvent).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
-            .returning(StripeEvent.id))
-
-
-def signing_secret() -> str | None:
-    """The tenant's webhook signing secret (else the platform's default, as billing.keys has
-    it). What is stored, still encrypted, is cached per process and configuration version
-    (core.tenant_cache: saving keys bumps it), and decrypted for each delivery."""
-    def load() -> str | None:
-        settings = current_settings()
-        if settings is not None and settings.secret_key_encrypted:
-            return settings.webhook_secret_encrypted or ""
-        return None
-
-    stored = tenant_cache.cached("billing_webhook_secret", load)
-    if stored is None:
-        return current_app.config.get("STRIPE_WEBHOOK_SECRET")
-    return keys.decrypt(stored) if stored else None
+    """INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id, in the dialect at
+    hand, built once; core.tenancy stamps the tenant on it."""
+    dialect = db.session.get_bind().dialect.name
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = _INSERTS[dialect] = (
+            insert(StripeEvent).values({name: sa.bindparam(name) for name in _INSERTED})
+            .on_conflict_do_nothing(index_elements=["tenant_id", "event_id"]).returning(StripeEvent.id))
+    return statement
 
 
 @job(retries=8, retry_delay=15)
 def apply_event(event_row_id: int) -> None:
     """Apply one stored event, once: the row is locked while it is applied (PostgreSQL), and an
-    applied one is left alone."""
+    applied one is left alone. A job of moments: the tenant's configuration (its keys, the
+    grace period) comes from the process's caches at the version its row had as this
+    transaction began (core.tenant_cache)."""
+    tenant_cache.read_at(current_tenant())
     row = db.session.scalar(sa.select(StripeEvent).where(StripeEvent.id == event_row_id).with_for_update())
     if row is None or row.state != EventState.PENDING:
         return
-    row.attempts += 1
     changes = apply(row)
+    row.attempts += 1  # after: one UPDATE with the state (a failure rolls both back alike)
     row.state = EventState.APPLIED
     row.applied_at = utcnow()
     for line in changes.lines:

@@ -82,8 +82,15 @@ class StripeKeys:
 def tenant_keys(settings) -> StripeKeys:
     """The tenant's own keys when it entered them, else the platform's defaults (a
     single-business install sets STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET)."""
-    if settings is not None and settings.secret_key_encrypted:
-        webhook = decrypt(settings.webhook_secret_encrypted) if settings.webhook_secret_encrypted else None
-        return StripeKeys(decrypt(settings.secret_key_encrypted), webhook, own=True)
+    if settings is None:
+        return stored_keys(None, None)
+    return stored_keys(settings.secret_key_encrypted, settings.webhook_secret_encrypted)
+
+
+def stored_keys(secret_key_encrypted: str | None, webhook_secret_encrypted: str | None) -> StripeKeys:
+    """tenant_keys() from the two stored (encrypted) values of the tenant's settings."""
+    if secret_key_encrypted:
+        webhook = decrypt(webhook_secret_encrypted) if webhook_secret_encrypted else None
+        return StripeKeys(decrypt(secret_key_encrypted), webhook, own=True)
     config = current_app.config
     return StripeKeys(config.get("STRIPE_SECRET_KEY"), config.get("STRIPE_WEBHOOK_SECRET"), own=False)

@@ -8,7 +8,7 @@ import re
 
 import sqlalchemy as sa
 
-from billing import keys, settings as billing_settings
+from billing import settings as billing_settings
 from billing.models import AccessPlan, AccessPlanCircle, Interval, PlanKind
 from billing.stripe_api import calling_stripe, client, idempotency
 from core.audit import record
@@ -23,7 +23,7 @@ MAX_AMOUNT = 99_999_999  # Stripe's limit in the minor unit
 
 def stripe_for_tenant():
     """The Stripe client of the current tenant's keys."""
-    return client(keys.tenant_keys(billing_settings.current_settings()).secret_key)
+    return client(billing_settings.cached_keys().secret_key)
 
 
 def plans(*, include_archived: bool = True) -> list[AccessPlan]:

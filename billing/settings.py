@@ -47,6 +47,17 @@ def cached_rules() -> tuple[int | None, int]:
     return tenant_cache.cached("billing_rules", load)
 
 
+def cached_keys() -> keys.StripeKeys:
+    """keys.tenant_keys(current_settings()), what is stored (still encrypted) read from this
+    process's cache of the tenant's configuration (core.tenant_cache: saving keys bumps its
+    version) and decrypted for each use: every webhook delivery and every billing job asks."""
+    def load() -> tuple[str | None, str | None]:
+        settings = current_settings()
+        return (settings.secret_key_encrypted, settings.webhook_secret_encrypted) if settings else (None, None)
+
+    return keys.stored_keys(*tenant_cache.cached("billing_keys", load))
+
+
 def check_secret_key(secret_key: str, field: str = "secret_key") -> None:
     """A cheap authenticated call (the account's balance): a wrong or revoked key fails here,
     when it is entered, rather than at a customer's checkout."""

@@ -29,13 +29,27 @@ class NotConfigured(ServiceError):
     pass
 
 
+_CLIENTS: dict[tuple[str, str | None], "stripe.StripeClient"] = {}
+_MAX_CLIENTS = 1_000
+
+
 def client(secret_key: str | None) -> stripe.StripeClient:
+    """The client of these keys, one per process: it keeps its connections to Stripe open
+    (each thread its own, as the library does), so a job or page that calls Stripe does not
+    open a new TLS connection every time."""
     if not secret_key:
         raise NotConfigured("Payments are not set up yet: an Owner enters the Stripe keys in the payment settings.")
+    base = current_app.config.get("STRIPE_API_BASE")
+    known = _CLIENTS.get((secret_key, base))
+    if known is not None:
+        return known
     import stripe
 
-    base = current_app.config.get("STRIPE_API_BASE")
-    return stripe.StripeClient(secret_key, base_addresses={"api": base} if base else None, max_network_retries=1)
+    made = stripe.StripeClient(secret_key, base_addresses={"api": base} if base else None, max_network_retries=1)
+    if len(_CLIENTS) >= _MAX_CLIENTS:
+        _CLIENTS.clear()
+    _CLIENTS[(secret_key, base)] = made
+    return made
 
 
 @contextmanager
