@@ -29,7 +29,9 @@ them, never the API, so `dispute()` below opens one on a charge (marking the cha
 
 Also here, for the tests only: `renew()`, what Stripe does when a subscription's period ends
 (what its test clocks trigger): a new invoice charged to the customer's default payment method,
-the subscription past due when that fails, and the events Stripe sends for it; an inbox (a third address) that records every webhook delivered
+the subscription past due when that fails, and the events Stripe sends for it; `holding(path)`,
+which keeps every API request under a path waiting unanswered until the block ends (a worker
+caught in the middle of a call to Stripe, to be killed there); an inbox (a third address) that records every webhook delivered
 to it, signed as localstripe signed it, so a test can replay, repeat and shuffle real
 deliveries; and localstripe's fixed state file (/tmp/localstripe.pickle) moved to a private
 path, so two test sessions on one machine (SQLite and PostgreSQL) never share it.
@@ -43,6 +45,7 @@ import secrets
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -529,6 +532,13 @@ class Inbox:
 
 # --- the server ----------------------------------------------------------------------------------
 
+@dataclass
+class _Hold:
+    prefix: str
+    arrived: threading.Event
+    released: asyncio.Event
+
+
 class StripeServer:
     """localstripe (extended as above) on 127.0.0.1, in a thread of this process, on free
     ports: the API at `api_base`, the hosted pages at `hosted_base`, the inbox at `inbox_url`."""
@@ -543,6 +553,7 @@ class StripeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runners: list[web.AppRunner] = []
         self._thread: threading.Thread | None = None
+        self._hold: _Hold | None = None
 
     # localstripe writes its whole store to one fixed file after every change; ours is private.
     def _patch_state_file(self) -> None:
@@ -564,6 +575,7 @@ class StripeServer:
         Invoice._on_payment_success = _invoice_paid_too
         Refund.__init__ = _refund_announced
         _add_routes(localstripe_app)
+        localstripe_app.middlewares.append(self._held)
         hosted = web.Application()
         hosted.router.add_get("/c/pay/{id}", _checkout_page)
         hosted.router.add_post("/c/pay/{id}", _checkout_pay)
@@ -612,6 +624,27 @@ class StripeServer:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+    @web.middleware
+    async def _held(self, request, handler):
+        hold = self._hold
+        if hold is not None and request.path.startswith(hold.prefix):
+            hold.arrived.set()
+            await hold.released.wait()
+        return await handler(request)
+
+    @contextmanager
+    def holding(self, prefix: str):
+        """While the block runs, API requests whose path starts with `prefix` wait unanswered;
+        the block gets the hold, whose `arrived` (a threading.Event) is set by the first one.
+        They are answered once it ends."""
+        hold = _Hold(prefix, threading.Event(), self.call(asyncio.Event))
+        self._hold = hold
+        try:
+            yield hold
+        finally:
+            self._hold = None
+            self._loop.call_soon_threadsafe(hold.released.set)
 
     def call(self, fn, *args, **kwargs):
         """Run fn on the server's loop (localstripe's objects and its webhook sender live there)."""

@@ -273,3 +273,60 @@ def test_a_worker_killed_midway_leaves_the_event_to_be_applied_again_once(app, p
     assert [e[3] for e in after["entitlements"]] == ["active"]
     with app.app_context():
         assert events.requeue_stalled(now=utcnow() + timedelta(minutes=5)) == []
+
+
+def test_a_worker_process_killed_while_applying_leaves_the_event_to_be_applied_again_once(
+        app, pay, client_for, deliver, queue_env, database_url):
+    """A real `flask --app wsgi worker` killed with SIGKILL while it applies an event (waiting
+    on Stripe, its transaction open): nothing of it is left half-written, the event stays
+    pending, the sweep queues it again, and it is applied once."""
+    import os
+    import signal
+
+    from billing import events
+    from billing.models import StripeEvent
+    from core.db import utcnow
+    from core.jobs import huey
+    from tests.support import start_worker
+
+    deliveries = paid_subscription(app, pay)
+    completed = next(d for d in deliveries if d.type == "checkout.session.completed")
+    client = client_for(pay.tenant.slug)
+    before = state(app, pay.tenant)
+    env = {**os.environ, **queue_env, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
+           "STRIPE_API_BASE": pay.server.api_base, "JOBS_WORKERS": "1", "LOG_LEVEL": "INFO"}
+    with pay.server.holding("/v1/checkout/sessions/") as hold:
+        assert post_event(client, completed).status_code == 200
+        worker = start_worker(env)
+        try:
+            assert hold.arrived.wait(60), "the worker never asked Stripe for the session"
+            worker.send_signal(signal.SIGKILL)  # no clean-up of any kind: as if the machine died
+        finally:
+            output = worker.communicate(timeout=20)[0]
+    assert worker.returncode == -signal.SIGKILL, output
+    time.sleep(0.5)  # the database notices the dead connection and rolls its transaction back
+
+    with app.app_context():
+        queued = [task.name for task in huey.pending()]  # the worker's periodic sweeps may wait there
+        assert "billing.events.apply_event" not in queued, "the job died with its worker"
+    after_kill = state(app, pay.tenant)
+    assert after_kill == {**before, "events": 1}, "nothing of the killed apply is left"
+    with tenant_session(app, pay.tenant):
+        row = db.session.scalar(sa.select(StripeEvent))
+        assert (row.state, row.attempts, row.applied_at) == ("pending", 0, None)
+        row_id = row.id
+
+    with app.app_context():
+        assert events.requeue_stalled(now=utcnow() + timedelta(minutes=5)) == [row_id]
+    deliver()
+    after = state(app, pay.tenant)
+    assert [e[3] for e in after["entitlements"]] == ["active"]
+    with tenant_session(app, pay.tenant):
+        row = db.session.get(StripeEvent, row_id)
+        assert (row.state, row.attempts) == ("applied", 1)
+    # Nothing is queued again, and the same delivery once more changes nothing.
+    with app.app_context():
+        assert events.requeue_stalled(now=utcnow() + timedelta(minutes=5)) == []
+    assert post_event(client, completed).get_json() == {"received": True, "duplicate": True}
+    deliver()
+    assert state(app, pay.tenant) == after
