@@ -3,7 +3,9 @@ job that re-reads the objects from Stripe (billing.sync).
 
 Each event id is stored once per tenant (unique) before anything acts on it, so a delivery
 repeated by Stripe finds its row and queues nothing. A job that dies midway leaves the event
-pending; the sweep below queues it again, and the job, holding the row, applies it once."""
+pending; the sweep below queues it again, and the job, holding the row, applies it once.
+Applying an event re-reads its object, which applies every other event of that object
+stored before it too: their jobs find them applied."""
 from __future__ import annotations
 
 import json
@@ -115,12 +117,39 @@ def apply_event(event_row_id: int) -> None:
     row = db.session.scalar(sa.select(StripeEvent).where(StripeEvent.id == event_row_id).with_for_update())
     if row is None or row.state != EventState.PENDING:
         return
+    covered = _covered_by(row)
     changes = apply(row)
+    now = utcnow()
     row.attempts += 1  # after: one UPDATE with the state (a failure rolls both back alike)
     row.state = EventState.APPLIED
-    row.applied_at = utcnow()
+    row.applied_at = now
+    if covered:
+        db.session.execute(sa.update(StripeEvent).where(StripeEvent.id.in_(covered))
+                           .values(state=EventState.APPLIED, applied_at=now))
     for line in changes.lines:
         logger.info("stripe event %s (%s): %s", row.event_id, row.type, line)
+    if covered:
+        logger.info("stripe event %s covered %d more of %s", row.event_id, len(covered), row.object_id)
+
+
+def _family(event_type: str) -> str:
+    """Events apply() handles alike for one object: the same re-read from Stripe."""
+    return next((p for p in ("checkout.session.", "customer.subscription.", "invoice.") if event_type.startswith(p)),
+                event_type)
+
+
+def _covered_by(row: StripeEvent) -> list[int]:
+    """The other events of the same object (and kind of re-read) still pending, stored before
+    the re-read that applying `row` makes: what Stripe says then is at least as new as what
+    they announced, so that re-read applies them too (a burst of updates to one subscription
+    costs one). Taken locked, skipping any another worker is applying now."""
+    if not row.object_id:
+        return []
+    family = _family(row.type)
+    return list(db.session.scalars(sa.select(StripeEvent.id).where(
+        StripeEvent.object_id == row.object_id, StripeEvent.state == EventState.PENDING,
+        StripeEvent.type.in_(sorted(t for t in HANDLED if _family(t) == family)), StripeEvent.id != row.id)
+        .with_for_update(skip_locked=True)))
 
 
 def apply(row: StripeEvent) -> Changes:

@@ -132,11 +132,14 @@ class EventState:
 
 class StripeEvent(TenantScoped, db.Model):
     """Every event Stripe delivered to the tenant, stored (unique by Stripe's id) before it is
-    acted on: a second delivery finds it here and does nothing."""
+    acted on: a second delivery finds it here and does nothing. Found by the object it is
+    about too: applying one event covers the others of that object still pending
+    (billing.events)."""
 
     __tablename__ = "stripe_event"
     __tenant_table_args__ = (
         sa.UniqueConstraint("tenant_id", "event_id"),
+        sa.Index("ix_stripe_event_tenant_id_object_id", "tenant_id", "object_id"),
         sa.CheckConstraint("state in ('pending', 'applied', 'ignored')", name="state"),
     )
 

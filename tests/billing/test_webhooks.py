@@ -330,3 +330,23 @@ def test_a_worker_process_killed_while_applying_leaves_the_event_to_be_applied_a
     assert post_event(client, completed).get_json() == {"received": True, "duplicate": True}
     deliver()
     assert state(app, pay.tenant) == after
+
+
+def test_one_re_read_applies_every_pending_event_of_the_same_subscription(app, pay, client_for, deliver):
+    """A burst of events about one subscription: the first job to run re-reads it from Stripe
+    and that applies the others stored before it too; their own jobs find them applied."""
+    from billing.models import StripeEvent
+
+    deliveries = paid_subscription(app, pay)
+    created = next(d for d in deliveries if d.type == "customer.subscription.created")
+    client = client_for(pay.tenant.slug)
+    for n in range(3):  # Stripe's updates of the same subscription, each its own event
+        event = {**created.event, "id": f"evt_update_{n}", "type": "customer.subscription.updated"}
+        body = json.dumps(event).encode()
+        assert post_event(client, created, body=body, signature=_sign(body, pay.webhook_secret)).status_code == 200
+    deliver()
+    after = state(app, pay.tenant)
+    assert [e[3] for e in after["entitlements"]] == ["active"]
+    with tenant_session(app, pay.tenant):
+        rows = db.session.execute(sa.select(StripeEvent.state, StripeEvent.attempts)).all()
+    assert sorted(rows) == [("applied", 0), ("applied", 0), ("applied", 1)]
