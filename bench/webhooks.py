@@ -293,8 +293,25 @@ def sign(bodies: list[tuple[str, bytes]]) -> list[tuple[bytes, str]]:
 
 # --- sending -----------------------------------------------------------------------------------------
 
-def send(port: int, host: str, path: str, deliveries: list[tuple[bytes, str]], senders: int) -> dict:
-    """Every delivery POSTed once, by `senders` concurrent connections (aiohttp, kept alive)."""
+def process_cpu(master: subprocess.Popen | None) -> float:
+    """CPU seconds gunicorn's workers (the master's children) have spent so far."""
+    if master is None:
+        return 0.0
+    total = 0
+    for pid in Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def send(port: int, host: str, path: str, deliveries: list[tuple[bytes, str]], senders: int,
+         server: subprocess.Popen | None = None) -> dict:
+    """Every delivery POSTed once, by `senders` concurrent connections (aiohttp, kept alive);
+    with the server's process, the CPU its workers spent a delivery (what the machine's load
+    does not change much)."""
     import aiohttp
 
     async def run():
@@ -318,10 +335,12 @@ def send(port: int, host: str, path: str, deliveries: list[tuple[bytes, str]], s
             await asyncio.gather(*(sender() for _ in range(senders)))
             return time.perf_counter() - started, statuses
 
-    load_before = load()
+    load_before, cpu = load(), process_cpu(server)
     seconds, statuses = asyncio.run(run())
+    cpu = process_cpu(server) - cpu
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
     return {"deliveries": len(deliveries), "senders": senders, "seconds": round(seconds, 2),
+            "web_cpu_ms_per_delivery": round(cpu * 1000 / len(deliveries), 2) if server else None,
             "per_second": round(ok / seconds, 1), "answered_2xx": ok,
             "other_answers": {str(k): v for k, v in statuses.items() if not 200 <= k < 300},
             "load_before": load_before, "load_after": load()}
@@ -515,12 +534,12 @@ def main() -> None:
         forget_billing_state(seed_url, world["tenant_id"])
 
         # 1. The bare endpoint, the same deliveries.
-        figures["bare"] = send(bare_port, "localhost", "/hook", sign(shuffled), args.senders)
+        figures["bare"] = send(bare_port, "localhost", "/hook", sign(shuffled), args.senders, bare)
         print(f"bare:     {figures['bare']['per_second']:7.1f} events/s answered 2xx by {args.senders} senders "
-              f"[load {figures['bare']['load_before']} -> {figures['bare']['load_after']}]", flush=True)
+              f"({figures['bare']['web_cpu_ms_per_delivery']} ms of the web workers' CPU each) [load {figures['bare']['load_before']} -> {figures['bare']['load_after']}]", flush=True)
 
         # 2. In order, each once, one sender; then applied.
-        figures["in_order_intake"] = send(app_port, host, "/billing/webhook", sign(bodies), 1)
+        figures["in_order_intake"] = send(app_port, host, "/billing/webhook", sign(bodies), 1, server)
         figures["in_order_apply"] = drain(app, profile=False)
         in_order = snapshot(seed_url, world["tenant_id"])
         print(f"in order: {figures['in_order_intake']['per_second']:7.1f} events/s taken in by one sender, "
@@ -528,7 +547,7 @@ def main() -> None:
 
         # 3. Shuffled with repeats, 50 senders; then applied.
         forget_billing_state(seed_url, world["tenant_id"])
-        figures["intake"] = send(app_port, host, "/billing/webhook", sign(shuffled), args.senders)
+        figures["intake"] = send(app_port, host, "/billing/webhook", sign(shuffled), args.senders, server)
         figures["apply"] = drain(app, profile=args.profile)
         figures["bare_rereads"] = bare_rereads(app, world, planned)
         after = snapshot(seed_url, world["tenant_id"])
@@ -539,7 +558,8 @@ def main() -> None:
         intake, apply_ = figures["intake"], figures["apply"]
         print(f"shuffled: {intake['per_second']:7.1f} events/s answered 2xx by {args.senders} senders "
               f"({intake['answered_2xx']} of {intake['deliveries']}, other answers {intake['other_answers'] or 'none'}, "
-              f"{intake['per_second'] / max(figures['bare']['per_second'], 0.1):.0%} of bare) "
+              f"{intake['per_second'] / max(figures['bare']['per_second'], 0.1):.0%} of bare; "
+              f"{intake['web_cpu_ms_per_delivery']} ms of the web workers' CPU each) "
               f"[load {intake['load_before']} -> {intake['load_after']}]")
         print(f"          {apply_['per_second']:7.1f} events/s applied by one worker ({apply_['jobs']} jobs in "
               f"{apply_['seconds']} s, {apply_['worker_cpu_ms_per_event']} ms of its CPU each; the bare re-reads "
