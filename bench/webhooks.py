@@ -28,8 +28,8 @@ library's own scheme (WebhookSignature.generate_signature_header). Three runs:
              the drain's seconds). Beside it, the bare floor of applying: the objects re-read
              from the stand-in by one plain client, as fast as it goes.
 
-The state the shuffled run leaves (entitlements, Stripe customers, Circle members, stored
-events) is compared row by row with the in-order run's: "shuffled = in-order" counts the
+The state the shuffled run leaves (entitlements, payments and refunds, Stripe customers,
+Circle members, stored events) is compared row by row with the in-order run's: "shuffled = in-order" counts the
 differences.
 
     python bench/webhooks.py [--quick] [--events N] [--senders 50] [--profile] [--database-url URL]
@@ -416,6 +416,17 @@ def snapshot(seed_url: str, tenant_id: int) -> dict:
                 "SELECT ci.name, c.email FROM circle_member m JOIN circle ci ON ci.tenant_id = m.tenant_id"
                 " AND ci.id = m.circle_id JOIN contact c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id"
                 " WHERE m.tenant_id = :t AND m.removed_at IS NULL"), params).all(),
+            "payments": connection.execute(sa.text(
+                "SELECT c.email, p.stripe_charge_id, p.stripe_payment_intent_id, p.stripe_invoice_id, p.amount,"
+                " p.currency, p.amount_refunded, p.status, p.failure_message, p.disputed, p.charged_at,"
+                " e.stripe_subscription_id, e.stripe_payment_intent_id FROM billing_payment p"
+                " JOIN contact c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id"
+                " LEFT JOIN entitlement e ON e.tenant_id = p.tenant_id AND e.id = p.entitlement_id"
+                " WHERE p.tenant_id = :t"), params).all(),
+            "refunds": connection.execute(sa.text(
+                "SELECT p.stripe_charge_id, r.stripe_refund_id, r.amount, r.currency, r.status, r.refunded_at"
+                " FROM billing_refund r JOIN billing_payment p ON p.tenant_id = r.tenant_id AND p.id = r.payment_id"
+                " WHERE r.tenant_id = :t"), params).all(),
             "events": connection.execute(sa.text(
                 "SELECT event_id, type, object_id, state FROM stripe_event WHERE tenant_id = :t"), params).all(),
         }
@@ -432,10 +443,10 @@ def forget_billing_state(seed_url: str, tenant_id: int) -> None:
     (the Stripe customers the checkouts made stay: they came before the events)."""
     engine = sa.create_engine(seed_url)
     with engine.begin() as connection:
-        for table in ("entitlement", "stripe_event", "circle_member"):
+        for table in ("billing_refund", "billing_payment", "entitlement", "stripe_event", "circle_member"):
             connection.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": tenant_id})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM entitlement, stripe_event, circle_member")
+        connection.exec_driver_sql("VACUUM billing_refund, billing_payment, entitlement, stripe_event, circle_member")
     engine.dispose()
 
 
@@ -447,6 +458,7 @@ def summary(state: dict) -> dict:
     for row in state["events"]:
         events[row[3]] = events.get(row[3], 0) + 1
     return {"entitlements": by_status, "open": sum(1 for row in state["entitlements"] if row[12]),
+            "payments": len(state["payments"]), "refunds": len(state["refunds"]),
             "circle_members": len(state["circle_members"]), "events": events}
 
 
