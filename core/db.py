@@ -56,6 +56,33 @@ def _ping_if_idle(dbapi_connection, record, proxy) -> None:
         raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
+def adopt(model, values):
+    """The persistent `model` object of a row read by a Core statement, without the ORM's
+    loading machinery: the one the session holds already, or a new one filled in from `values`
+    (columns not among them load on first use, as deferred ones do)."""
+    session = db.session()
+    mapper = sa.inspect(model)
+    ident = tuple(values[c.key] for c in mapper.primary_key)
+    present = session.identity_map.get(mapper.identity_key_from_primary_key(ident))
+    if present is not None:
+        return present
+    obj = mapper.class_manager.new_instance()
+    for column_key, prop in _COLUMN_PROPS.get(model) or _column_props(model):
+        if column_key in values:
+            sa.orm.attributes.set_committed_value(obj, prop, values[column_key])
+    sa.orm.make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+_COLUMN_PROPS: dict = {}
+
+
+def _column_props(model):
+    props = _COLUMN_PROPS[model] = [(p.columns[0].key, p.key) for p in sa.inspect(model).column_attrs]
+    return props
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

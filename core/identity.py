@@ -20,7 +20,7 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import TenantScoped, UTCDateTime, db, platform_wide, tenant_fk, utcnow
+from core.db import TenantScoped, UTCDateTime, adopt, db, platform_wide, tenant_fk, utcnow
 from core.tenancy import Tenant, cross_tenant, current_tenant_id
 
 login_manager = LoginManager()
@@ -304,10 +304,16 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
     constant), the statement is built once per tuple. Tenant-scoped tables are filtered to the
     current tenant, so a token is worthless on another tenant's host. Sets the principal's
     current_session_token, and notes the device as seen."""
-    query = _session_query(session_model, principal_model, joined)
-    row = db.session.execute(query, {"token": token}).first()
-    if row is None:
+    query, models = _session_query(session_model, principal_model, joined)
+    params = {"token": token, "tenant_id": current_tenant_id()}
+    found = db.session.connection().execute(query, params).first()
+    if found is None:
         return None
+    values = found._tuple()
+    row, start = [], 0
+    for model, width in models:
+        row.append(adopt(model, dict(zip(_column_keys(model), values[start:start + width]))))
+        start += width
     session_row = row[0]
     now = utcnow()
     if session_row.revoked_at is not None or session_row.expires_at <= now:
@@ -334,19 +340,34 @@ def _session_query(session_model, principal_model, joined: tuple = ()) -> sa.Sel
     return query
 
 
-def _build_session_query(session_model, principal_model, joined) -> sa.Select:
+def _build_session_query(session_model, principal_model, joined) -> tuple[sa.Select, list]:
+    """A Core statement (no ORM entity: its rows are adopted, not loaded) and the (model,
+    number of columns) it selects, in order. It runs on the connection, past the ORM's tenant
+    filter, so it says the tenant itself: every tenant table it reads is held to the
+    `tenant_id` parameter (and on PostgreSQL to the row-level policy as well)."""
     owner = getattr(session_model, session_model.owner_column)
     on = principal_model.id == owner
     if issubclass(session_model, TenantScoped) and issubclass(principal_model, TenantScoped):
         on = sa.and_(principal_model.tenant_id == session_model.tenant_id, on)  # the composite key, indexed
-    query = sa.select(session_model, principal_model).join(principal_model, on)
-    if principal_model is StaffUser:
-        # The member's tenant is the request's, loaded already: the identity map answers
-        # `principal.tenant`, so it is not joined in again.
-        query = query.options(sa.orm.lazyload(StaffUser.tenant))
+    models = [session_model, principal_model, *(entity for entity, _ in joined)]
+    columns = [c for model in models for c in _columns(model)]
+    query = sa.select(*columns).select_from(session_model).join(principal_model, on)
     for entity, onclause in joined:
-        query = query.add_columns(entity).join(entity, onclause)
-    return query.where(session_model.token == sa.bindparam("token"))
+        query = query.join(entity, onclause)
+    query = query.where(session_model.token == sa.bindparam("token"))
+    for model in models:
+        if issubclass(model, TenantScoped):
+            query = query.where(model.tenant_id == sa.bindparam("tenant_id"))
+    return query, [(model, len(_columns(model))) for model in models]
+
+
+def _columns(model) -> list:
+    """The columns an adopted object of `model` is filled in from (not deferred ones)."""
+    return [prop.columns[0] for prop in sa.inspect(model).column_attrs if not prop.deferred]
+
+
+def _column_keys(model) -> list[str]:
+    return [c.key for c in _columns(model)]
 
 
 def open_sessions(principal) -> list:

@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
-from core.db import TenantScoped, UTCDateTime, db, platform_wide, utcnow
+from core.db import TenantScoped, UTCDateTime, adopt, db, platform_wide, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
 RESERVED_SLUGS = frozenset(
@@ -509,10 +509,10 @@ def resolve_host(host: str, *, claim: bool = False) -> tuple[str, Tenant | None]
     if hostname == platform:
         return "platform", None
     claim = claim and db.session.get_bind().dialect.name == "postgresql" and not _crossing_tenants.get()
-    if hostname.endswith("." + platform):
-        tenant = db.session.scalar(_host_query(claim, by_domain=False), {"host": hostname[: -len(platform) - 1]})
-    else:
-        tenant = db.session.scalar(_host_query(claim, by_domain=True), {"host": hostname})
+    by_domain = not hostname.endswith("." + platform)
+    key = hostname if by_domain else hostname[: -len(platform) - 1]
+    row = db.session.connection().execute(_host_query(claim, by_domain=by_domain), {"host": key}).first()
+    tenant = adopt(Tenant, row._mapping) if row is not None else None
     return ("tenant", tenant) if tenant is not None else ("unknown", None)
 
 
@@ -525,7 +525,8 @@ def _host_query(claim: bool, *, by_domain: bool) -> sa.Select:
     finding the tenant needs no crossing (and costs every request no extra round trips)."""
     query = _HOST_QUERIES.get((claim, by_domain))
     if query is None:
-        query = sa.select(Tenant)
+        table = Tenant.__table__
+        query = sa.select(*(c for c in table.c if c.key != "logo"))
         if claim:
             query = query.add_columns(sa.func.set_config("app.tenant_id", sa.cast(Tenant.id, sa.Text), True),
                                       sa.func.set_config("app.cross_tenant", "off", True))
