@@ -33,3 +33,42 @@ def test_postgresql_plans_each_statement_for_its_own_values(app_ctx):
             connection.exec_driver_sql("SELECT count(*) FROM tenant WHERE id > %(n)s", {"n": 0}).scalar()
         assert connection.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
         assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+
+
+def test_an_adopted_row_is_the_sessions_object_and_behaves_as_one_loaded_by_a_query(app_ctx):
+    """core.db.adopt turns a row read by a Core statement (the request's tenant and session
+    lookups) into the session's object: the one already held if any, else a new persistent
+    one that reads without SQL, loads a deferred column on use, and saves its changes."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    from core.db import adopt
+    from core.tenancy import Tenant
+
+    tenant = Tenant(slug="adopted", name="Adopted Ltd", logo=b"\x89PNG", logo_mimetype="image/png")
+    db.session.add(tenant)
+    db.session.commit()
+    tenant_id = tenant.id
+    assert adopt(Tenant, {"id": tenant_id, "slug": "ignored", "name": "ignored"}) is tenant  # already held
+    db.session.expunge_all()
+
+    columns = [c for c in Tenant.__table__.c if c.key != "logo"]
+    row = db.session.connection().execute(sa.select(*columns).where(Tenant.id == tenant_id)).first()
+    statements = []
+
+    def note(connection, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        adopted = adopt(Tenant, row._mapping)
+        assert (adopted.slug, adopted.name, adopted.logo_mimetype) == ("adopted", "Adopted Ltd", "image/png")
+        assert statements == []  # read from the row, not from the database
+        assert sa.inspect(adopted).persistent and db.session.get(Tenant, tenant_id) is adopted
+        assert adopted.logo == b"\x89PNG"  # the deferred column loads when asked for
+        adopted.name = "Renamed Ltd"
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    db.session.expunge_all()
+    assert db.session.scalar(sa.select(Tenant.name).where(Tenant.id == tenant_id)) == "Renamed Ltd"
