@@ -20,7 +20,7 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import TenantScoped, UTCDateTime, adopt, db, platform_wide, tenant_fk, utcnow
+from core.db import TenantScoped, UTCDateTime, adopt, db, first_row, platform_wide, tenant_fk, utcnow
 from core.tenancy import Tenant, cross_tenant, current_tenant_id
 
 login_manager = LoginManager()
@@ -306,10 +306,9 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
     current_session_token, and notes the device as seen."""
     query, models = _session_query(session_model, principal_model, joined)
     params = {"token": token, "tenant_id": current_tenant_id()}
-    found = db.session.connection().execute(query, params).first()
-    if found is None:
+    values = first_row(query, params)
+    if values is None:
         return None
-    values = found._tuple()
     row, start = [], 0
     for model, width in models:
         row.append(adopt(model, dict(zip(_column_keys(model), values[start:start + width]))))

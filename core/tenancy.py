@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, with_loader_criteria
 from sqlalchemy.orm.context import FromStatement
 
-from core.db import TenantScoped, UTCDateTime, adopt, db, platform_wide, utcnow
+from core.db import TenantScoped, UTCDateTime, adopt, db, first_row, platform_wide, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
 RESERVED_SLUGS = frozenset(
@@ -511,8 +511,9 @@ def resolve_host(host: str, *, claim: bool = False) -> tuple[str, Tenant | None]
     claim = claim and db.session.get_bind().dialect.name == "postgresql" and not _crossing_tenants.get()
     by_domain = not hostname.endswith("." + platform)
     key = hostname if by_domain else hostname[: -len(platform) - 1]
-    row = db.session.connection().execute(_host_query(claim, by_domain=by_domain), {"host": key}).first()
-    tenant = adopt(Tenant, row._mapping) if row is not None else None
+    query = _host_query(claim, by_domain=by_domain)
+    row = first_row(query, {"host": key})
+    tenant = adopt(Tenant, dict(zip(query.selected_columns.keys(), row))) if row is not None else None
     return ("tenant", tenant) if tenant is not None else ("unknown", None)
 
 

@@ -72,3 +72,34 @@ def test_an_adopted_row_is_the_sessions_object_and_behaves_as_one_loaded_by_a_qu
         event.remove(db.engine, "before_cursor_execute", note)
     db.session.expunge_all()
     assert db.session.scalar(sa.select(Tenant.name).where(Tenant.id == tenant_id)) == "Renamed Ltd"
+
+
+def test_the_lookups_of_every_request_are_prepared_once_on_postgresql_and_still_seen(app_ctx):
+    """core.db.first_row (the request's tenant and session lookups) returns the row's values;
+    on PostgreSQL it prepares the statement on the connection, so a second request on it is
+    neither parsed nor planned again, and listeners counting statements still see each run."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    from core.db import first_row
+    from core.tenancy import Tenant
+
+    db.session.add(Tenant(slug="prepared", name="Prepared Ltd"))
+    db.session.commit()
+    lookup = sa.select(Tenant.name, Tenant.status).where(Tenant.slug == sa.bindparam("slug"))
+    seen = []
+
+    def note(connection, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert first_row(lookup, {"slug": "prepared"}) == ("Prepared Ltd", "active")
+        assert first_row(lookup, {"slug": "nobody"}) is None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert len([s for s in seen if "FROM tenant" in s]) == 2
+    if db.engine.dialect.name == "postgresql":
+        prepared = db.session.connection().exec_driver_sql(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%%FROM tenant%%'").scalars().all()
+        assert len(prepared) == 1 and "tenant.slug = $1" in prepared[0]
