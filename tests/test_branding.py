@@ -32,6 +32,21 @@ def test_branding_shows_on_the_tenants_pages_only(world, staff_client, client_fo
     assert other.get("/branding/logo").status_code == 404
 
 
+def test_every_page_names_its_icon_the_tenants_logo_when_it_has_one(world, staff_client, client_for):
+    """Browsers ask for /favicon.ico (a 404 in every console) unless the page names its icon."""
+    import re
+
+    def icon_of(page: str) -> str:
+        return re.search(r'<link rel="icon" type="([^"]+)" href="([^"]+)"', page).group(2)
+
+    portico_icon = icon_of(client_for("acme").get("/staff/login").get_data(as_text=True))
+    answer = client_for("acme").get(portico_icon)
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml" and b"<svg" in answer.data
+    _save(staff_client("owner"), logo=(io.BytesIO(PNG), "logo.png"))
+    assert icon_of(client_for("acme").get("/portal/login").get_data(as_text=True)) == "/branding/logo?v=1"
+    assert icon_of(client_for("globex").get("/portal/login").get_data(as_text=True)) == portico_icon
+
+
 def test_bad_branding_input_is_explained_and_changes_nothing(world, staff_client, client_for):
     owner = staff_client("owner")
     bad_colour = _save(owner, display_name="Renamed", primary_color="red")
