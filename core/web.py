@@ -84,6 +84,7 @@ def init_app(app) -> None:
         }
 
     app.jinja_env.filters["datetime"] = time_element
+    app.jinja_env.filters["time_span"] = time_span
     app.jinja_env.filters["device"] = describe_device
     app.jinja_env.filters["rich_text"] = rich_text.render
     app.jinja_env.filters["file_size"] = file_size
@@ -126,6 +127,19 @@ def time_element(value) -> Markup:
         return Markup("—")
     # Both parts are digits and punctuation only: nothing to escape (Markup.format is slow).
     return Markup(f'<time datetime="{value.isoformat()}">{value.strftime("%Y-%m-%d %H:%M")} UTC</time>')
+
+
+def time_span(start, end=None) -> Markup:
+    """An event's span in UTC, the end shown by its time alone when on the same day ("Thu
+    2026-12-10 18:00 – 20:00 UTC"): the templates' `starts_at|time_span(ends_at)`."""
+    if not start:
+        return Markup("—")
+    # Digits, weekday names and punctuation only: nothing to escape.
+    shown = f'<time datetime="{start.isoformat()}">{start.strftime("%a %Y-%m-%d %H:%M")}</time>'
+    if end:
+        end_format = "%H:%M" if end.date() == start.date() else "%a %Y-%m-%d %H:%M"
+        shown += f' – <time datetime="{end.isoformat()}">{end.strftime(end_format)}</time>'
+    return Markup(shown + " UTC")
 
 
 def apply_service_error(form, exc) -> None:

@@ -159,3 +159,19 @@ def test_the_way_back_never_leads_to_another_site(app, world):
                                   headers={"Referer": "http://evil.example/staff/tags"}), tenant_context(world.a.id):
         page = app.make_response(app.handle_user_exception(ServiceError("Enter a tag."))).get_data(as_text=True)
         assert "evil.example" not in page and "Go back" not in page
+
+
+def test_an_events_span_names_its_day_once():
+    """The portal's and the staff pages' event times: the end by its time alone on the same day."""
+    from datetime import datetime, timezone
+
+    from core.web import time_span
+
+    start = datetime(2026, 12, 10, 18, 0, tzinfo=timezone.utc)
+    same_day = str(time_span(start, start.replace(hour=20)))
+    assert same_day.count("2026-12-10") == 2  # once shown, once in the machine-readable datetime
+    assert ">Thu 2026-12-10 18:00</time> – <time" in same_day and ">20:00</time> UTC" in same_day
+    next_day = str(time_span(start, datetime(2026, 12, 11, 9, 30, tzinfo=timezone.utc)))
+    assert ">Fri 2026-12-11 09:30</time> UTC" in next_day
+    assert str(time_span(start)).endswith(">Thu 2026-12-10 18:00</time> UTC")
+    assert str(time_span(None)) == "—"
