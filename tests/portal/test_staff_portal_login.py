@@ -53,6 +53,20 @@ def _sign_in(client_for, app, world):
     return client
 
 
+def test_many_devices_show_the_latest_three_and_fold_the_rest(app, world, staff_client, client_for):
+    import re
+
+    contact_id, _ = _contact(app, world)
+    for _ in range(5):
+        _sign_in(client_for, app, world)
+    page = _text(staff_client("admin").get(f"/staff/contacts/{contact_id}"))
+    assert "5 devices" in page
+    first_list, folded = page.split('<details class="portal-devices-more">')
+    assert len(re.findall(r"<li>[^<]* · signed in", first_list)) == 3
+    assert "<summary>2 more devices</summary>" in folded
+    assert len(re.findall(r"<li>[^<]* · signed in", folded.split("</details>")[0])) == 2
+
+
 def test_the_contact_page_shows_last_sign_in_and_devices_and_signs_them_all_out(app, world, staff_client,
                                                                                 client_for):
     contact_id, account_id = _contact(app, world)
