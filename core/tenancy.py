@@ -14,6 +14,7 @@ Code that must cross tenants (operator console, CLI, migrations) goes through
 from __future__ import annotations
 
 import re
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
@@ -359,6 +360,32 @@ def _classify_uncached(statement) -> tuple[bool, bool]:
 
 TENANT_CHECKED_SQL = "portico_tenant_checked_sql"
 
+# statement → {tenant id: the statement with the tenant filter}, for the statements built once
+# and run on every request (module constants): the same filtered object each time keeps its
+# cache key, which SQLAlchemy otherwise works out afresh over the whole statement per run.
+_FILTERED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FILTERED_TENANTS_MAX = 64
+
+
+def _filtered(statement, tenant_id):
+    try:
+        per_tenant = _FILTERED.get(statement)
+    except TypeError:  # not weakly referable
+        per_tenant = None
+    filtered = per_tenant.get(tenant_id) if per_tenant is not None else None
+    if filtered is None:
+        filtered = statement.options(
+            with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True))
+        if per_tenant is None:
+            try:
+                per_tenant = _FILTERED[statement] = {}
+            except TypeError:
+                return filtered
+        if len(per_tenant) >= _FILTERED_TENANTS_MAX:
+            per_tenant.clear()
+        per_tenant[tenant_id] = filtered
+    return filtered
+
 
 @event.listens_for(Session, "do_orm_execute")
 def _filter_to_current_tenant(state):
@@ -382,8 +409,7 @@ def _filter_to_current_tenant(state):
         # Judged on the statement as it will run, the filter added (which changes nothing of
         # the verdict): the cache key _classify works out is kept on that object, and
         # SQLAlchemy finds the compiled form by it instead of working it out a second time.
-        filtered = state.statement.options(
-            with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True))
+        filtered = _filtered(state.statement, tenant_id)
         touches, unreachable = _classify(filtered)
     if not touches:
         return

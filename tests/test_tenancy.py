@@ -75,6 +75,20 @@ def test_orm_reads_only_the_current_tenant(world, app_ctx):
         assert db.session.get(StaffUser, world.b.members["owner"].id) is None
 
 
+def test_a_statement_built_once_reads_each_tenants_own_rows_whichever_ran_it_before(world, app_ctx):
+    """The tenant filter keeps one filtered copy of a statement built once per tenant
+    (core.tenancy._filtered): run in turns for two tenants, each still sees only its own."""
+    once = sa.select(StaffUser.email).where(StaffUser.email.like(sa.bindparam("pattern"))).order_by(StaffUser.email)
+    seen = {}
+    for tenant in (world.a, world.b, world.a, world.b):
+        with tenant_context(tenant.id):
+            seen.setdefault(tenant.slug, []).append(db.session.scalars(once, {"pattern": "%"}).all())
+    assert seen["acme"][0] == seen["acme"][1] and seen["acme"][0]
+    assert seen["globex"][0] == seen["globex"][1] and seen["globex"][0]
+    assert not set(seen["acme"][0]) & set(seen["globex"][0])
+    assert all(e.endswith("@acme.example") for e in seen["acme"][0])
+
+
 def test_query_without_tenant_fails_closed(world, app_ctx):
     with pytest.raises(TenantNotSet):
         db.session.scalars(sa.select(StaffUser)).all()
