@@ -469,11 +469,16 @@ def _done_by_name(task: Task, staff_names: dict) -> str | None:
 def shared_tasks_of(contact: Contact, *, done_since: datetime | None = None) -> list[Task]:
     """The tasks staff shared with the contact: open ones (soonest due first, undated last),
     then those done since `done_since` (latest first), so a ticked-off task stays in sight a while."""
-    query = sa.select(Task).where(Task.contact_id == contact.id, Task.shared_with_contact.is_(True))
     done_since = done_since or utcnow() - timedelta(days=30)
-    query = query.where(sa.or_(Task.done_at.is_(None), Task.done_at >= done_since))
-    return list(db.session.scalars(query.order_by(
-        Task.done_at.is_not(None), Task.due_at.is_(None), Task.due_at, Task.done_at.desc(), Task.id)))
+    return list(db.session.scalars(_SHARED_TASKS, {"contact_id": contact.id, "done_since": done_since}))
+
+
+# Built once (as _UPCOMING_INVITATIONS): the portal home runs it on every visit.
+_SHARED_TASKS = (
+    sa.select(Task)
+    .where(Task.contact_id == sa.bindparam("contact_id"), Task.shared_with_contact.is_(True),
+           sa.or_(Task.done_at.is_(None), Task.done_at >= sa.bindparam("done_since", type_=Task.done_at.type)))
+    .order_by(Task.done_at.is_not(None), Task.due_at.is_(None), Task.due_at, Task.done_at.desc(), Task.id))
 
 
 def shared_task_or_404(task_id: int, contact: Contact) -> Task:
@@ -825,14 +830,21 @@ def upcoming_clause(now: datetime | None = None):
 RSVP_CHOICES = tuple(EventAttendee.RSVP_LABELS)  # going, not_going
 
 
+# Built once, with the values as parameters: every visit to the portal home runs it, and building
+# it (and the tenant filter's cache key over it, core.tenancy) cost more than running it.
+_UPCOMING_INVITATIONS = (
+    sa.select(Event, EventAttendee)
+    .join(EventAttendee, sa.and_(EventAttendee.event_id == Event.id, EventAttendee.tenant_id == Event.tenant_id))
+    .where(EventAttendee.contact_id == sa.bindparam("contact_id"),
+           sa.func.coalesce(Event.ends_at, Event.starts_at) >= sa.bindparam("now", type_=Event.starts_at.type))
+    .order_by(Event.starts_at, Event.id))
+
+
 def upcoming_invitations_of(contact: Contact, *, now: datetime | None = None) -> list[tuple[Event, EventAttendee]]:
-    """The events not over yet that the contact is on the list of, soonest first, with their
-    attendance: what their portal home offers to answer."""
+    """The events not over yet (as upcoming_clause says) that the contact is on the list of,
+    soonest first, with their attendance: what their portal home offers to answer."""
     return [tuple(row) for row in db.session.execute(
-        sa.select(Event, EventAttendee)
-        .join(EventAttendee, sa.and_(EventAttendee.event_id == Event.id, EventAttendee.tenant_id == Event.tenant_id))
-        .where(EventAttendee.contact_id == contact.id, upcoming_clause(now))
-        .order_by(Event.starts_at, Event.id))]
+        _UPCOMING_INVITATIONS, {"contact_id": contact.id, "now": now or utcnow()})]
 
 
 def invitation_or_404(event_id: int, contact: Contact) -> tuple[Event, EventAttendee]:
