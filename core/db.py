@@ -56,32 +56,33 @@ def _ping_if_idle(dbapi_connection, record, proxy) -> None:
         raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
-_PREPARED_SQL: dict = {}
+_COMPILED_SQL: dict = {}
 
 
 def first_row(statement, params: dict) -> tuple | None:
     """The values of a Core `statement`'s first row, in the order of its columns, or None: for
     the lookups of every request (its tenant, its session), which find one row by a unique key.
-    On PostgreSQL it runs as a statement prepared on the connection, so it is parsed and planned
-    once, not on every request (unlike every other statement, see
-    _postgresql_unprepared_statements: one plan for all values is right for a unique-key
-    lookup), and without SQLAlchemy's execution machinery. Its columns must be of types psycopg
-    returns as the models hold them (plain ones, and UTCDateTime: psycopg's datetimes are aware)."""
+    On PostgreSQL it goes to psycopg directly, past SQLAlchemy's execution machinery (its
+    compiled form is kept per statement). Not prepared on the server: psycopg forgets its
+    prepared statements at every ROLLBACK (the end of every read-only request), deallocating
+    them in one more round trip, and preparing takes a round trip of its own. Its columns must
+    be of types psycopg returns as the models hold them (plain ones, and UTCDateTime:
+    psycopg's datetimes are aware)."""
     connection = db.session.connection()
     if connection.dialect.name != "postgresql":
         row = connection.execute(statement, params).first()
         return None if row is None else row._tuple()
-    prepared = _PREPARED_SQL.get(statement)
-    if prepared is None:
+    compiled_sql = _COMPILED_SQL.get(statement)
+    if compiled_sql is None:
         compiled = statement.compile(dialect=connection.dialect)
-        prepared = _PREPARED_SQL[statement] = (str(compiled), compiled.params)  # with its literals' values
-    sql, constants = prepared
+        compiled_sql = _COMPILED_SQL[statement] = (str(compiled), compiled.params)  # with its literals' values
+    sql, constants = compiled_sql
     params = {**constants, **params}
     cursor = connection.connection.dbapi_connection.cursor()
     try:
         if connection._has_events or connection.engine._has_events:  # who counts or logs statements sees it
             connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params)
         return cursor.fetchone()
     finally:
         cursor.close()
@@ -213,8 +214,7 @@ def _postgresql_unprepared_statements(dbapi_connection, connection_record):
     import psycopg
 
     if isinstance(dbapi_connection, psycopg.Connection):
-        # Never of psycopg's own accord; None would also refuse first_row's explicit prepare=True.
-        dbapi_connection.prepare_threshold = 2**31 - 1
+        dbapi_connection.prepare_threshold = None
 
 
 @sa.event.listens_for(sa.engine.Engine, "savepoint")
