@@ -310,9 +310,9 @@ def live_session(session_model, principal_model, token: str, *joined) -> tuple |
     if values is None:
         return None
     row, start = [], 0
-    for model, width in models:
-        row.append(adopt(model, dict(zip(_column_keys(model), values[start:start + width]))))
-        start += width
+    for model, keys in models:
+        row.append(adopt(model, dict(zip(keys, values[start:start + len(keys)]))))
+        start += len(keys)
     session_row = row[0]
     now = utcnow()
     if session_row.revoked_at is not None or session_row.expires_at <= now:
@@ -340,8 +340,8 @@ def _session_query(session_model, principal_model, joined: tuple = ()) -> sa.Sel
 
 
 def _build_session_query(session_model, principal_model, joined) -> tuple[sa.Select, list]:
-    """A Core statement (no ORM entity: its rows are adopted, not loaded) and the (model,
-    number of columns) it selects, in order. It runs on the connection, past the ORM's tenant
+    """A Core statement (no ORM entity: its rows are adopted, not loaded) and the (model, keys of
+    its columns) it selects, in order. It runs on the connection, past the ORM's tenant
     filter, so it says the tenant itself: every tenant table it reads is held to the
     `tenant_id` parameter (and on PostgreSQL to the row-level policy as well)."""
     owner = getattr(session_model, session_model.owner_column)
@@ -357,7 +357,7 @@ def _build_session_query(session_model, principal_model, joined) -> tuple[sa.Sel
     for model in models:
         if issubclass(model, TenantScoped):
             query = query.where(model.tenant_id == sa.bindparam("tenant_id"))
-    return query, [(model, len(_columns(model))) for model in models]
+    return query, [(model, _column_keys(model)) for model in models]
 
 
 def _columns(model) -> list:
@@ -365,8 +365,8 @@ def _columns(model) -> list:
     return [prop.columns[0] for prop in sa.inspect(model).column_attrs if not prop.deferred]
 
 
-def _column_keys(model) -> list[str]:
-    return [c.key for c in _columns(model)]
+def _column_keys(model) -> tuple[str, ...]:
+    return tuple(c.key for c in _columns(model))
 
 
 def open_sessions(principal) -> list:
