@@ -2,7 +2,6 @@
 Every write goes through the same services the CLI and the staff area use."""
 from __future__ import annotations
 
-import re
 
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
@@ -160,9 +159,6 @@ class StaffUserView(ConsoleModelView):
         flash(f"{done} staff user(s) {'reactivated' if active else 'deactivated'}.", "success")
 
 
-_REPR = re.compile(r"^<\w+ [^>]*>$")
-
-
 def _tenant_name(view, context, model, name):
     """The tenant by its name (one query per page, cached on the request), never its id."""
     if model.tenant_id is None:
@@ -174,14 +170,7 @@ def _tenant_name(view, context, model, name):
 
 
 def _target_words(view, context, model, name):
-    """What was acted on, in words: the label copied in, or the kind of thing when the label
-    is only code (an object without a name of its own, e.g. `<FormSubmission 1>`)."""
-    label = model.target_label or ""
-    kind = (model.target_type or "").replace("_", " ")
-    kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).lower().capitalize()
-    if not label or _REPR.match(label):
-        return kind or ""
-    return f"{kind}: {label}" if kind else label
+    return model.target_words
 
 
 class AuditEventView(ConsoleModelView):

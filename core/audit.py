@@ -1,6 +1,8 @@
 """The audit log: one table, written by one helper, `record()`."""
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from flask import has_request_context, request
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,6 +45,39 @@ class AuditEvent(TenantScoped, db.Model):
     @property
     def impersonated(self) -> bool:
         return (self.actor_type, self.actor_id) != (self.real_actor_type, self.real_actor_id)
+
+    @property
+    def target_words(self) -> str:
+        """What was acted on, as the audit pages show it: "Event: Spring open day", or the kind of
+        thing alone when it has no name ("Form submission"). Rows written before labels were
+        words may hold code (`<FormSubmission 1>`): shown as the kind too, never as the code."""
+        kind = kind_in_words(self.target_type or "")
+        label = self.target_label or ""
+        if not label or _CODE_LABEL.match(label) or label.lower() == kind.lower():
+            return kind
+        return f"{kind}: {label}" if kind else label
+
+
+_CODE_LABEL = re.compile(r"^<[\w.]+[ >].*>$")
+
+
+def kind_in_words(type_name: str) -> str:
+    """`FormSubmission` or `form_submission` as "Form submission"."""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", type_name.replace("_", " "))
+    return words.lower().capitalize()
+
+
+def target_label(target) -> str:
+    """The words an audit entry keeps for what was acted on: the object's own name (its
+    __str__), else a title, name or label it has, else the kind of thing ("Form submission"),
+    never Python's or SQLAlchemy's code for it."""
+    if type(target).__str__ is not object.__str__:
+        return str(target)[:320]
+    for attribute in ("title", "name", "label", "display_name", "email"):
+        value = getattr(target, attribute, None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:320]
+    return kind_in_words(getattr(target, "audit_type", type(target).__name__))
 
 
 # Every action the log can hold, with the words the audit pages show for it. Packages add
@@ -138,7 +173,7 @@ def record(action: str, target=None, *, details: dict | None = None, actor=None,
             db.session.flush()
         event.target_type = getattr(target, "audit_type", type(target).__name__)
         event.target_id = target.id
-        event.target_label = str(target)[:320]
+        event.target_label = target_label(target)
     db.session.add(event)
     return event
 

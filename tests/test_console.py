@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from core.audit import AuditEvent
 from core.db import db
-from core.identity import create_platform_admin
+from core.identity import StaffUser, create_platform_admin
 from core.tenancy import Tenant, cross_tenant
 from tests.support import PASSWORD, login_staff, post_form
 
@@ -143,3 +143,28 @@ def test_audit_log_names_tenant_and_target_not_ids_or_code(console, world, app):
     assert "Form submission" in audit
     assert "&lt;FormSubmission" not in audit and "<FormSubmission" not in audit
     assert "987654" not in audit
+
+
+def test_an_object_without_a_name_is_logged_by_its_title_or_kind_never_by_code(world, app, staff_client):
+    """core.audit.target_label, at the source: most models have no __str__ of their own, and
+    str() of one is SQLAlchemy's `<FormSubmission 12>`; the staff audit page shows the words."""
+    from core.audit import kind_in_words, record, target_label
+    from core.tenancy import tenant_context
+    from crm.models import Event
+
+    class Unnamed:
+        audit_type, id = "FormSubmission", 12
+
+    assert target_label(Unnamed()) == "Form submission" == kind_in_words("form_submission")
+    with app.app_context(), tenant_context(world.a.id):
+        from core.db import utcnow
+
+        event = Event(title="Spring open day", starts_at=utcnow())
+        db.session.add(event)
+        db.session.flush()
+        assert target_label(event) == "Spring open day"
+        import crm.activities  # noqa: F401  (registers the event actions)
+        record("event.created", event, actor=db.session.get(StaffUser, world.a.members["owner"].id))
+        db.session.commit()
+    page = staff_client("owner").get("/staff/audit").get_data(as_text=True)
+    assert "Event: Spring open day" in page and "&lt;Event" not in page
