@@ -2,6 +2,10 @@
 state in step with Stripe, and the entitlements the portal checks (billing.entitlements)."""
 from billing import models  # noqa: F401  (the tables)
 from billing import events  # noqa: F401  (its jobs register on import)
+from billing.entitlements import move_on_merge
+from crm.merge import MERGE_HOOKS
+
+MERGE_HOOKS.append(move_on_merge)
 
 
 def init_app(app) -> None:

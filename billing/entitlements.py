@@ -131,3 +131,19 @@ def close_lapsed(now: datetime | None = None) -> list[Entitlement]:
                         else f"Access{plan} closed: the grace period after a failed payment ended", entitlement,
                         actor=None)
     return lapsed
+
+
+def move_on_merge(survivor: Contact, merged: Contact, actor) -> None:
+    """crm.merge's MERGE_HOOKS: the merged contact's subscriptions, payments, complimentary
+    access and (when the survivor has none) Stripe Customer are the survivor's now, so the
+    access they paid for stays with the person; the plans' Circles follow."""
+    from billing.models import BillingCustomer, Payment
+
+    for model in (Entitlement, Payment):
+        db.session.execute(sa.update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id)
+                           .execution_options(synchronize_session="fetch"))
+    if db.session.scalar(sa.select(BillingCustomer.id).where(BillingCustomer.contact_id == survivor.id)) is None:
+        db.session.execute(sa.update(BillingCustomer).where(BillingCustomer.contact_id == merged.id)
+                           .values(contact_id=survivor.id).execution_options(synchronize_session="fetch"))
+    db.session.flush()
+    follow_circles(survivor)

@@ -55,7 +55,10 @@ def _contact_for(metadata: dict, customer_id: str | None) -> Contact | None:
     if contact_id is None and customer_id:
         contact_id = db.session.scalar(sa.select(BillingCustomer.contact_id)
                                        .where(BillingCustomer.stripe_customer_id == customer_id))
-    return db.session.get(Contact, contact_id) if contact_id else None
+    contact = db.session.get(Contact, contact_id) if contact_id else None
+    if contact is not None and contact.merged_into_id:  # merged since: the survivor holds it now
+        contact = db.session.get(Contact, contact.merged_into_id) or contact
+    return contact
 
 
 def _plan_for(metadata: dict, price_ids: list[str]) -> int | None:

@@ -450,3 +450,26 @@ def test_the_panel_reads_the_same_number_of_queries_however_many_payments(app, p
         page = contact_page(admin, pay)
     assert panel(page).count("Refund…") == 6
     assert len(many) == len(few), f"{len(few)} queries with one payment, {len(many)} with six"
+
+
+def test_merging_contacts_keeps_what_was_paid_with_the_survivor(app, pay, client_for, deliver, staff_client, world):
+    from billing.entitlements import has_access
+    from billing.models import BillingCustomer, Entitlement, Payment
+    from core.identity import StaffUser
+    from crm.merge import merge_contacts
+    from crm.models import Contact
+    from tests.factories import make_contact
+
+    paid(app, pay, client_for, deliver)
+    with tenant_session(app, pay.tenant):
+        survivor = make_contact("Patricia", "Payer", email="patricia@payer.example", role="client")
+        merge_contacts(survivor, [db.session.get(Contact, pay.contact_id)],
+                       actor=db.session.get(StaffUser, world.a.members["admin"].id))
+        survivor_id = survivor.id
+    with tenant_session(app, pay.tenant):
+        assert has_access(survivor_id, pay.plan_id) and not has_access(pay.contact_id, pay.plan_id)
+        assert {e.contact_id for e in db.session.scalars(sa.select(Entitlement))} == {survivor_id}
+        assert {p.contact_id for p in db.session.scalars(sa.select(Payment))} == {survivor_id}
+        assert db.session.scalar(sa.select(BillingCustomer.contact_id)) == survivor_id
+    page = _text(staff_client("admin").get(f"/staff/contacts/{survivor_id}"))
+    assert "Membership" in panel(page) and "49.00 EUR" in panel(page)
