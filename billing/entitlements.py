@@ -1,9 +1,12 @@
-"""Who may use the portal because they paid: one rule (decide), stored on each entitlement
-row, read by the portal with one indexed query and no call to Stripe (portal_access_open)."""
+"""Who may use the portal because they paid: which plans a contact must hold (required_plans:
+their registration form's rule, else the tenant's), and whether a subscription or payment gives
+access (decide), stored on each entitlement row, read by the portal with one indexed query and
+no call to Stripe (portal_access_open)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterable
 
 import sqlalchemy as sa
 
@@ -62,28 +65,42 @@ def redecide_past_due(grace_days: int) -> None:
         redecide(entitlement, grace_days)
 
 
-def has_access(contact_id: int, plan_id: int | None = None, now: datetime | None = None) -> bool:
-    """Whether the contact holds open access (to that plan, when given): one query on the
-    (tenant_id, contact_id) index."""
+def has_access(contact_id: int, plan_ids: int | Iterable[int] | None = None, now: datetime | None = None) -> bool:
+    """Whether the contact holds open access (to one of those plans, when given; complimentary
+    access counts for any): one query on the (tenant_id, contact_id) index."""
     now = now or utcnow()
     query = sa.select(Entitlement.id).where(
         Entitlement.contact_id == contact_id, Entitlement.is_open.is_(True),
         sa.or_(Entitlement.closes_at.is_(None), Entitlement.closes_at > now))
-    if plan_id is not None:
-        query = query.where(sa.or_(Entitlement.plan_id == plan_id,
+    if plan_ids is not None:
+        plan_ids = sorted({plan_ids} if isinstance(plan_ids, int) else set(plan_ids))
+        query = query.where(sa.or_(Entitlement.plan_id.in_(plan_ids),
                                    Entitlement.source == EntitlementSource.COMPLIMENTARY))
     return db.session.scalar(query.limit(1)) is not None
 
 
-def portal_access_open(contact_id: int, now: datetime | None = None) -> bool:
-    """The portal's payment gate: open unless the tenant requires a plan the contact does not
-    hold. The rule comes from the tenant's cached configuration: at most one query here."""
-    from billing.settings import cached_rules
+def required_plans(form_id: int | None) -> frozenset[int]:
+    """THE rule of who must pay for the portal: the plans one of which a contact who registered
+    through this kickoff form (None: staff invited them) must hold. The form's own rule when it
+    has one (free: none; or its plan, or the plans the registrant chooses among), else the
+    tenant's (its required plan, or none). Empty: the portal is free for them. From the
+    tenant's cached configuration (core.tenant_cache): no query once warm."""
+    from billing.settings import cached_form_rules, cached_rules
 
+    if form_id is not None:
+        own = cached_form_rules().get(form_id)
+        if own is not None:
+            return own
     required_plan_id, _ = cached_rules()
-    if required_plan_id is None:
-        return True
-    return has_access(contact_id, required_plan_id, now)
+    return frozenset() if required_plan_id is None else frozenset({required_plan_id})
+
+
+def portal_access_open(contact_id: int, form_id: int | None = None, now: datetime | None = None) -> bool:
+    """The portal's payment gate: open unless the contact must pay (required_plans, for the
+    form they registered through) and holds none of those plans: at most one indexed query,
+    never a call to Stripe."""
+    plans = required_plans(form_id)
+    return not plans or has_access(contact_id, plans, now)
 
 
 def entitlements_of(contact_id: int) -> list[Entitlement]:

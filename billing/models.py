@@ -110,6 +110,45 @@ class AccessPlanCircle(TenantScoped, db.Model):
     circle_id: Mapped[int]
 
 
+class FormAccessRule(TenantScoped, db.Model):
+    """A kickoff form's own payment rule for the portal access of those who register through it,
+    in place of the tenant's (BillingSettings.required_plan_id): "free" (nobody pays), or
+    "plans" (they must hold one of the FormAccessPlan rows: one plan, or a choice among
+    several). No row: the tenant's rule. Read through billing.entitlements.required_plans."""
+
+    __tablename__ = "form_access_rule"
+    __tenant_config__ = True  # read by every portal request through core.tenant_cache
+    __tenant_keyed_by_id__ = False
+    __tenant_fk__ = False
+    __tenant_table_args__ = (
+        sa.PrimaryKeyConstraint("tenant_id", "form_id"),
+        tenant_fk("form_id", "kickoff_form", ondelete="CASCADE"),
+        sa.CheckConstraint("mode in ('free', 'plans')", name="mode"),
+    )
+
+    form_id: Mapped[int]
+    mode: Mapped[str] = mapped_column(sa.String(10))
+    updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FormAccessPlan(TenantScoped, db.Model):
+    """One plan a form's registrants may pay for portal access (FormAccessRule mode "plans")."""
+
+    __tablename__ = "form_access_plan"
+    __tenant_config__ = True
+    __tenant_keyed_by_id__ = False
+    __tenant_fk__ = False
+    __tenant_table_args__ = (
+        sa.PrimaryKeyConstraint("tenant_id", "form_id", "plan_id"),
+        sa.ForeignKeyConstraint(["tenant_id", "form_id"], ["form_access_rule.tenant_id", "form_access_rule.form_id"],
+                                ondelete="CASCADE"),
+        tenant_fk("plan_id", "access_plan", ondelete="CASCADE"),
+    )
+
+    form_id: Mapped[int]
+    plan_id: Mapped[int]
+
+
 class BillingCustomer(TenantScoped, db.Model):
     """A contact's Stripe Customer: made once, reused for every checkout."""
 

@@ -33,6 +33,20 @@ def plans(*, include_archived: bool = True) -> list[AccessPlan]:
     return list(db.session.scalars(query))
 
 
+def plans_on_offer(form_id: int | None, held: set[int] | frozenset[int] = frozenset()) -> list[AccessPlan]:
+    """The plans a contact who registered through this kickoff form may pay for in the portal:
+    the ones they must hold one of (billing.entitlements.required_plans), none once they hold
+    one of those (`held`: the plans they hold open access to), or, when they need none, every
+    active plan they do not hold. Archived plans are never offered."""
+    from billing.entitlements import required_plans
+
+    required = required_plans(form_id)
+    offered = [p for p in plans(include_archived=False) if p.id not in held]
+    if not required:
+        return offered
+    return [] if required & set(held) else [p for p in offered if p.id in required]
+
+
 def find_plan(name_or_id: str) -> AccessPlan | None:
     plan = db.session.scalar(sa.select(AccessPlan).where(sa.func.lower(AccessPlan.name) == name_or_id.strip().lower()))
     if plan is None and name_or_id.strip().isdigit():
@@ -168,6 +182,10 @@ def update_plan(plan: AccessPlan, *, name, description="", kind, amount, currenc
     if not active and billing_settings.cached_rules()[0] == plan.id:
         raise ServiceError("Portal access requires this plan; choose another in the payment settings first.",
                            "active")
+    if not active and plan.active and billing_settings.forms_requiring(plan.id):
+        count = billing_settings.forms_requiring(plan.id)
+        raise ServiceError(f"{count} kickoff form{'s' if count != 1 else ''} let registrants pay for this plan: "
+                           "change their portal payment (on each form's Actions page) first.", "active")
     changed = [k for k, v in values.items() if getattr(plan, k) != v]
     new_terms = any(k in PRICE_TERMS for k in changed)
     circles_before = set(plan_circle_ids(plan))

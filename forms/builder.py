@@ -11,6 +11,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
+from billing import settings as billing_settings
+from billing.plans import describe_price, plans as access_plans
+from billing.settings import FormPayment
 from core.audit import record
 from core.forms import MultiCheckboxField
 from core.db import db
@@ -141,17 +144,28 @@ class ActionsForm(FlaskForm):
                               description="Either way they confirm their e-mail address before signing in.")
     portal_requires_approval = BooleanField("Only after a staff member approves them (from the approval queue)")
     make_primary_contact = BooleanField("Make the registrant their company's primary contact when it has none")
+    portal_payment = RadioField("Portal access", choices=[SelectChoice(k, v) for k, v in FormPayment.LABELS.items()],
+                                default=FormPayment.DEFAULT, validate_choice=False)
+    portal_plan_id = SelectField("The plan they pay for", validate_choice=False,
+                                 description="They are asked to pay once they may sign in; the portal opens when "
+                                             "Stripe confirms the payment.")
+    portal_plan_ids = MultiCheckboxField("The plans they choose among", coerce=str, validate_choice=False,
+                                         description="Choose two or more; they pay for the one they pick.")
 
     # Inputs that matter only for one answer of another (the builder script hides them otherwise).
     SHOWN_IF = {"owner_id": "owner_mode=fixed", "round_robin_staff_ids": "owner_mode=round_robin",
                 "confirmation_subject": "send_confirmation=y", "confirmation_body": "send_confirmation=y",
-                "portal_requires_approval": "portal_login!=none"}
+                "portal_requires_approval": "portal_login!=none", "portal_payment": "portal_login!=none",
+                "portal_plan_id": "portal_login!=none&portal_payment=plan",
+                "portal_plan_ids": "portal_login!=none&portal_payment=choice"}
     GROUPS = (
         ("The contact", ("role", "status_id", "circle_ids", "tags")),
         ("Owner", ("owner_mode", "owner_id", "round_robin_staff_ids")),
         ("E-mails", ("notify_staff_ids", "send_confirmation", "confirmation_subject", "confirmation_body")),
-        ("Portal and company", ("portal_login", "portal_requires_approval", "make_primary_contact")),
+        ("Portal and company", ("portal_login", "portal_requires_approval", "portal_payment", "portal_plan_id",
+                                "portal_plan_ids", "make_primary_contact")),
     )
+    PAYMENT_NAMES = ("portal_payment", "portal_plan_id", "portal_plan_ids")
 
     def set_choices(self):
         staff = [SelectChoice(str(s.id), s.display_name) for s in service.active_staff()]
@@ -161,6 +175,22 @@ class ActionsForm(FlaskForm):
         self.owner_id.choices = [SelectChoice("", "Choose a staff member")] + staff
         self.round_robin_staff_ids.choices = staff
         self.notify_staff_ids.choices = staff
+        offered = [SelectChoice(str(p.id), f"{p.name} ({describe_price(p)})")
+                   for p in access_plans(include_archived=False)]
+        self.portal_plan_id.choices = [SelectChoice("", "Choose a plan")] + offered
+        self.portal_plan_ids.choices = offered
+
+    def set_payment_rule(self, may_change: bool, tenant_rule: str, has_plans: bool):
+        """The portal payment inputs: described with the tenant's own rule, and read-only for
+        staff who may not define access plans (the service refuses them a change too)."""
+        help_text = f"Who pays to use the portal among those who register here. The tenant's rule: {tenant_rule}."
+        if not has_plans:
+            help_text += " To make them pay, first create an access plan under Payments."
+        if not may_change:
+            help_text += " Only staff who manage access plans change this."
+            for name in self.PAYMENT_NAMES:
+                self[name].render_kw = {**(self[name].render_kw or {}), "disabled": True}
+        self.portal_payment.description = help_text
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -380,8 +410,12 @@ _ACTION_NAMES = ("role", "status_id", "circle_ids", "tags", "owner_mode", "owner
 @staff_login_required
 def actions(form_id):
     form = form_or_404(form_id)
+    may_set_payment = can(current_principal(), "billing.plans")
     if request.method == "GET":
         data = {name: getattr(form, name) for name in _ACTION_NAMES}
+        data["portal_payment"], plan_ids = billing_settings.form_rule(form.id)
+        data["portal_plan_id"] = str(plan_ids[0]) if len(plan_ids) == 1 else ""
+        data["portal_plan_ids"] = [str(i) for i in plan_ids] if len(plan_ids) > 1 else []
         data["tags"] = ", ".join(form.tags or [])
         data["status_id"] = str(form.status_id or "")
         data["owner_id"] = str(form.owner_id or "")
@@ -390,16 +424,32 @@ def actions(form_id):
         page = ActionsForm(formdata=None, data=data)
     else:
         page = ActionsForm()
+        if not may_set_payment:  # its inputs are read-only: show the rule as it stays
+            page.portal_payment.data, plan_ids = billing_settings.form_rule(form.id)
+            page.portal_plan_id.data = str(plan_ids[0]) if len(plan_ids) == 1 else ""
+            page.portal_plan_ids.data = [str(i) for i in plan_ids] if len(plan_ids) > 1 else []
     page.set_choices()
+    page.set_payment_rule(may_set_payment, _tenant_payment_rule(), bool(page.portal_plan_ids.choices))
     if page.validate_on_submit():
         with service_call(page) as outcome:
             changed = service.update_actions(form, **{name: page[name].data for name in _ACTION_NAMES},
                                              actor=current_principal())
+            if may_set_payment:  # read-only inputs send nothing: the rule stays
+                changed = billing_settings.set_form_rule(
+                    form, page.portal_payment.data, page.portal_plan_id.data, page.portal_plan_ids.data,
+                    gives_portal_login=page.portal_login.data != PortalLogin.NONE,
+                    actor=current_principal()) or changed
         if outcome:
             flash("On-submit actions saved." if changed else "Nothing to change.", "success")
             return redirect(url_for("forms_builder.actions", form_id=form.id))
     status = 400 if request.method == "POST" else 200
     return render_template("forms/builder/actions.html", page=page, **_tabs(form, "actions")), status
+
+
+def _tenant_payment_rule() -> str:
+    required = billing_settings.cached_rules()[0]
+    plan = next((p for p in access_plans() if p.id == required), None) if required else None
+    return f"everyone pays for {plan.name}" if plan else "the portal is free"
 
 
 @bp.get("/<int:form_id>/share")

@@ -391,7 +391,8 @@ def _portal_login(form: Form, submission: FormSubmission, contact: Contact, acto
     try:
         with db.session.begin_nested():
             register_portal_account(contact, password=None, password_hash=password_hash,
-                                    needs_approval=form.portal_requires_approval, actor=actor, source=form.title)
+                                    needs_approval=form.portal_requires_approval, actor=actor, source=form.title,
+                                    form_id=form.id)
     except ServiceError as exc:
         problems.append(f"Portal login: {exc.message}")
 

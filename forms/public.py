@@ -34,7 +34,7 @@ from core.tenancy import require_tenant_host
 from core.web import service_call, set_csp
 from crm.setup import settings
 from forms import rendering
-from forms.models import Form
+from forms.models import Form, PortalLogin
 from forms.submissions import receive_submission
 
 bp = Blueprint("forms_public", __name__)
@@ -130,6 +130,7 @@ class ShownForm:
     updated_at: object
     min_fill_seconds: int
     portal_login: str
+    portal_requires_approval: bool
 
 
 _SHOWN = [f.name for f in dataclass_fields(ShownForm)]
@@ -290,8 +291,23 @@ def _thanks(form: ShownForm, *, embed: bool):
         return redirect(target, 303)
     # In a frame the host page navigates (embed.js, on the frame's message); the link is for
     # when it cannot.
-    return _respond(render_template("forms/thanks.html", form=form, redirect_url=target, **_branding(form, embed)),
+    return _respond(render_template("forms/thanks.html", form=form, redirect_url=target,
+                                    payment_plans=_payment_step(form), **_branding(form, embed)),
                     form, embed=embed)
+
+
+def _payment_step(form: ShownForm) -> list[tuple[str, str]] | None:
+    """(name, price) of the plans a registrant of this form pays for portal access (one of,
+    when several), for the thank-you page to say what comes next; None when they pay nothing."""
+    if form.portal_login == PortalLogin.NONE:
+        return None
+    from billing.entitlements import required_plans
+    from billing.plans import describe_price, plans
+
+    required = required_plans(form.id)
+    if not required:
+        return None
+    return [(p.name, describe_price(p)) for p in plans(include_archived=False) if p.id in required] or None
 
 
 def _page(form: ShownForm, wtform, *, embed: bool, status: int = 200, form_html: Markup | None = None):

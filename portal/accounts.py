@@ -137,7 +137,7 @@ def sign_in_blockers(account: PortalAccount) -> list[tuple[str, str]]:
         blockers.append(("contact_inactive", "The contact is inactive"))
     elif contact.role not in SIGN_IN_ROLES:
         blockers.append(("role", f"Only Prospects and Clients may sign in; this contact is a {contact.role_label}"))
-    elif not portal_access_open(contact.id):
+    elif not portal_access_open(contact.id, account.form_id):
         # billing's one rule, over the tenant's cached payment rule and one indexed row
         blockers.append(("payment", "No paid plan: portal access needs one"))
     return blockers
@@ -154,7 +154,8 @@ def may_sign_in(account: PortalAccount | None) -> bool:
     The contact's role is read live, not copied onto the account: a Lead who registers keeps
     their login, unusable, and it starts working the moment staff make the contact a Prospect
     or Client (and stops again if they are moved back to Lead or made Inactive). When the
-    tenant requires a paid plan, the contact must hold it (billing.entitlements.portal_access_open:
+    contact must pay (the rule of the form they registered through, else the tenant's), they must
+    hold one of those plans (billing.entitlements.portal_access_open:
     closing takes effect on the next request, paying again reopens without staff).
     """
     return account is not None and not sign_in_blockers(account)
@@ -224,10 +225,14 @@ def account_for_set_password_token(token: str) -> PortalAccount | None:
 # --- registering -----------------------------------------------------------------------------------
 
 def register_portal_account(contact: Contact, *, password: str | None, needs_approval: bool, actor=None,
-                            source: str = "", password_hash: str | None = None) -> PortalAccount:
+                            source: str = "", password_hash: str | None = None,
+                            form_id: int | None = None) -> PortalAccount:
     """A portal login for `contact`, with its e-mail address (see the module docstring for
     what is e-mailed when). Idempotent: when the contact already has a login, it is returned
     as it is (its password, verification and approval untouched).
+
+    `form_id`: the kickoff form they registered through; its payment rule, if it has one, is
+    theirs (billing.entitlements.required_plans).
 
     `password_hash` instead of `password`: one chosen earlier and kept only hashed (a kickoff
     form hashes it on receipt, after checking it with password_problem()).
@@ -249,7 +254,7 @@ def register_portal_account(contact: Contact, *, password: str | None, needs_app
         raise ServiceError(f"Another contact already has a portal login with {email}.", field="email")
     source = clean_line(source, label="the source", max_length=200, required=False) or ""
     now = utcnow()
-    account = PortalAccount(contact_id=contact.id, email=email, source=source,
+    account = PortalAccount(contact_id=contact.id, email=email, source=source, form_id=form_id,
                             approval=Approval.PENDING if needs_approval else Approval.APPROVED,
                             decided_at=None if needs_approval else now)
     if password is not None:

@@ -38,6 +38,8 @@ COOKIE_NAME = "portico_portal"
 COOKIE_PATH = "/portal"
 RESET = "portal-password-reset"
 SIGNED_OUT_NOTICE = "You have been signed out. Sign in again to continue."
+PAYMENT_ENDED_NOTICE = ("Your paid access to the portal has ended, so you have been signed out. Sign in again to "
+                        "pay and reopen it.")
 
 _ACCOUNT = "portal_account"
 _COOKIE_CHANGE = "portal_cookie_change"
@@ -79,11 +81,11 @@ def _load_account() -> PortalAccount | None:
     set_committed_value(account, "contact", contact)  # the rule reads it: no second query
     if not may_sign_in(account):
         end_sessions(account, only=token)
-        record("portal.signed_out_by_rule", account, actor=account,
-               details={"why": [key for key, _ in sign_in_blockers(account)]})
+        why = [key for key, _ in sign_in_blockers(account)]
+        record("portal.signed_out_by_rule", account, actor=account, details={"why": why})
         db.session.commit()
         _forget_cookie()
-        g.portal_signed_out = True
+        g.portal_signed_out = "payment" if why == ["payment"] else True
         return None
     return account
 
@@ -96,7 +98,7 @@ def portal_login_required(view):
     def wrapper(*args, **kwargs):
         if current_account() is None:
             if g.get("portal_signed_out"):
-                flash(SIGNED_OUT_NOTICE, "info")
+                flash(PAYMENT_ENDED_NOTICE if g.portal_signed_out == "payment" else SIGNED_OUT_NOTICE, "info")
             # Back to a page after signing in, never to a form's POST-only address.
             back = request.full_path.rstrip("?") if request.method == "GET" else None
             return redirect(url_for("portal.login", next=back))
@@ -233,7 +235,7 @@ _REFUSALS = {
     "role": "The portal is open to {name}'s prospects and clients, and your account does not have access yet. "
             "If you think it should, please ask {name}.",
     "payment": "The portal of {name} is open to members with a paid plan, and yours is not active (or not paid "
-               "yet). Pay below to open it.",
+               "yet). Pay below to open it: the portal opens as soon as the payment is confirmed.",
 }
 
 

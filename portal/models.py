@@ -39,6 +39,7 @@ class PortalAccount(Principal, TenantScoped, db.Model):
         tenant_fk("contact_id", "contact", ondelete="CASCADE"),
         tenant_fk("decided_by_id", "staff_user"),
         tenant_fk("replaced_by_id", "portal_account"),
+        tenant_fk("form_id", "kickoff_form"),
         sa.CheckConstraint("approval in ('pending', 'approved', 'rejected')", name="approval"),
         sa.Index("uq_portal_account_tenant_id_contact_id_current", "tenant_id", "contact_id", unique=True,
                  postgresql_where=sa.text(_current), sqlite_where=sa.text(_current)),
@@ -61,6 +62,9 @@ class PortalAccount(Principal, TenantScoped, db.Model):
     decided_at: Mapped[object | None] = mapped_column(UTCDateTime)
     rejection_reason: Mapped[str | None] = mapped_column(sa.String(500))
     source: Mapped[str] = mapped_column(sa.String(200), default="")  # e.g. the kickoff form's name
+    # The kickoff form they registered through (None: invited by staff, or before this was kept):
+    # its payment rule, if it has one, is theirs (billing.entitlements.required_plans).
+    form_id: Mapped[int | None]
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     replaced_by_id: Mapped[int | None]
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,18 +7,16 @@ refusal page offers to pay with a short-lived signed token for that account (mad
 its right password): POST /portal/billing/checkout takes it, or the signed-in account."""
 from __future__ import annotations
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from billing import account_view
 from billing.checkout import confirm_return, start_checkout
 from billing.models import AccessPlan
-from billing.plans import plans as offered_plans
-from billing.settings import cached_rules
+from billing.plans import describe_price, plans_on_offer
 from billing.stripe_api import PaymentsUnavailable
 from core.errors import ServiceError
 from core.identity import load_token, make_token
 from core.impersonation import refused_while_impersonating
-from core.tenancy import get_or_404
 from core.web import service_call
 from portal import bp
 from portal.accounts import sign_in_blockers
@@ -34,9 +32,20 @@ PAY_TOKEN_MAX_AGE = 3600
 nav_item("Payments", "portal.billing", order=80)
 
 
+NOT_OFFERED = "That plan is not one you can pay for here. Choose one of the plans below."
+
+
 @bp.app_template_global("portal_payment_token")
 def payment_token(account: PortalAccount) -> str:
     return make_token(account, PAY)
+
+
+@bp.app_template_global("portal_plans_to_pay")
+def plans_to_pay(account: PortalAccount, held: frozenset[int] = frozenset()) -> list[tuple[AccessPlan, str]]:
+    """The plans this login may pay for, with their prices in words: those the form they
+    registered through (else the tenant) asks for, or any active plan when nothing is asked
+    (billing.plans.plans_on_offer)."""
+    return [(plan, describe_price(plan)) for plan in plans_on_offer(account.form_id, held)]
 
 
 def _paying_account() -> PortalAccount | None:
@@ -65,7 +74,7 @@ def billing():
     held = {h.entitlement.plan_id for h in holdings if h.is_open}
     return render_template("portal/billing.html", holdings=holdings, invoices=invoices,
                            invoices_error=invoices_error,
-                           offers=[p for p in offered_plans(include_archived=False) if p.id not in held])
+                           offers=plans_to_pay(account, frozenset(held)))
 
 
 @bp.post("/portal/billing/checkout")
@@ -74,10 +83,20 @@ def billing_checkout():
     account = _paying_account()
     if account is None:
         return render_template("portal/link_invalid.html", what="payment link", retry=url_for("portal.login")), 400
-    plan_id = request.form.get("plan_id", type=int) or cached_rules()[0]
-    if not plan_id:
-        abort(404)
-    plan = get_or_404(AccessPlan, plan_id)
+    offered = plans_to_pay(account)
+    plan_id = request.form.get("plan_id", type=int)
+    if plan_id is None and len(offered) == 1:
+        plan_id = offered[0][0].id
+    plan = next((p for p, _ in offered if p.id == plan_id), None)
+    if plan is None:
+        # No plan chosen among several, or one this login may not buy (an archived plan, another
+        # form's, a tampered number): say so beside the plans it may buy.
+        message = NOT_OFFERED if plan_id is not None else "Choose the plan you want to pay for."
+        if current_account() is not None:
+            flash(message, "error")
+            return redirect(url_for("portal.billing"))
+        return render_template("portal/choose_plan.html", account=account, message=message,
+                               token=request.form.get("token")), 400
     success = url_for("portal.billing_return", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
     cancel = url_for("portal.billing" if current_account() else "portal.login", _external=True)
     with service_call(show_error=False) as outcome:

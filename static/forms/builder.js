@@ -96,7 +96,11 @@
 
   // On-submit actions: an input that matters only for one answer of another shows with it
   // ("owner_mode=fixed", "send_confirmation=y", "portal_login!=none").
+  // Several conditions joined by "&" must all hold.
   function conditionHolds(form, condition) {
+    if (condition.indexOf("&") >= 0) {
+      return condition.split("&").every(function (part) { return conditionHolds(form, part); });
+    }
     var match = /^(\w+)(!?=)(.*)$/.exec(condition);
     if (!match) { return true; }
     var value = "";

@@ -34,7 +34,7 @@ def pay_from_refusal(app, pay, client):
     """Sign in, get refused for payment, press Pay; returns the Checkout Session id."""
     refused = login_portal(client, "pat@payer.example")
     text = refused.get_data(as_text=True)
-    assert refused.status_code == 403 and 'data-reason="payment"' in text and "Pay for access" in text
+    assert refused.status_code == 403 and 'data-reason="payment"' in text and "Pay for Membership" in text
     token = re.search(r'name="token" value="([^"]+)"', text).group(1)
     response = client.post("/portal/billing/checkout", data={"csrf_token": csrf_token(client, "/portal/login"),
                                                              "token": token})

@@ -46,7 +46,7 @@ def test_a_prospect_pays_lands_in_the_portal_and_cancelling_closes_it(
     screenshot(page, "refused-pay")
     _no_sideways_scroll(page)
 
-    page.get_by_role("button", name="Pay for access").click()
+    page.get_by_role("button", name="Pay for Membership").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Test checkout")
     expect(page.locator("main")).to_contain_text("49.00 EUR")
     page.get_by_role("button", name="Pay").click()
@@ -76,4 +76,4 @@ def test_a_prospect_pays_lands_in_the_portal_and_cancelling_closes_it(
     deliver_all(client_for(world.a.slug), pay.server.inbox.settle(), deliver)
     page.get_by_role("link", name="Home").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in")
-    expect(page.locator(".flash")).to_contain_text("You have been signed out")
+    expect(page.locator(".flash")).to_contain_text("Your paid access to the portal has ended")

@@ -43,6 +43,7 @@ def test_password_chosen_on_the_form_becomes_the_login_after_email_verification(
         account = account_for(contact)
         assert verify_password(account, STRONG)
         assert account.approval == Approval.APPROVED and account.source == "Client sign-up"
+        assert account.form_id == form_id, "the form it registered through is kept: its payment rule is theirs"
         assert [b for b, _ in sign_in_blockers(account)] == ["unverified"]
         assert submission(sid).portal_password_hash is None, "the hash is cleared once the login has it"
     [message] = box.to("ada@example.com")
