@@ -26,7 +26,8 @@ class KeysForm(FlaskForm):
 class AccessRulesForm(FlaskForm):
     required_plan_id = SelectField("Portal access requires", coerce=int,
                                    description="Prospects and clients sign in to the portal only while they hold "
-                                               "this plan.")
+                                               "this plan. A kickoff form may set its own rule for those who "
+                                               "register through it, on its On submit page.")
     grace_days = IntegerField("Grace period after a failed renewal (days)", default=3,
                               validators=[InputRequired("Enter a number of days (0 for none)."),
                                           NumberRange(0, 60, "Between 0 and 60 days.")],

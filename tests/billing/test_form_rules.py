@@ -170,6 +170,25 @@ def test_setting_a_form_rule_refuses_what_makes_no_sense(app, world):
         assert form_rule(form.id) == (FormPayment.DEFAULT, [])
 
 
+def test_another_tenants_plan_cannot_be_named_by_a_form(app, world):
+    from billing.settings import FormPayment, form_rule, set_form_rule
+    from core.errors import ServiceError
+    from core.identity import StaffUser
+    from forms.models import PortalLogin
+    from tests.forms.factories import make_form
+
+    with tenant_session(app, world.b):
+        theirs = _plan("Globex gold").id
+    with tenant_session(app, world.a):
+        ours = _plan("Acme gold")
+        form = make_form("Sign-up", portal_login=PortalLogin.PASSWORD)
+        owner = db.session.get(StaffUser, world.a.members["owner"].id)
+        for mode, args in ((FormPayment.PLAN, (str(theirs),)), (FormPayment.CHOICE, (None, [str(ours.id), str(theirs)]))):
+            with pytest.raises(ServiceError, match="Choose plans from the list"):
+                set_form_rule(form, mode, *args, gives_portal_login=True, actor=owner)
+        assert form_rule(form.id) == (FormPayment.DEFAULT, [])
+
+
 # --- the builder page --------------------------------------------------------------------------------
 
 def _actions_data(page: str, **changes) -> dict:
