@@ -33,6 +33,16 @@ def plans(*, include_archived: bool = True) -> list[AccessPlan]:
     return list(db.session.scalars(query))
 
 
+def tenant_has_plans() -> bool:
+    """Whether the tenant has made any access plan, from this process's cache of its
+    configuration (core.tenant_cache): the portal home asks on every visit, and most tenants
+    take no payments."""
+    from core import tenant_cache
+
+    return tenant_cache.cached("billing_has_plans", lambda: db.session.scalar(
+        sa.select(AccessPlan.id).limit(1)) is not None)
+
+
 def plans_on_offer(form_id: int | None, held: set[int] | frozenset[int] = frozenset()) -> list[AccessPlan]:
     """The plans a contact who registered through this kickoff form may pay for in the portal:
     the ones they must hold one of (billing.entitlements.required_plans), none once they hold

@@ -12,7 +12,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from billing import account_view
 from billing.checkout import confirm_return, start_checkout
 from billing.models import AccessPlan
-from billing.plans import describe_price, plans_on_offer
+from billing.plans import describe_price, plans_on_offer, tenant_has_plans
 from billing.stripe_api import PaymentsUnavailable
 from core.errors import ServiceError
 from core.identity import load_token, make_token
@@ -143,17 +143,27 @@ def billing_manage():
     return redirect(url_for("portal.billing"))
 
 
-# --- the places kept for payments on the home and the profile (portal.home, portal.profile) --------
-# Nothing is drawn there yet: the payment page (/portal/billing, in the navigation) shows it all.
+# --- payments on the home and the profile (portal.home, portal.profile) ---------------------------
+# The plans held, in a few lines, with the way to the payment page; nothing, and no query, for a
+# tenant that takes no payments.
 
 PANEL = "payments"
 
 
+def _payments_panel(account) -> dict | None:
+    if not tenant_has_plans():
+        return None
+    holdings = account_view.holdings(account.contact)
+    if not holdings:
+        return None
+    return {"holdings": holdings}
+
+
 @home_panel(PANEL, order=90)
 def payments_on_home(account) -> dict | None:
-    return None
+    return _payments_panel(account)
 
 
-@profile_panel(PANEL, order=50)
+@profile_panel(PANEL, order=50, template="portal/panels/payments.html")  # the home's, as it is
 def payments_on_profile(account) -> dict | None:
-    return None
+    return _payments_panel(account)

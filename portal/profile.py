@@ -20,8 +20,8 @@ from portal.home import HomePanel, home_panel, panels_for
 PROFILE_PANELS: dict[str, HomePanel] = {}
 
 
-def profile_panel(name: str, order: int = 100):
-    return home_panel(name, order, f"portal/profile/panels/{name}.html", registry=PROFILE_PANELS)
+def profile_panel(name: str, order: int = 100, template: str | None = None):
+    return home_panel(name, order, template or f"portal/profile/panels/{name}.html", registry=PROFILE_PANELS)
 
 
 def _password_limit():

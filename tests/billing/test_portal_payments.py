@@ -152,3 +152,36 @@ def test_the_staff_payments_list(app, pay, client_for, deliver, staff_client):
     assert "Pat Payer" in page and "Membership" in page and "Active" in page and "Open" in page
     assert "Pat Payer" not in admin.get("/staff/payments?status=failed").get_data(as_text=True)
     assert staff_client("staff").get("/staff/payments").status_code == 403
+
+
+def test_the_home_and_profile_show_the_plans_held_and_nothing_for_a_tenant_without_plans(
+        app, pay, client_for, world, portal_client):
+    """The places issue 13 left for payments: the plans a contact holds, with its status and
+    last day, and the way to the payment page; no panel, and no query for one, where the tenant
+    has made no plan (globex here) or the contact holds none."""
+    from datetime import date
+
+    from billing.models import AccessPlan
+    from billing.staff_actions import grant_complimentary
+    from crm.models import Contact
+    from tests.support import login_portal
+
+    with_login(app, pay)
+    client = client_for(pay.tenant.slug)
+    assert login_portal(client, "pat@payer.example").status_code == 302
+    assert 'data-panel="payments"' not in client.get(PORTAL).get_data(as_text=True)  # holds nothing yet
+
+    with tenant_session(app, pay.tenant):
+        grant_complimentary(db.session.get(Contact, pay.contact_id), db.session.get(AccessPlan, pay.plan_id),
+                            date(2031, 1, 31), actor=None)
+    for path in (PORTAL, "/portal/profile"):
+        page = client.get(path).get_data(as_text=True)
+        panel = page.split('data-panel="payments"', 1)[1].split("</section>", 1)[0]
+        assert "Your plan" in panel and "Membership" in panel and "until 2031-01-31" in panel
+        assert 'href="/portal/billing"' in panel
+
+    from billing.plans import tenant_has_plans
+    with tenant_session(app, world.b):
+        assert not tenant_has_plans()
+    other = portal_client("client")  # acme's client… on acme, which has plans, holding none
+    assert 'data-panel="payments"' not in other.get(PORTAL).get_data(as_text=True)
