@@ -18,6 +18,8 @@ from werkzeug.serving import make_server
 
 from tests.support import PLATFORM
 
+from tests.e2e.viewports import DESKTOP, PHONE  # noqa: F401  (the screenshot fixture's sizes)
+
 E2E_DIR = Path(__file__).resolve().parent
 SCREENSHOT_DIR = E2E_DIR.parents[1] / "test-artifacts" / "screenshots"
 MISSING_REASON = "Chromium not found: apt-get install chromium"
@@ -25,8 +27,6 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 812}  # the narrowest phone the house rules ask pages to fit
 
 
 def find_chromium() -> str | None:

@@ -11,10 +11,10 @@ from core.db import db
 from core.tenancy import tenant_context
 from tests.factories import add_to_circle, make_circle, make_contact, make_portal_login
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n" \
       b"trailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -75,7 +75,7 @@ def test_staff_publish_a_page_and_a_file_that_a_member_reads_on_a_phone(
     expect(rows.nth(1)).to_contain_text("Welcome, founders")
     screenshot(page, "circle-content")
 
-    phone = new_context(viewport=NARROW).new_page()
+    phone = new_context(viewport=PHONE).new_page()
     phone.goto(live_server.url(world.a.slug, "/portal/"))
     phone.get_by_label("E-mail").fill("mia.member@example.com")
     phone.get_by_label("Password").fill(PASSWORD)

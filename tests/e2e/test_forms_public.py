@@ -15,8 +15,9 @@ from core.db import db
 from core.tenancy import tenant_context
 from crm.setup import settings
 from forms.models import FieldKind, FormSubmission
-from tests.e2e.conftest import CHROMIUM_FLAGS, PHONE
+from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.forms.factories import make_form
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 

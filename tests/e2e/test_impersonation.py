@@ -14,9 +14,9 @@ from core.tenancy import tenant_context
 from tests.e2e.conftest import SCREENSHOT_DIR
 from tests.factories import make_contact, make_portal_login
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
-NARROW = {"width": 375, "height": 812}
 REASON = "Bob cannot find his invoice"
 
 
@@ -49,10 +49,10 @@ def _no_sideways_scroll(page: Page) -> None:
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, NARROW], ids=["desktop", "375px"])
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, PHONE], ids=["desktop", "375px"])
 def test_admin_impersonates_a_client_and_comes_back(new_context, live_server, world, bob, viewport):
     page = new_context(viewport=viewport).new_page()
-    size = "375" if viewport is NARROW else "desktop"
+    size = "375" if viewport is PHONE else "desktop"
     _sign_in(page, live_server, world)
     contact_url = live_server.url(world.a.slug, f"/staff/contacts/{bob}")
     page.goto(contact_url)

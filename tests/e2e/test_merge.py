@@ -13,10 +13,10 @@ from core.tenancy import tenant_context
 from crm.models import Contact
 from tests.factories import add_attendee, make_company, make_contact, make_event, make_note, make_tag, tag_record
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture

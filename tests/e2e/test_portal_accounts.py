@@ -13,10 +13,10 @@ from core.tenancy import tenant_context
 from portal.accounts import make_set_password_token, register_portal_account
 from tests.factories import make_contact
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from tests.billing.test_webhooks import deliver_all
 from tests.e2e.conftest import SCREENSHOT_DIR
 from tests.e2e.test_crm_settings import sign_in as staff_sign_in
 from tests.support import tenant_session
+from tests.e2e.viewports import DESKTOP, PHONE
 
 pytestmark = pytest.mark.e2e
 
-WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 375, "height": 740}
 CHOSEN = "Lantern-harbour-quiet-1987"
 EMAIL = "rae.registrant@example.com"
 
@@ -33,7 +33,7 @@ def _shots(page: Page, step: str) -> None:
     """The whole page at 1280 and at 375 px wide, back at the size it had; neither scrolls sideways."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
-    for name, viewport in (("1280", WIDE), ("375", NARROW)):
+    for name, viewport in (("1280", DESKTOP), ("375", PHONE)):
         page.set_viewport_size(viewport)
         page.wait_for_load_state("load")
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -69,7 +69,7 @@ def test_a_registrant_of_a_paid_form_pays_for_one_of_its_plans_and_cancelling_cl
     from billing.models import Entitlement
 
     # The Owner: this form's registrants choose between Membership and the Day pass.
-    staff = new_context(viewport=WIDE).new_page()
+    staff = new_context(viewport=DESKTOP).new_page()
     staff_sign_in(staff, live_server, world.a.slug, world.a.members["owner"].email)
     staff.goto(live_server.url(world.a.slug, f"/staff/forms/{members_form['form']}/actions"))
     plans = staff.get_by_role("group", name="The plans they choose among")
@@ -88,7 +88,7 @@ def test_a_registrant_of_a_paid_form_pays_for_one_of_its_plans_and_cancelling_cl
     _shots(staff, "builder")
 
     # The prospect, on a phone: registers, and the thank-you page says what comes next.
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, "/f/members"))
     page.get_by_label("First name").fill("Rae")
     page.get_by_label("Last name").fill("Registrant")

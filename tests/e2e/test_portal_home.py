@@ -14,10 +14,10 @@ from core.tenants import update_branding
 from tests.factories import (add_attendee, make_company, make_contact, make_custom_field, make_event,
                              make_portal_login, make_task)
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
 LATER = datetime(2031, 5, 4, 18, 0, tzinfo=timezone.utc)
 
 
@@ -52,7 +52,7 @@ def _no_sideways_scroll(page: Page) -> None:
 
 
 def test_home_profile_and_company_on_a_phone_with_the_keyboard(new_context, live_server, world, bea, screenshot):
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, "/portal/login"))
     page.get_by_label("E-mail").fill(bea)
     page.get_by_label("Password").fill(PASSWORD)

@@ -19,10 +19,10 @@ from forms.models import PortalLogin
 from tests.factories import make_circle, make_contact, make_portal_login
 from tests.forms.factories import make_form
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n" \
       b"trailer << /Root 1 0 R >>\n%%EOF\n"
 CHOSEN = "Lantern-harbour-quiet-1987"
@@ -62,7 +62,7 @@ def _sign_in(page: Page, email: str, password: str) -> None:
 
 def test_a_prospect_registers_confirms_signs_in_reads_their_circle_and_edits_their_phone(
         new_context, live_server, world, kickoff, deliver, screenshot):
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, f"/f/{kickoff}"))
     page.get_by_label("First name").fill("Paz")
     page.get_by_label("Last name").fill("Prospect")

@@ -14,10 +14,10 @@ from tests.billing.conftest import KEYS, pay, stripe_app  # noqa: F401  (the pay
 from tests.billing.test_portal_payments import require_plan, with_login
 from tests.billing.test_webhooks import deliver_all
 from tests.support import PASSWORD, tenant_session
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
 
 
 def _no_sideways_scroll(page: Page) -> None:
@@ -38,7 +38,7 @@ def test_a_prospect_pays_lands_in_the_portal_and_cancelling_closes_it(
 
     require_plan(app, pay)
     with_login(app, pay)
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, "/portal/login"))
     _sign_in(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("You can't sign in to the portal yet")

@@ -11,10 +11,10 @@ from core.tenancy import Tenant, tenant_context
 from core.tenants import update_branding
 from tests.factories import make_contact, make_portal_login
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
 
 
 def _png(width: int = 120, height: int = 40) -> bytes:
@@ -63,7 +63,7 @@ def _sign_in_with_keyboard(page: Page, email: str) -> None:
 
 
 def test_a_client_signs_in_and_out(new_context, live_server, world, people, screenshot):
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, "/portal/profile"))
     expect(page).to_have_url(live_server.url(world.a.slug, "/portal/login?next=/portal/profile"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to Acme Harbour Consulting")
@@ -93,7 +93,7 @@ def test_a_client_signs_in_and_out(new_context, live_server, world, people, scre
 
 
 def test_a_lead_with_the_right_password_is_told_why(new_context, live_server, world, people, screenshot):
-    page = new_context(viewport=NARROW).new_page()
+    page = new_context(viewport=PHONE).new_page()
     page.goto(live_server.url(world.a.slug, "/portal/login"))
     page.get_by_label("E-mail").fill(people["lead"])
     page.get_by_label("Password").fill("not-the-right-one")
@@ -116,7 +116,7 @@ def test_a_lead_with_the_right_password_is_told_why(new_context, live_server, wo
 def test_staff_see_the_devices_and_sign_them_all_out(new_context, live_server, world, people, screenshot):
     from tests.e2e.test_staff_login import sign_in_with_keyboard
 
-    portal = new_context(viewport=NARROW).new_page()
+    portal = new_context(viewport=PHONE).new_page()
     portal.goto(live_server.url(world.a.slug, "/portal/login"))
     _sign_in_with_keyboard(portal, people["client"])
     expect(portal.get_by_role("heading", level=1)).to_have_text("Welcome, Cleo")

@@ -9,11 +9,10 @@ from playwright.sync_api import Page, expect
 from tests.billing.conftest import pay, stripe_app  # noqa: F401  (the payments world, the tests' Stripe)
 from tests.billing.test_staff_payments import paid
 from tests.support import PASSWORD, tenant_session
+from tests.e2e.viewports import DESKTOP, PHONE
 
 pytestmark = pytest.mark.e2e
 
-NARROW = {"width": 375, "height": 740}
-WIDE = {"width": 1280, "height": 800}
 
 
 def _no_sideways_scroll(page: Page) -> None:
@@ -37,7 +36,7 @@ def _press(page: Page, locator) -> None:
     page.keyboard.press("Enter")
 
 
-@pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1280", "375"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "375"])
 def test_refund_and_complimentary_access_from_the_contact_page(
         viewport, app, new_context, live_server, world, pay, client_for, deliver, screenshot):  # noqa: F811
     from billing.plans import create_plan
@@ -45,7 +44,7 @@ def test_refund_and_complimentary_access_from_the_contact_page(
     with tenant_session(app, pay.tenant):
         lifetime = create_plan(name="Lifetime", kind="one_time", amount=15000, currency="eur", actor=None).id
     paid(app, pay, client_for, deliver, lifetime)
-    size = ("desktop",) if viewport is WIDE else ("phone",)
+    size = ("desktop",) if viewport is DESKTOP else ("phone",)
     page = new_context(viewport=viewport).new_page()
     _sign_in(page, live_server, world)
     page.goto(live_server.url(world.a.slug, f"/staff/contacts/{pay.contact_id}"))

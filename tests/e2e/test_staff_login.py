@@ -9,11 +9,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
 SIGN_IN_FAILED = "That e-mail and password do not match an account here."
-PHONE = {"width": 390, "height": 844}
 
 
 @dataclass

@@ -9,10 +9,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support import PASSWORD
+from tests.e2e.viewports import PHONE
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
 
 
 @dataclass
