@@ -115,6 +115,12 @@ def _column_props(model):
     return props
 
 
+def adoptable_columns(model) -> list:
+    """The columns to select for an adopted `model` object: all but the deferred ones, which
+    load on first use."""
+    return [prop.columns[0] for prop in sa.inspect(model).column_attrs if not prop.deferred]
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

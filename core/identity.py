@@ -20,7 +20,7 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import TenantScoped, UTCDateTime, adopt, db, first_row, platform_wide, tenant_fk, utcnow
+from core.db import TenantScoped, UTCDateTime, adopt, adoptable_columns, db, first_row, platform_wide, tenant_fk, utcnow
 from core.tenancy import Tenant, cross_tenant, current_tenant_id
 
 login_manager = LoginManager()
@@ -349,7 +349,7 @@ def _build_session_query(session_model, principal_model, joined) -> tuple[sa.Sel
     if issubclass(session_model, TenantScoped) and issubclass(principal_model, TenantScoped):
         on = sa.and_(principal_model.tenant_id == session_model.tenant_id, on)  # the composite key, indexed
     models = [session_model, principal_model, *(entity for entity, _ in joined)]
-    columns = [c for model in models for c in _columns(model)]
+    columns = [c for model in models for c in adoptable_columns(model)]
     query = sa.select(*columns).select_from(session_model).join(principal_model, on)
     for entity, onclause in joined:
         query = query.join(entity, onclause)
@@ -360,13 +360,8 @@ def _build_session_query(session_model, principal_model, joined) -> tuple[sa.Sel
     return query, [(model, _column_keys(model)) for model in models]
 
 
-def _columns(model) -> list:
-    """The columns an adopted object of `model` is filled in from (not deferred ones)."""
-    return [prop.columns[0] for prop in sa.inspect(model).column_attrs if not prop.deferred]
-
-
 def _column_keys(model) -> tuple[str, ...]:
-    return tuple(c.key for c in _columns(model))
+    return tuple(c.key for c in adoptable_columns(model))
 
 
 def open_sessions(principal) -> list:
